@@ -1,0 +1,278 @@
+"""dlspec's Python API: what the CLI calls, and what users import.
+
+    import dlspec
+    spec = dlspec.load_spec("specs/churn.yaml", ["train.epochs=5"])
+    result = dlspec.train(spec)
+    dlspec.export(result.run_dir, "churn.onnx")
+    dlspec.predict("churn.onnx", "customers.csv", "predictions.csv")
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dlspec.data.dataset import Dataset, Target, load_dataset
+from dlspec.data.preprocess import Preprocessor
+from dlspec.data.table import read_csv
+from dlspec.engine import metrics as M
+from dlspec.engine.network import Network
+from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
+from dlspec.errors import Diagnostics, Location, ModelError, SpecError
+from dlspec.runs import (load_arrays, new_run_id, point_latest, resolve_run_dir, save_arrays,
+                         write_atomic, write_run)
+from dlspec.spec.load import load_spec
+from dlspec.spec.model import Spec, thaw
+from dlspec.version import __version__
+
+HOLDOUT = "holdout.csv"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    spec: Spec
+    fit: FitResult
+    metrics: dict        # the content of metrics.json
+
+
+@dataclass
+class Run:
+    """A trained model loaded back from its run directory."""
+
+    path: Path
+    spec: Spec
+    net: Network
+    preprocessor: Preprocessor
+    target: Target
+
+
+def _as_spec(spec: Spec | str | Path, overrides: Sequence[str]) -> Spec:
+    return spec if isinstance(spec, Spec) else load_spec(spec, overrides)
+
+
+def _check_lock(spec: Spec, ds: Dataset) -> None:
+    if spec.lock and spec.lock["data_sha256"] != ds.sha256:
+        raise Diagnostics([SpecError(
+            f"the data file changed since this lock was written: its SHA-256 is {ds.sha256}, "
+            f"the lock expects {spec.lock['data_sha256']}",
+            spec.locate(("lock", "data_sha256"), False), path="lock.data_sha256",
+            code="lock-data")])
+
+
+def _split_report(net: Network, ds: Dataset, spec: Spec, split: str) -> dict:
+    x, y = ds.x[split], ds.y[split]
+    if len(x) == 0:
+        return {}
+    report = {"rows": int(len(x)), **evaluate(net, x, y, ds.target.task, spec.train.metrics)}
+    if ds.target.task != "regression":
+        cm = M.confusion_matrix(y, predict_classes(net, x), len(ds.target.classes))
+        report["confusion_matrix"] = cm.tolist()
+    return report
+
+
+def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
+          run_dir: str | Path | None = None, runs_root: str | Path = "runs",
+          on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train a spec and write its run directory (weights, metrics, model.onnx).
+
+    Args:
+        run_dir: write the run exactly here (default ``runs_root/<name>/<run-id>``,
+            with ``runs_root/<name>/latest`` pointing at it).
+        on_epoch: progress callback ``(epoch, logs)``.
+
+    Raises:
+        Diagnostics, DataError: invalid spec or data. TrainingDiverged: non-finite loss.
+        ExportError: the exported model fails its checks.
+    """
+    from dlspec.onnx.export import build_model
+    from dlspec.onnx.parity import check_parity
+    from dlspec.runtime.contract import Contract
+
+    spec = _as_spec(spec, overrides)
+    ds = load_dataset(spec)
+    _check_lock(spec, ds)
+    net = Network(spec.layers, ds.n_features, spec.train.loss, spec.locate)
+    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch)
+    model = build_model(net, ds.preprocessor, ds.target, opset=spec.opset, name=spec.name,
+                        spec_sha256=spec.sha256)
+    held = next((ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s])))
+    session = _cpu_session(model.SerializeToString())
+    parity = check_parity(session, Contract.from_json(
+        dict((p.key, p.value) for p in model.metadata_props)["dlspec.contract"], "model"),
+        net, ds.preprocessor, ds.table, held)
+    metrics = {
+        "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
+        "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
+        "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early, "steps": result.steps,
+        "training_seconds": round(result.seconds, 3),
+        "validation": _split_report(net, ds, spec, "validation"),
+        "test": _split_report(net, ds, spec, "test"),
+        "export_parity": parity,
+    }
+    weights, manifest = save_arrays(net.buffer.state(), spec.sha256)
+    opt_state = io.BytesIO()
+    np.savez(opt_state, **opt.state())
+    files = {
+        "spec.lock.yaml": _lock_yaml(spec, ds),
+        "weights.npz": weights, "weights.json": manifest,
+        "optimizer.npz": opt_state.getvalue(),
+        "preprocess.json": json.dumps({"preprocessing": ds.preprocessor.to_dict(),
+                                       "target": ds.target.to_dict()}, indent=2).encode(),
+        "metrics.json": json.dumps(metrics, indent=2).encode(),
+        "history.csv": _history_csv(result.history),
+        "curve.svg": _curve_svg(result.history, spec.name),
+        HOLDOUT: _holdout_csv(ds, held),
+        "model.onnx": model.SerializeToString(),
+    }
+    if run_dir is None:
+        path = write_run(Path(runs_root) / spec.name / new_run_id(), files)
+        point_latest(path)
+    else:
+        path = write_run(Path(run_dir), files)
+    return TrainResult(path, spec, result, metrics)
+
+
+def _cpu_session(model_bytes: bytes):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, sess_options=opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def _lock_yaml(spec: Spec, ds: Dataset) -> bytes:
+    resolved = thaw(spec.resolved)
+    resolved["data"]["source"] = str(spec.data.source)
+    resolved["lock"] = {"data_sha256": ds.sha256, "spec_sha256": spec.sha256,
+                        "dlspec_version": __version__}
+    head = (f"# Written by dlspec {__version__}: the spec as trained, every default filled in.\n"
+            "# `dlspec train` on this file repeats the run (and checks the data's SHA-256).\n")
+    return (head + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)).encode()
+
+
+def _history_csv(history: list[dict]) -> bytes:
+    out = io.StringIO()
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    w = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    w.writerows(history)
+    return out.getvalue().encode()
+
+
+def _holdout_csv(ds: Dataset, rows: np.ndarray) -> bytes:
+    """Up to 512 held-out raw rows, so export can re-check parity without the data file."""
+    from dlspec.onnx.parity import MAX_ROWS
+
+    cols = ds.preprocessor.columns
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows[:MAX_ROWS]:
+        w.writerow([ds.table.cells[c][r] for c in cols])
+    return out.getvalue().encode()
+
+
+def _curve_svg(history: list[dict], name: str) -> bytes:
+    from dlspec.plot import training_curve_svg
+
+    return training_curve_svg(history, name).encode()
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a run directory (or its ``latest`` pointer) back into an engine model.
+
+    Raises:
+        ModelError: a missing or inconsistent run directory.
+    """
+    run_dir = resolve_run_dir(path)
+    spec = load_spec(run_dir / "spec.lock.yaml", check_data=False)
+    try:
+        state = json.loads((run_dir / "preprocess.json").read_text())
+        pre = Preprocessor.from_dict(state["preprocessing"])
+        target = Target.from_dict(state["target"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"invalid preprocess.json: {e}", Location(str(run_dir)),
+                         code="run-state") from None
+    arrays, manifest = load_arrays(run_dir / "weights.npz", run_dir / "weights.json")
+    if manifest["spec_sha256"] != spec.sha256:
+        raise ModelError(f"weights were trained for spec {manifest['spec_sha256'][:12]}..., "
+                         f"but spec.lock.yaml is {spec.sha256[:12]}...", Location(str(run_dir)),
+                         code="run-mismatch")
+    net = Network(spec.layers, len(pre.feature_names), spec.train.loss, spec.locate)
+    names = {p.value.name: p.shape for p in net.graph.params}
+    if {k: tuple(v.shape) for k, v in arrays.items()} != names:
+        raise ModelError("weights do not match the spec's layers", Location(str(run_dir)),
+                         code="run-mismatch")
+    net.buffer.load(arrays)
+    return Run(run_dir, spec, net, pre, target)
+
+
+def export(run: str | Path, out: str | Path | None = None, *, opset: int | None = None) -> dict:
+    """Rebuild the ONNX model of a run, check it against the engine, write it to ``out``.
+
+    Returns a report: the output path, opset, IR version and the parity check.
+    """
+    from dlspec.onnx.export import build_model
+    from dlspec.onnx.parity import check_parity
+    from dlspec.onnx.versions import MAX_OPSET, MIN_OPSET
+    from dlspec.runtime.contract import Contract
+
+    r = load_run(run)
+    opset = opset or r.spec.opset
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ModelError(f"--opset {opset}: dlspec exports opsets {MIN_OPSET} to {MAX_OPSET}",
+                         code="usage")
+    model = build_model(r.net, r.preprocessor, r.target, opset=opset, name=r.spec.name,
+                        spec_sha256=r.spec.sha256)
+    data = model.SerializeToString()
+    table = read_csv(r.path / HOLDOUT)
+    contract = Contract(r.preprocessor.inputs, r.target.name, r.target.task, r.target.classes,
+                        [o.name for o in model.graph.output])
+    parity = check_parity(_cpu_session(data), contract, r.net, r.preprocessor, table,
+                          np.arange(len(table)))
+    out = Path(out) if out else Path(f"{r.spec.name}.onnx")
+    write_atomic(out, data)
+    return {"path": str(out), "opset": opset, "ir_version": model.ir_version, "parity": parity,
+            "bytes": len(data)}
+
+
+def predict(model: str | Path, data: str | Path, out: str | Path | None = None, *,
+            backend: str = "onnxruntime", device: str = "cpu", batch_size: int | None = None,
+            on_unknown: str = "error", progress: Callable[[int], None] | None = None) -> dict:
+    """Predict every row of a CSV file; writes ``out`` (.csv, .jsonl, .npy; stdout if None).
+
+    ``model`` is an .onnx file or a run directory (``backend="numpy"`` needs a run directory).
+    Returns a report: rows, backend, provider.
+    """
+    from dlspec.runtime.contract import Contract
+    from dlspec.runtime.predict import DEFAULT_BATCH, engine_runner, onnx_runner, predict_file
+    from dlspec.runtime.session import load_model
+
+    model = Path(model)
+    bs = batch_size or DEFAULT_BATCH
+    if backend == "numpy":
+        r = load_run(model)
+        contract = Contract(r.preprocessor.inputs, r.target.name, r.target.task,
+                            r.target.classes)
+        width = r.net.graph.output.shape[-1] if r.target.task == "regression" else 0
+        n = predict_file(engine_runner(r, on_unknown), contract, width, Path(data),
+                         Path(out) if out else None, bs, progress)
+        return {"rows": n, "backend": "numpy", "provider": "numpy"}
+    if model.is_dir() or model.name == "latest":
+        model = resolve_run_dir(model) / "model.onnx"
+    loaded = load_model(model, device)
+    shape = loaded.session.get_outputs()[0].shape
+    width = shape[-1] if loaded.contract.task == "regression" else 0
+    n = predict_file(onnx_runner(loaded.session, loaded.contract, on_unknown), loaded.contract,
+                     width, Path(data), Path(out) if out else None, bs, progress)
+    return {"rows": n, "backend": "onnxruntime", "provider": loaded.provider}

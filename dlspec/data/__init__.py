@@ -1,0 +1,1 @@
+"""Data: CSV tables, fitted preprocessing (NumPy and ONNX), and splits."""

@@ -1,0 +1,135 @@
+"""From a Spec to arrays: read the table, encode the target, split, fit preprocessing.
+
+Everything the engine trains on and the exporter needs (the fitted
+preprocessing, the target's classes, the held-out raw rows) comes from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlspec.data.preprocess import Preprocessor
+from dlspec.data.split import split_indices
+from dlspec.data.table import Table, read_csv
+from dlspec.engine.losses import LOSSES
+from dlspec.errors import DataError, Diagnostics, Location, SpecError
+from dlspec.spec.model import Spec, thaw
+from dlspec.spec.semantic import check_columns, feature_columns, output_layer
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class Target:
+    """The column a model predicts: its task and, for classifiers, its classes in order."""
+
+    name: str
+    task: str                         # binary | multiclass | regression
+    classes: list = field(default_factory=list)   # ints, floats or strings, as in the data
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "task": self.task, "classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Target:
+        return cls(d["name"], d["task"], list(d["classes"]))
+
+
+@dataclass
+class Dataset:
+    table: Table
+    preprocessor: Preprocessor
+    target: Target
+    rows: dict[str, np.ndarray]       # split -> row indices into table
+    x: dict[str, np.ndarray]          # split -> float32 (n, features)
+    y: dict[str, np.ndarray]          # split -> int64 (n,) classes, or float32 (n, 1)
+    sha256: str
+
+    @property
+    def n_features(self) -> int:
+        return len(self.preprocessor.feature_names)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _class_values(cells: np.ndarray) -> list:
+    uniq = sorted(set(cells.tolist()))
+    try:
+        nums = [float(c) for c in uniq]
+    except ValueError:
+        return uniq
+    if all(v.is_integer() for v in nums):
+        return sorted({int(v) for v in nums})
+    return sorted(set(nums))
+
+
+def encode_target(spec: Spec, table: Table) -> tuple[Target, np.ndarray]:
+    name, task = spec.data.target, LOSSES[spec.train.loss].task
+    if task == "regression":
+        return Target(name, task), table.numeric(name).astype(np.float32).reshape(-1, 1)
+    cells = table.cells[name]
+    empty = np.flatnonzero(cells == "")
+    if empty.size:
+        raise DataError(f"column '{name}': missing target value",
+                        Location(table.source, int(table.lines[empty[0]])), code="data-value")
+    classes = _class_values(cells)
+    here = spec.locate(("data", "target"), False)
+    if task == "binary" and len(classes) != 2:
+        raise Diagnostics([SpecError(
+            f"binary_crossentropy needs exactly 2 classes in '{name}', found {len(classes)}: "
+            f"{', '.join(map(str, classes[:10]))}" + (" ..." if len(classes) > 10 else ""),
+            here, path="data.target", code="semantic-classes")])
+    if task == "multiclass":
+        i, type_, p = output_layer(thaw(spec.resolved))
+        if p.get("units") != len(classes):
+            raise Diagnostics([SpecError(
+                f"'{name}' has {len(classes)} classes, so the softmax output needs "
+                f"units: {len(classes)} (it has {p.get('units')})",
+                spec.locate(("model", "layers", i, type_, "units"), False),
+                path=f"model.layers[{i}].{type_}.units", code="semantic-classes")])
+    if all(isinstance(c, str) for c in classes):
+        lookup = {c: k for k, c in enumerate(classes)}
+        y = np.array([lookup[c] for c in cells.tolist()], dtype=np.int64)
+    else:  # numeric classes match by value, so "1" and "1.0" are one class
+        y = np.searchsorted(np.array(classes, dtype=np.float64), cells.astype(np.float64))
+    return Target(name, task, classes), y.astype(np.int64)
+
+
+def load_dataset(spec: Spec) -> Dataset:
+    """Read, check, split and preprocess the spec's data.
+
+    Raises:
+        Diagnostics / DataError: a missing file, columns the spec names that the
+            header lacks, bad cells, or classes that do not fit the output.
+    """
+    path = spec.data.source
+    if not path.is_file():
+        raise Diagnostics([SpecError(
+            f"data file not found: {path} (give another with --set data.source=PATH)",
+            spec.locate(("data", "source"), False), path="data.source", code="data-file")])
+    table = read_csv(path)
+    resolved = thaw(spec.resolved)
+    errors = check_columns(resolved, table.columns, spec.data.source_text, spec.locate)
+    if errors:
+        raise Diagnostics(errors)
+    target, y = encode_target(spec, table)
+    s = spec.data.split
+    stratify = y if (s.stratify and target.task != "regression") else None
+    train, val, test = split_indices(len(table), test=s.test, validation=s.validation,
+                                     seed=spec.seed, stratify_labels=stratify)
+    rows = dict(zip(SPLITS, (train, val, test), strict=True))
+    features = feature_columns(resolved, table.columns)
+    pre = Preprocessor.fit(table, train, features, [thaw(st) for st in spec.data.preprocess])
+    x = {k: pre.transform(table, r) for k, r in rows.items()}
+    return Dataset(table, pre, target, rows, x, {k: y[r] for k, r in rows.items()},
+                   file_sha256(path))

@@ -1,0 +1,289 @@
+"""Fitted preprocessing: raw columns -> float32 feature matrix, in NumPy and ONNX.
+
+Both paths do the same float32 arithmetic in the same order (assemble the
+features, then one ``(x - mean) / scale`` over the whole row), so the exported
+model and the training engine agree to the last bit or nearly so.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from onnx import TensorProto
+
+from dlspec.data.table import Table, require_columns
+from dlspec.errors import DataError, Location, ModelError
+from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
+
+ENCODINGS = ("onehot", "label_encode")
+STEPS = (*ENCODINGS, "standardize")
+_FORMAT = 1  # version of the to_dict layout
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One raw input of the model: its name, kind and (categorical) vocabulary."""
+
+    name: str
+    kind: str  # "numeric" | "categorical"
+    categories: tuple[str, ...] = ()  # sorted vocabulary of the training rows
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a categorical column becomes features."""
+
+    kind: str  # "onehot" | "label_encode"
+    drop_first: bool = False
+
+
+def check_steps(features: Sequence[str], steps: Sequence[dict]) -> list[str]:
+    """Problems with ``steps`` that need no data, as messages (empty when fine)."""
+    problems: list[str] = []
+    encoded_by: dict[str, str] = {}
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict) or len(step) != 1 or next(iter(step)) not in STEPS:
+            problems.append(f"preprocess[{i}]: expected one of {', '.join(STEPS)}, got {step!r}")
+            continue
+        kind, args = next(iter(step.items()))
+        where = f"preprocess[{i}] ({kind})"
+        columns = args.get("columns") if isinstance(args, dict) else None
+        if kind == "standardize" and columns in ("all", "numeric"):
+            continue
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            choices = "'all', 'numeric' or " if kind == "standardize" else ""
+            problems.append(f"{where}: 'columns' must be {choices}a list of column names, "
+                            f"got {columns!r}")
+            continue
+        for name in columns:
+            if name not in features:
+                close = difflib.get_close_matches(name, features, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"{where}: {name!r} is not a feature column{hint}")
+            elif kind in ENCODINGS:
+                if name in encoded_by:
+                    problems.append(f"{where}: column {name!r} is already encoded by "
+                                    f"{encoded_by[name]}; encode each column once")
+                else:
+                    encoded_by[name] = where
+    return problems
+
+
+@dataclass
+class Preprocessor:
+    """The fitted transform from raw columns to the float32 feature matrix."""
+
+    inputs: list[InputColumn]  # raw input contract, in feature (header) order
+    feature_names: list[str]
+    encodings: dict[str, Encoding]  # categorical column -> its encoding
+    mean: np.ndarray  # float32 (F,): 0 where a feature is not standardised
+    scale: np.ndarray  # float32 (F,): 1 where a feature is not standardised
+
+    @property
+    def columns(self) -> list[str]:
+        """The raw column names the transform reads."""
+        return [c.name for c in self.inputs]
+
+    @classmethod
+    def fit(cls, table: Table, rows: np.ndarray, features: Sequence[str],
+            steps: Sequence[dict]) -> Preprocessor:
+        """Fit vocabularies and scaling on ``rows`` (the training rows) of ``table``.
+
+        Raises:
+            ValueError: bad ``steps`` (see ``check_steps``) or no rows/features.
+            DataError: a missing column, a missing value, or a non-numeric cell in
+                a column no encoding step names.
+        """
+        problems = check_steps(features, steps)
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not features:
+            raise ValueError("there are no feature columns to preprocess")
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            raise ValueError("cannot fit preprocessing on zero rows")
+        require_columns(table, features)
+        encodings: dict[str, Encoding] = {}
+        scaled: list = []  # each standardize step's "columns"
+        for step in steps:
+            (kind, args), = step.items()
+            if kind == "standardize":
+                scaled.append(args["columns"])
+                continue
+            for name in args["columns"]:
+                encodings[name] = Encoding(kind, bool(args.get("drop_first", False)))
+        standardized: set[str] = set()  # raw columns whose features are standardised
+        for cols in scaled:
+            standardized.update(features if cols == "all" else cols if cols != "numeric"
+                                else [f for f in features if f not in encodings])
+        inputs, names, std_mask = [], [], []
+        for name in features:
+            if name in encodings:
+                cells = _categorical_cells(table, name, rows)
+                inputs.append(InputColumn(name, "categorical", tuple(sorted(set(cells)))))
+                enc = encodings[name]
+                if enc.kind == "onehot":
+                    kept = inputs[-1].categories[1:] if enc.drop_first else inputs[-1].categories
+                    new = [f"{name}={cat}" for cat in kept]
+                else:
+                    new = [name]
+            else:
+                bad = table.first_non_numeric(name, rows)
+                if bad:
+                    raise DataError(
+                        f"column {name!r}: cannot parse {bad[1]!r} as a number; if the column "
+                        "is categorical, encode it with onehot or label_encode (or drop it)",
+                        Location(table.source, bad[0]), code="data-type")
+                inputs.append(InputColumn(name, "numeric"))
+                new = [name]
+            names += new
+            std_mask += [name in standardized] * len(new)
+        if not names:
+            raise ValueError("preprocessing gives no features (a one-category column with drop_first "
+                             "gives none)")
+        fitted = cls(inputs, names, {k: encodings[k] for k in features if k in encodings},
+                     np.zeros(len(names), np.float32), np.ones(len(names), np.float32))
+        x = fitted._assemble(table, rows, "error").astype(np.float64)
+        mask = np.array(std_mask, dtype=bool)
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        # A constant feature keeps scale 1, as sklearn's StandardScaler does.
+        std[x.min(axis=0) == x.max(axis=0)] = 1.0
+        fitted.mean[mask] = mean[mask].astype(np.float32)
+        fitted.scale[mask] = std[mask].astype(np.float32)
+        return fitted
+
+    def transform(self, table: Table, rows: np.ndarray | None = None, *,
+                  on_unknown: str = "error") -> np.ndarray:
+        """The float32 (N, F) C-contiguous feature matrix of ``rows`` (default all).
+
+        ``on_unknown``: "error" raises DataError for a category not seen in
+        training; "zeros" encodes it as all-zero one-hot / label -1, like the
+        exported graph.
+        """
+        if on_unknown not in ("error", "zeros"):
+            raise ValueError(f"on_unknown must be 'error' or 'zeros', got {on_unknown!r}")
+        x = self._assemble(table, rows, on_unknown)
+        return np.ascontiguousarray((x - self.mean) / self.scale)
+
+    def _assemble(self, table: Table, rows: np.ndarray | None, on_unknown: str) -> np.ndarray:
+        require_columns(table, self.columns)
+        n = len(table) if rows is None else len(rows)
+        x = np.empty((n, len(self.feature_names)), dtype=np.float32)
+        j = 0
+        for col in self.inputs:
+            if col.kind == "numeric":
+                x[:, j] = table.numeric(col.name, rows).astype(np.float32)
+                j += 1
+                continue
+            index = category_index(table, col, rows, on_unknown)
+            enc = self.encodings[col.name]
+            if enc.kind == "label_encode":
+                x[:, j] = index.astype(np.float32)
+                j += 1
+                continue
+            first = 1 if enc.drop_first else 0
+            width = len(col.categories) - first
+            block = np.zeros((n, width), dtype=np.float32)
+            hit = index >= first
+            block[np.flatnonzero(hit), index[hit] - first] = 1.0
+            x[:, j:j + width] = block
+            j += width
+        return x
+
+    def emit(self, b: OnnxBuilder) -> str:
+        """Add the raw inputs (one ['N', 1] per column) and the preprocessing nodes.
+
+        Returns the name of the float32 ['N', F] feature tensor.
+        """
+        for col in self.inputs:
+            kind = TensorProto.FLOAT if col.kind == "numeric" else TensorProto.STRING
+            b.add_input(col.name, kind, ["N", 1])
+        parts = []
+        for col in self.inputs:
+            enc = self.encodings.get(col.name)
+            if enc is None:
+                parts.append(col.name)
+            elif enc.kind == "label_encode":
+                parts.append(b.node(
+                    "LabelEncoder", [col.name], f"{col.name}_label", domain=ML_DOMAIN,
+                    keys_strings=list(col.categories),
+                    values_floats=[float(i) for i in range(len(col.categories))],
+                    default_float=-1.0))
+            else:
+                # Leaving the first category out of the vocabulary maps it to all
+                # zeros, exactly what drop_first means.
+                cats = list(col.categories[1:] if enc.drop_first else col.categories)
+                if not cats:
+                    continue  # a one-category column with drop_first has no features
+                hot = b.node("OneHotEncoder", [col.name], f"{col.name}_onehot",
+                             domain=ML_DOMAIN, cats_strings=cats, zeros=1)
+                axes = b.const(np.array([1], dtype=np.int64), "axes")
+                parts.append(b.node("Squeeze", [hot, axes], f"{col.name}_onehot2d"))
+        x = b.node("Concat", parts, "features_raw", axis=1)
+        x = b.node("Sub", [x, b.const(self.mean, "feature_mean")], "features_centered")
+        return b.node("Div", [x, b.const(self.scale, "feature_scale")], "features")
+
+    def to_dict(self) -> dict:
+        """The full fitted state as plain JSON-serialisable data."""
+        return {
+            "format": _FORMAT,
+            "inputs": [{"name": c.name, "kind": c.kind, "categories": list(c.categories)}
+                       for c in self.inputs],
+            "encodings": {k: {"kind": e.kind, "drop_first": e.drop_first}
+                          for k, e in self.encodings.items()},
+            "feature_names": list(self.feature_names),
+            # float32 -> Python float is exact, and JSON keeps doubles exactly.
+            "mean": [float(v) for v in self.mean],
+            "scale": [float(v) for v in self.scale],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocessor:
+        """Rebuild from ``to_dict`` output; a malformed state raises ModelError."""
+        try:
+            if d["format"] != _FORMAT:
+                raise ValueError(f"unknown format {d['format']!r}")
+            inputs = [InputColumn(c["name"], c["kind"], tuple(c["categories"]))
+                      for c in d["inputs"]]
+            encodings = {k: Encoding(e["kind"], bool(e["drop_first"]))
+                         for k, e in d["encodings"].items()}
+            out = cls(inputs, list(d["feature_names"]), encodings,
+                      np.array(d["mean"], dtype=np.float32),
+                      np.array(d["scale"], dtype=np.float32))
+            if not (len(out.mean) == len(out.scale) == len(out.feature_names)):
+                raise ValueError("feature_names, mean and scale differ in length")
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ModelError(f"invalid preprocessing state: {e}", code="model-state") from None
+        return out
+
+
+def _categorical_cells(table: Table, name: str, rows: np.ndarray | None) -> np.ndarray:
+    cells, lines = table.cells[name], table.lines
+    if rows is not None:
+        cells, lines = cells[rows], lines[rows]
+    empty = np.flatnonzero(cells == "")
+    if len(empty):
+        raise DataError(f"column {name!r}: missing value",
+                        Location(table.source, int(lines[empty[0]])), code="data-value")
+    return cells
+
+
+def category_index(table: Table, col: InputColumn, rows: np.ndarray | None,
+                    on_unknown: str) -> np.ndarray:
+    """Index of each cell in the vocabulary, -1 for an unseen category."""
+    cells = _categorical_cells(table, col.name, rows)
+    lookup = {cat: i for i, cat in enumerate(col.categories)}
+    index = np.fromiter((lookup.get(c, -1) for c in cells), dtype=np.int64, count=len(cells))
+    unseen = np.flatnonzero(index < 0)
+    if len(unseen) and on_unknown == "error":
+        lines = table.lines if rows is None else table.lines[rows]
+        first = list(dict.fromkeys(cells[unseen].tolist()))[:3]
+        count = (f"{len(unseen)} rows have categories" if len(unseen) > 1
+                 else "1 row has a category")
+        raise DataError(f"column {col.name!r}: {count} not seen in training "
+                        f"(first: {', '.join(repr(c) for c in first)})",
+                        Location(table.source, int(lines[unseen[0]])), code="data-category")
+    return index

@@ -1,0 +1,86 @@
+"""Losses: name -> value and gradient, computed from logits where they fuse with the output.
+
+Binary cross-entropy is computed from the logits feeding the final sigmoid,
+and categorical cross-entropy from those feeding the final softmax: stable for
+any logit, and the gradient is simply ``(p - y) / n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LossDef:
+    """One loss.
+
+    Attributes:
+        fuses: the output activation whose input (the logits) the loss reads,
+            or None when it reads the network's output itself.
+        task: what the loss trains: binary, multiclass or regression.
+        fn: ``(z, y) -> (mean loss as float, dL/dz as float32)``.
+    """
+
+    name: str
+    description: str
+    task: str
+    fuses: str | None
+    fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+
+
+LOSSES: dict[str, LossDef] = {}
+
+
+def _register(loss: LossDef) -> None:
+    LOSSES[loss.name] = loss
+
+
+def _sigmoid(z):
+    return (np.tanh(z * 0.5) + 1) * 0.5
+
+
+def _bce(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    y = y.reshape(z.shape).astype(np.float32, copy=False)
+    per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    return float(per.mean(dtype=np.float64)), (_sigmoid(z) - y) * np.float32(1.0 / z.size)
+
+
+def _onehot(y: np.ndarray, k: int) -> np.ndarray:
+    if y.ndim == 2 and y.shape[1] == k:
+        return y.astype(np.float32, copy=False)
+    out = np.zeros((y.shape[0], k), dtype=np.float32)
+    out[np.arange(y.shape[0]), y.reshape(-1).astype(np.int64)] = 1
+    return out
+
+
+def _cce(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    t = _onehot(y, z.shape[1])
+    m = z.max(axis=1, keepdims=True)
+    e = np.exp(z - m)
+    s = e.sum(axis=1, keepdims=True)
+    logp = z - m - np.log(s)
+    loss = -(t * logp).sum(dtype=np.float64) / z.shape[0]
+    return float(loss), (e / s - t) * np.float32(1.0 / z.shape[0])
+
+
+def _mse(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    d = z - y.reshape(z.shape).astype(np.float32, copy=False)
+    return float(np.mean(d * d, dtype=np.float64)), d * np.float32(2.0 / z.size)
+
+
+def _mae(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    d = z - y.reshape(z.shape).astype(np.float32, copy=False)
+    return float(np.mean(np.abs(d), dtype=np.float64)), np.sign(d) * np.float32(1.0 / z.size)
+
+
+_register(LossDef("binary_crossentropy",
+                  "log loss of a sigmoid output against 0/1 labels (two classes)",
+                  "binary", "sigmoid", _bce))
+_register(LossDef("categorical_crossentropy",
+                  "log loss of a softmax output against class labels (integer or one-hot)",
+                  "multiclass", "softmax", _cce))
+_register(LossDef("mse", "mean squared error (regression)", "regression", None, _mse))
+_register(LossDef("mae", "mean absolute error (regression)", "regression", None, _mae))

@@ -1,0 +1,61 @@
+"""A lowered model with its parameters: forward passes for evaluation and prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dlspec.engine.losses import LOSSES, LossDef
+from dlspec.engine.plan import ParamBuffer, Plan
+from dlspec.graph.ir import Graph, Value
+from dlspec.graph.lower import lower, output_activation
+
+EVAL_BATCH = 4096
+
+
+class Network:
+    """The graph of a spec's layers, its flat parameters and its compiled plans."""
+
+    def __init__(self, layers: Sequence, n_features: int, loss: str, locate=None) -> None:
+        self.graph: Graph = lower(layers, n_features, locate)
+        self.n_features = n_features
+        self.loss: LossDef = LOSSES[loss]
+        self.buffer = ParamBuffer(self.graph)
+        self.loss_input: Value = self._loss_input()
+        self.infer_plan = Plan(self.graph, self.buffer)
+        self._train_plan: Plan | None = None
+
+    def _loss_input(self) -> Value:
+        out = self.graph.output
+        if self.loss.fuses and output_activation(self.graph) == self.loss.fuses:
+            node = out.producer
+            while node.op.train_only:
+                node = node.inputs[0].producer
+            return node.inputs[0]  # the logits
+        return out
+
+    @property
+    def train_plan(self) -> Plan:
+        if self._train_plan is None:
+            self._train_plan = Plan(self.graph, self.buffer, seed=self.loss_input)
+        return self._train_plan
+
+    def forward(self, x: np.ndarray, batch: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
+        """(loss input, output) for float32 rows ``x``, in chunks of ``batch`` rows."""
+        plan = self.infer_plan
+        zi = plan.slot[self.loss_input.id]
+        zs, outs = [], []
+        for start in range(0, max(len(x), 1), batch):
+            s = plan.new_slots()
+            s[plan.input_slots[0]] = x[start:start + batch]
+            plan.forward(s)
+            zs.append(s[zi])
+            outs.append(s[plan.output_slot])
+        return np.concatenate(zs), np.concatenate(outs)
+
+    def probabilities(self, out: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, K >= 2) from the output of a classifier."""
+        if out.shape[1] == 1:
+            return np.concatenate([1 - out, out], axis=1)
+        return out

@@ -1,0 +1,152 @@
+"""The training loop: seeded shuffling, the compiled plan, the optimizer, early stopping.
+
+``fit`` never prints: it reports each finished epoch to an optional callback,
+so the CLI can draw a progress bar and a test can stay silent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dlspec.engine import metrics as M
+from dlspec.engine.network import Network
+from dlspec.engine.optimizers import OPTIMIZERS, Optimizer
+from dlspec.errors import TrainingDiverged
+
+# Independent random streams, all derived from train.seed.
+INIT_STREAM, SHUFFLE_STREAM, NOISE_STREAM = 1, 2, 3
+
+
+def rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream])
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    steps: int = 0
+
+
+def evaluate(net: Network, x: np.ndarray, y: np.ndarray, task: str,
+             names: tuple[str, ...]) -> dict[str, float]:
+    """Loss and metrics of ``net`` on one split (empty dict for an empty split)."""
+    if len(x) == 0:
+        return {}
+    z, out = net.forward(x)
+    loss, _ = net.loss.fn(z, y)
+    scores = net.probabilities(out) if task != "regression" else out
+    return {"loss": loss, **M.compute(names, task, y if task != "regression" else
+                                       y.reshape(out.shape), scores)}
+
+
+def predict_classes(net: Network, x: np.ndarray) -> np.ndarray:
+    _, out = net.forward(x)
+    return np.argmax(net.probabilities(out), axis=1)
+
+
+class _Monitor:
+    """Early stopping: remembers the best epoch and its weights."""
+
+    def __init__(self, cfg, flat: np.ndarray) -> None:
+        self.cfg = cfg
+        name = cfg.monitor.removeprefix("val_")
+        self.higher = name != "loss" and M.METRICS[name].higher_is_better
+        self.best = -np.inf if self.higher else np.inf
+        self.best_epoch = 0
+        self.wait = 0
+        self.best_weights = flat.copy()
+
+    def update(self, epoch: int, logs: dict, flat: np.ndarray) -> bool:
+        """Record one epoch; True when training should stop."""
+        value = logs[self.cfg.monitor]
+        delta = (value - self.best) if self.higher else (self.best - value)
+        if delta > self.cfg.min_delta or self.best_epoch == 0:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            np.copyto(self.best_weights, flat)
+            return False
+        self.wait += 1
+        return self.wait > self.cfg.patience
+
+
+def fit(net: Network, train_spec, task: str, x: dict, y: dict,
+        on_epoch: Callable[[int, dict], None] | None = None) -> tuple[FitResult, Optimizer]:
+    """Train ``net`` in place.
+
+    Args:
+        train_spec: the spec's ``TrainSpec``.
+        x, y: per split ("train", "validation") float32 features and targets.
+        on_epoch: called as ``on_epoch(epoch, logs)`` after every epoch.
+
+    Raises:
+        TrainingDiverged: a non-finite loss or gradient.
+    """
+    t0 = time.perf_counter()
+    seed = train_spec.seed
+    buf = net.buffer
+    buf.initialize(rng(seed, INIT_STREAM))
+    plan = net.train_plan
+    opt = OPTIMIZERS[train_spec.optimizer].make(buf.flat.size, dict(train_spec.optimizer_params))
+    shuffle_rng, noise_rng = rng(seed, SHUFFLE_STREAM), rng(seed, NOISE_STREAM)
+    xt, yt = x["train"], y["train"]
+    n, bs = len(xt), train_spec.batch_size
+    es = train_spec.early_stopping
+    monitor = _Monitor(es, buf.flat) if es else None
+    result = FitResult()
+    in_slot, noise = plan.input_slots[0], plan.noise_slots
+    slots = plan.new_slots()
+    for epoch in range(1, train_spec.epochs + 1):
+        order = shuffle_rng.permutation(n) if train_spec.shuffle else np.arange(n)
+        xe, ye = xt[order], yt[order]  # one gather per epoch, then slices
+        total = 0.0
+        for start in range(0, n, bs):
+            xb, yb = xe[start:start + bs], ye[start:start + bs]
+            slots[in_slot] = xb
+            for slot, rate in noise:
+                shape = (len(xb),) + tuple(net.graph.values[slot].shape[1:])
+                keep = noise_rng.random(shape, dtype=np.float32) >= rate
+                slots[slot] = keep * np.float32(1 / (1 - rate))
+            plan.forward(slots)
+            loss, g = net.loss.fn(slots[plan.seed_slot], yb)
+            if not np.isfinite(loss):
+                raise _diverged(net, epoch, result.steps + 1, loss)
+            plan.backward(slots, g)
+            opt.step(buf.flat, buf.grad)
+            result.steps += 1
+            total += loss * len(xb)
+        logs = {"epoch": epoch, "loss": total / max(n, 1)}
+        for split, prefix in (("train", ""), ("validation", "val_")):
+            scores = evaluate(net, x[split], y[split], task, train_spec.metrics)
+            for k, v in scores.items():
+                if not (split == "train" and k == "loss"):
+                    logs[prefix + k] = v
+        logs["seconds"] = time.perf_counter() - t0
+        result.history.append(logs)
+        if not np.isfinite(buf.flat).all():
+            raise _diverged(net, epoch, result.steps, float("nan"))
+        if on_epoch:
+            on_epoch(epoch, logs)
+        if monitor and monitor.update(epoch, logs, buf.flat):
+            result.stopped_early = True
+            break
+    if monitor and es.restore_best:
+        np.copyto(buf.flat, monitor.best_weights)
+    result.best_epoch = monitor.best_epoch if monitor else len(result.history)
+    result.seconds = time.perf_counter() - t0
+    return result, opt
+
+
+def _diverged(net: Network, epoch: int, step: int, loss: float) -> TrainingDiverged:
+    buf = net.buffer
+    bad = next((p.value.name for p, v, g in zip(buf.params, buf.views, buf.grad_views,
+                                                  strict=True)
+                if not (np.isfinite(v).all() and np.isfinite(g).all())), None)
+    where = f"; first non-finite parameter or gradient: {bad}" if bad else ""
+    return TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: the loss is "
+                            f"{loss}{where} (try a smaller learning rate)")

@@ -1,0 +1,1 @@
+"""Everything ONNX: the graph builder, pinned versions, export of a run, the parity gate."""

@@ -1,0 +1,10 @@
+"""The op registry: one ``OpDef`` per IR op with all of its rules together.
+
+Importing this package registers every op (``dlspec.ops.elementwise``,
+``dlspec.ops.linalg``, ...). Look ops up with ``get_op(name)``.
+"""
+
+from dlspec.ops.registry import OPS, OpDef, get_op, register
+from dlspec.ops import elementwise, linalg  # noqa: F401,E402  (registration)
+
+__all__ = ["OPS", "OpDef", "get_op", "register"]

@@ -1,0 +1,176 @@
+"""The run directory: what ``train`` writes, and how (atomically, without pickle).
+
+    runs/<name>/<run-id>/
+        spec.lock.yaml    the resolved spec (every default filled) + data SHA-256
+        weights.npz       parameters by name (plain .npy members, no pickle)
+        weights.json      manifest: format, spec SHA-256, shape/dtype/SHA-256 per array
+        optimizer.npz     optimizer state (for resuming)
+        preprocess.json   fitted preprocessing and the target's classes
+        metrics.json      validation/test metrics, confusion matrices, timings
+        history.csv       one row per epoch
+        curve.svg         the training curve
+        model.onnx        the exported model
+    runs/<name>/latest -> <run-id>
+
+The whole directory is written under a temporary name and renamed into place,
+so a run directory either exists complete or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from dlspec.errors import Location, ModelError
+
+WEIGHTS_FORMAT = 1
+LATEST = "latest"
+REQUIRED = ("spec.lock.yaml", "weights.npz", "weights.json", "preprocess.json")
+MAX_ARRAY_BYTES = 8 << 30
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_run(run_dir: Path, files: dict[str, bytes]) -> Path:
+    """Create ``run_dir`` holding ``files``, all at once (temp dir, fsync, rename)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ModelError("the run directory already exists and is not empty",
+                         Location(str(run_dir)), code="run-exists")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir.with_name(f".{run_dir.name}.{secrets.token_hex(4)}.tmp")
+    tmp.mkdir()
+    try:
+        for name, data in files.items():
+            with open(tmp / name, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        if run_dir.exists():
+            run_dir.rmdir()
+        os.replace(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(run_dir.parent)
+    return run_dir
+
+
+def point_latest(run_dir: Path) -> None:
+    """Make ``<parent>/latest`` point at ``run_dir`` (a relative symlink, swapped atomically)."""
+    link = run_dir.parent / LATEST
+    tmp = run_dir.parent / f".{LATEST}.{secrets.token_hex(4)}"
+    try:
+        os.symlink(run_dir.name, tmp)
+        os.replace(tmp, link)
+    except OSError:  # no symlinks here: a text file naming the run
+        write_atomic(link, run_dir.name.encode())
+
+
+def resolve_run_dir(path: str | Path) -> Path:
+    """The run directory ``path`` names (following a ``latest`` pointer file)."""
+    p = Path(path)
+    if p.is_file() and p.name == LATEST:
+        p = p.parent / p.read_text().strip()
+    if not p.is_dir():
+        raise ModelError("not a run directory (it does not exist)", Location(str(path)),
+                         code="run-missing")
+    missing = [f for f in REQUIRED if not (p / f).is_file()]
+    if missing:
+        raise ModelError(f"not a complete run directory: missing {', '.join(missing)}",
+                         Location(str(path)), code="run-incomplete")
+    return p
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_arrays(arrays: dict[str, np.ndarray], spec_sha256: str) -> tuple[bytes, bytes]:
+    """(npz bytes, manifest JSON bytes) for float32 ``arrays``."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    manifest = {"format": WEIGHTS_FORMAT, "spec_sha256": spec_sha256, "arrays": {
+        k: {"shape": list(v.shape), "dtype": str(v.dtype),
+            "sha256": sha256(np.ascontiguousarray(v).tobytes())} for k, v in arrays.items()}}
+    return buf.getvalue(), json.dumps(manifest, indent=2).encode()
+
+
+def load_arrays(npz: Path, manifest_path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays checked against their manifest before allocation; no pickle.
+
+    Raises:
+        ModelError: a malformed file, or any mismatch with the manifest.
+    """
+    where = Location(str(npz))
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        if manifest["format"] != WEIGHTS_FORMAT:
+            raise ValueError(f"format {manifest['format']} is not supported")
+        expect = manifest["arrays"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"invalid weights manifest: {e}", Location(str(manifest_path)),
+                         code="weights") from None
+    out = {}
+    try:
+        with zipfile.ZipFile(npz) as zf:
+            members = {n.removesuffix(".npy"): n for n in zf.namelist()}
+            if set(members) != set(expect):
+                raise ValueError(f"arrays {sorted(members)} differ from the manifest's "
+                                 f"{sorted(expect)}")
+            for name, member in members.items():
+                info = expect[name]
+                with zf.open(member) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read_header(fh)
+                    if dtype != np.dtype("<f4") or list(shape) != info["shape"] or fortran:
+                        raise ValueError(f"{name}: {dtype} {shape} does not match the "
+                                         f"manifest's {info['dtype']} {info['shape']}")
+                    size = int(np.prod(shape, dtype=np.int64)) * 4
+                    if size > MAX_ARRAY_BYTES or zf.getinfo(member).file_size - fh.tell() != size:
+                        raise ValueError(f"{name}: stored size does not match its shape")
+                    arr = np.frombuffer(fh.read(size), dtype="<f4").reshape(shape)
+                if sha256(arr.tobytes()) != info["sha256"]:
+                    raise ValueError(f"{name}: SHA-256 differs from the manifest")
+                out[name] = arr.astype(np.float32)
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+        raise ModelError(f"invalid weights: {e}", where, code="weights") from None
+    return out, manifest

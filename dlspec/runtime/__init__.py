@@ -1,0 +1,1 @@
+"""Running exported models: the input contract, feeds, onnxruntime sessions, chunked prediction."""

@@ -1,0 +1,74 @@
+"""The model's contract: which raw columns it takes and what its outputs mean.
+
+The exporter writes the contract into the ONNX metadata; ``predict`` reads it
+back and checks every input chunk against it before onnxruntime runs, so a bad
+file ends in one located message and never in a raw onnxruntime error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dlspec.data.preprocess import InputColumn, category_index
+from dlspec.data.table import Table, require_columns
+from dlspec.errors import ModelError
+
+CONTRACT_KEY = "dlspec.contract"
+CONTRACT_FORMAT = 1
+
+
+@dataclass
+class Contract:
+    inputs: list[InputColumn]
+    target: str
+    task: str                          # binary | multiclass | regression
+    classes: list = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return [c.name for c in self.inputs]
+
+    def output_columns(self, width: int) -> list[str]:
+        """Names of the prediction table's columns."""
+        if self.task == "regression":
+            return [self.target] if width == 1 else [f"{self.target}_{i}" for i in range(width)]
+        return [f"prob_{c}" for c in self.classes] + [f"predicted_{self.target}"]
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": CONTRACT_FORMAT,
+            "inputs": [{"name": c.name, "kind": c.kind, "categories": list(c.categories)}
+                       for c in self.inputs],
+            "target": self.target, "task": self.task, "classes": list(self.classes),
+            "outputs": list(self.outputs)})
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> Contract:
+        try:
+            d = json.loads(text)
+            if d["format"] != CONTRACT_FORMAT:
+                raise ValueError(f"contract format {d['format']} is not supported")
+            inputs = [InputColumn(c["name"], c["kind"], tuple(c["categories"]))
+                      for c in d["inputs"]]
+            return cls(inputs, d["target"], d["task"], list(d["classes"]), list(d["outputs"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"the model's dlspec contract is invalid: {e}",
+                             code="model-contract") from None
+
+    def feeds(self, table: Table, rows: np.ndarray | None = None, *,
+              on_unknown: str = "error") -> dict[str, np.ndarray]:
+        """onnxruntime inputs for ``table``; bad cells raise located DataErrors first."""
+        require_columns(table, self.columns)
+        out = {}
+        for col in self.inputs:
+            if col.kind == "numeric":
+                out[col.name] = table.numeric(col.name, rows).astype(np.float32).reshape(-1, 1)
+            else:
+                category_index(table, col, rows, on_unknown)  # checks missing/unseen
+                cells = table.cells[col.name] if rows is None else table.cells[col.name][rows]
+                out[col.name] = cells.astype(object).reshape(-1, 1)
+        return out

@@ -1,0 +1,1 @@
+"""Spec loading: YAML with positions, schema and semantic validation, the typed Spec."""

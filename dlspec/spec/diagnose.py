@@ -1,0 +1,161 @@
+"""Turn jsonschema's errors into located, human diagnostics.
+
+One function per kind of violation; each names the place (file:line:col and
+the JSON path), what was expected, what was found, and a "did you mean" where
+a name was misspelled.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from dlspec.errors import Location, SpecError
+
+_KINDS = {  # what a name at the end of a path is, for messages
+    "activation": "activation", "initializer": "initializer", "bias_initializer": "initializer",
+    "loss": "loss", "metrics": "metric", "optimizer": "optimizer", "layers": "layer type",
+    "preprocess": "preprocessing step",
+}
+_JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+               int: "an integer", float: "a number", type(None): "null"}
+_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string",
+               "boolean": "true or false", "integer": "an integer", "number": "a number",
+               "null": "null (empty)"}
+
+
+def path_str(path: Iterable) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _found(value) -> str:
+    if isinstance(value, (dict, list)):
+        return _JSON_TYPES[type(value)]
+    text = repr(value) if isinstance(value, str) else str(value).lower() \
+        if isinstance(value, bool) or value is None else str(value)
+    return f"{_JSON_TYPES.get(type(value), type(value).__name__)} {text}" \
+        if value is not None else "null"
+
+
+def _kind(path: tuple) -> str | None:
+    for p in reversed(path):
+        if isinstance(p, str):
+            return _KINDS.get(p)
+    return None
+
+
+def schema_errors(data, schema: dict, locate: Callable[[tuple, bool], Location]) -> list[SpecError]:
+    """Every schema violation in ``data``, each located with ``locate(path, key)``."""
+    out: list[SpecError] = []
+    for err in Draft202012Validator(schema).iter_errors(data):
+        out.extend(_translate(err, locate))
+    return out
+
+
+def _translate(err: ValidationError, locate) -> list[SpecError]:
+    path = tuple(err.absolute_path)
+    v, inst, sch = err.validator, err.instance, err.schema
+
+    def diag(message, p=path, key=False, code=f"schema-{v}"):
+        return SpecError(message, locate(p, key), path=path_str(p), code=code)
+
+    if v in ("oneOf", "anyOf"):
+        return _best_branch(err, locate)
+    if v == "additionalProperties":
+        allowed = list(sch.get("properties", {}))
+        kind = _kind(path) if sch.get("maxProperties") == 1 else None
+        return [diag(f"unknown {kind or 'key'} '{k}'" + did_you_mean(k, allowed)
+                     + ("" if kind else f"; allowed here: {', '.join(allowed)}"),
+                     path + (k,), key=True, code="schema-unknown-key")
+                for k in inst if k not in sch.get("properties", {})]
+    if v == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return [diag(f"missing required key '{missing}'")]
+    if v == "type":
+        want = sch["type"] if isinstance(sch["type"], list) else [sch["type"]]
+        return [diag(f"expected {' or '.join(_TYPE_WORDS[t] for t in want)}, got {_found(inst)}")]
+    if v == "enum":
+        kind = _kind(path) or "value"
+        options = [str(o) for o in sch["enum"]]
+        hint = did_you_mean(inst, options) if isinstance(inst, str) else ""
+        return [diag(f"unknown {kind} {inst!r}{hint}; expected one of: "
+                     f"{', '.join(options)}", code="schema-unknown-name")]
+    if v == "const":
+        return [diag(f"expected {sch['const']!r}, got {_found(inst)}")]
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
+              "exclusiveMaximum": "<"}[v]
+        return [diag(f"must be {op} {sch[v]}, got {inst}")]
+    if v in ("minProperties", "maxProperties") and sch.get("maxProperties") == 1:
+        kind = _kind(path) or "entry"
+        example = next(iter(sch.get("properties", {"name": None})))
+        return [diag(f"a {kind} is written as one key naming it (e.g. '{example}: ...'); "
+                     f"got {len(inst)} keys: {', '.join(inst) or 'none'}")]
+    if v in ("minItems", "maxItems"):
+        return [diag(f"needs {'at least' if v == 'minItems' else 'at most'} {sch[v]} "
+                     f"item(s), got {len(inst)}")]
+    if v in ("minLength", "maxLength"):
+        return [diag(f"needs {'at least' if v == 'minLength' else 'at most'} {sch[v]} "
+                     f"character(s), got {len(inst)}")]
+    if v == "pattern":
+        return [diag(f"{inst!r} is not a valid name (letters, digits, '_', '.', '-'; "
+                     f"pattern {sch['pattern']})")]
+    if v == "uniqueItems":
+        seen, dup = set(), None
+        for x in inst:
+            if repr(x) in seen:
+                dup = x
+                break
+            seen.add(repr(x))
+        return [diag(f"{dup!r} is listed twice")]
+    return [diag(err.message)]
+
+
+def _matches_type(branch: dict, inst) -> bool:
+    t = branch.get("type")
+    if t is None:
+        return True
+    ts = t if isinstance(t, list) else [t]
+    for name in ts:
+        if name == "object" and isinstance(inst, dict) or name == "array" and \
+                isinstance(inst, list) or name == "string" and isinstance(inst, str) or \
+                name == "null" and inst is None or name == "boolean" and isinstance(inst, bool):
+            return True
+        if name in ("integer", "number") and isinstance(inst, (int, float)) and \
+                not isinstance(inst, bool):
+            return name == "number" or float(inst).is_integer()
+    return False
+
+
+def _best_branch(err: ValidationError, locate) -> list[SpecError]:
+    """Report the errors of the branch the value was evidently meant for."""
+    branches = err.schema[err.validator]
+    by_branch: dict[int, list[ValidationError]] = {}
+    for sub in err.context:
+        by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
+    fitting = [i for i, b in enumerate(branches) if _matches_type(b, err.instance)]
+    for i in fitting:
+        if by_branch.get(i):
+            return [d for sub in by_branch[i] for d in _translate(sub, locate)]
+    path = tuple(err.absolute_path)
+    kinds = []
+    for b in branches:
+        t = b.get("type", "value")
+        kinds.extend(t if isinstance(t, list) else [t])
+    words = [_TYPE_WORDS.get(k, k) for k in dict.fromkeys(kinds)]
+    if fitting:  # the value fits a branch's type but matched two: ambiguous schema
+        return [SpecError(err.message, locate(path, False), path=path_str(path),
+                          code="schema-oneOf")]
+    return [SpecError(f"expected {' or '.join(words)}, got {_found(err.instance)}",
+                      locate(path, False), path=path_str(path), code="schema-type")]

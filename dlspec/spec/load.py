@@ -1,0 +1,140 @@
+"""Loading a spec: YAML with marks -> --set overrides -> schema -> canonical form -> semantics.
+
+Every problem of a stage is collected and raised together as ``Diagnostics``;
+a later stage runs only when the earlier ones found nothing (semantic checks
+on a schema-invalid spec would report noise).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from dlspec.data.table import read_csv
+from dlspec.errors import DataError, Diagnostics, Location, SpecError
+from dlspec.spec import semantic
+from dlspec.spec.diagnose import schema_errors
+from dlspec.spec.model import Spec, build
+from dlspec.spec.normalize import normalize
+from dlspec.spec.schema import load_schema
+from dlspec.spec.yamlload import Limits, Loaded, load_yaml, load_yaml_file
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]")
+
+
+def parse_override(text: str) -> tuple[tuple, object]:
+    """``a.b[0].c=value`` -> (('a', 'b', 0, 'c'), value); the value is read as YAML 1.2."""
+    where = Location(f"--set {text}")
+    key, sep, value = text.partition("=")
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", key.strip())
+    if not sep or not key.strip() or "".join(p if p[0] == "[" else f".{p}" for p in parts) \
+            .lstrip(".") != key.strip() or not all(_KEY.fullmatch(p) for p in parts):
+        raise Diagnostics([SpecError("expected KEY.PATH=VALUE, e.g. train.epochs=5 or "
+                                     "model.layers[0].dense.units=8", where, code="override")])
+    path = tuple(int(p[1:-1]) if p[0] == "[" else p for p in parts)
+    if not value.strip():
+        return path, None
+    try:
+        # wrap so scalars, flow lists and mappings all parse as one document
+        parsed = load_yaml(f"v: {value}", f"--set {text}").data["v"]
+    except Diagnostics as d:
+        raise Diagnostics([SpecError(f"cannot read the value: {d.items[0].message}", where,
+                                     code="override")]) from None
+    return path, parsed
+
+
+def apply_override(data: dict, path: tuple, value, where: Location) -> None:
+    node = data
+    for i, p in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        if isinstance(p, int):
+            if not isinstance(node, list) or p >= len(node):
+                raise _bad_path(path[: i + 1], where)
+        elif not isinstance(node, dict):
+            raise _bad_path(path[: i + 1], where)
+        elif p not in node or node[p] is None:
+            node[p] = [] if isinstance(nxt, int) else {}
+        node = node[p]
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise _bad_path(path, where)
+    elif not isinstance(node, dict):
+        raise _bad_path(path, where)
+    node[last] = value
+
+
+def _bad_path(path: tuple, where: Location) -> Diagnostics:
+    from dlspec.spec.diagnose import path_str
+
+    return Diagnostics([SpecError(f"'{path_str(path)}' does not exist in the spec", where,
+                                  code="override")])
+
+
+class _Locator:
+    """Locations in the file, or the --set flag for overridden paths."""
+
+    def __init__(self, loaded: Loaded, overrides: dict[tuple, Location]) -> None:
+        self.loaded, self.overrides = loaded, overrides
+
+    def __call__(self, path: tuple, key: bool = False) -> Location:
+        for n in range(len(path), 0, -1):
+            if tuple(path[:n]) in self.overrides:
+                return self.overrides[tuple(path[:n])]
+        return self.loaded.location(tuple(path), key)
+
+
+def load_spec(source: str | Path, overrides: Sequence[str] = (), *, check_data: bool = True,
+              limits: Limits = Limits()) -> Spec:
+    """Load and validate a spec file.
+
+    Args:
+        source: the spec's path.
+        overrides: ``KEY.PATH=VALUE`` strings, applied before validation.
+        check_data: also check column names against the data file's header
+            (skipped, without error, when the data file does not exist).
+
+    Raises:
+        Diagnostics: every problem found, each located.
+    """
+    loaded = load_yaml_file(source, limits)
+    return resolve(loaded, overrides, base=Path(source).resolve().parent, check_data=check_data)
+
+
+def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
+            check_data: bool = True) -> Spec:
+    data = loaded.data
+    where: dict[tuple, Location] = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        loc = Location(f"--set {text}")
+        apply_override(data, path, value, loc)
+        where[path] = loc
+    locate = _Locator(loaded, where)
+    errors = schema_errors(data, load_schema(), locate)
+    if errors:
+        raise Diagnostics(errors)
+    canonical = normalize(data)
+    errors = semantic.check_spec(canonical, locate)
+    if check_data:
+        errors += check_data_header(canonical, base, locate)
+    if errors:
+        raise Diagnostics(errors)
+    return build(canonical, loaded.file, base, locate)
+
+
+def data_path(canonical: dict, base: Path) -> Path:
+    return (base / canonical["data"]["source"]).resolve()
+
+
+def check_data_header(canonical: dict, base: Path, locate) -> list[SpecError]:
+    path = data_path(canonical, base)
+    if not path.is_file():
+        return []
+    try:
+        header = read_csv(path, max_rows=0).columns
+    except DataError as e:
+        return [SpecError(f"cannot read the data file: {e.message}", locate(("data", "source")),
+                          path="data.source", code="data-file")]
+    return semantic.check_columns(canonical, header, canonical["data"]["source"], locate)

@@ -1,0 +1,220 @@
+"""The JSON Schema of spec format 1, generated from dlspec's registries.
+
+``schemas/dlspec-1.schema.json`` is this function's output written to disk
+(``python -m dlspec.spec.schema``); a test checks the file equals it, so layer
+types, activations, initializers, optimizers, losses and metrics cannot drift
+from what the code implements. The loader validates against the file itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from pathlib import Path
+
+from dlspec.engine.losses import LOSSES
+from dlspec.engine.metrics import METRICS
+from dlspec.engine.optimizers import OPTIMIZERS
+from dlspec.onnx.versions import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from dlspec.graph.layers import LAYERS
+
+FORMAT_VERSION = 1
+SCHEMA_FILE = f"dlspec-{FORMAT_VERSION}.schema.json"
+SCHEMA_ID = f"https://dlspec.dev/schemas/{SCHEMA_FILE}"
+MAX_LAYERS = 10_000
+
+
+def _d(schema: dict, description: str, example=None, **extra) -> dict:
+    out = {**schema, "description": description, **extra}
+    if example is not None:
+        out["examples"] = [example]
+    return out
+
+
+def _columns(description: str, example: list) -> dict:
+    return _d({"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
+               "maxItems": 100_000}, description, example)
+
+
+def _one_key(entries: dict[str, dict], what: str) -> dict:
+    """An object with exactly one key naming the entry (``{adam: {lr: 0.01}}``)."""
+    return {"type": "object", "minProperties": 1, "maxProperties": 1,
+            "properties": entries, "additionalProperties": False,
+            "description": f"one {what}, written as a single key"}
+
+
+def _params_object(props: dict, required=()) -> dict:
+    out = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def _layer_schema(layer) -> dict:
+    obj = _params_object(layer.params, layer.required)
+    branches = [obj]
+    if layer.shorthand:
+        branches.insert(0, layer.params[layer.shorthand])
+    if not layer.required:
+        branches.append({"type": "null"})
+    body = branches[0] if len(branches) == 1 else {"oneOf": branches}
+    hint = f" A bare value sets `{layer.shorthand}`." if layer.shorthand else ""
+    return _d(body, layer.description + "." + hint)
+
+
+def _preprocess_schema() -> dict:
+    cols = _columns("raw columns this step applies to", ["Geography"])
+    onehot = {"oneOf": [cols, _params_object({
+        "columns": cols,
+        "drop_first": _d({"type": "boolean", "default": False},
+                         "drop the first category's column (avoids the dummy-variable trap)",
+                         True)}, ["columns"])]}
+    label = {"oneOf": [cols, _params_object({"columns": cols}, ["columns"])]}
+    which = {"oneOf": [_d({"type": "string", "enum": ["all", "numeric"]},
+                          "'all': every feature after encoding; 'numeric': features from"
+                          " numeric columns", "all"), cols]}
+    standardize = {"oneOf": [which["oneOf"][0], cols,
+                             _params_object({"columns": which}, ["columns"])]}
+    return _one_key({
+        "onehot": _d(onehot, "one 0/1 feature per category seen in training", ["Geography"]),
+        "label_encode": _d(label, "one feature: the category's index in the sorted vocabulary"
+                           " (-1 when unseen)", ["Gender"]),
+        "standardize": _d(standardize, "(x - mean) / std, fitted on the training split", "all"),
+    }, "preprocessing step")
+
+
+def build_schema() -> dict:
+    """The schema as a dict, from the registries."""
+    optimizer_entries = {
+        name: _d({"oneOf": [{"type": "null"}, _params_object(o.params)]}, o.description)
+        for name, o in sorted(OPTIMIZERS.items())}
+    layer_entries = {name: _layer_schema(layer) for name, layer in sorted(LAYERS.items())}
+    metric_names = sorted(METRICS)
+    data = _params_object({
+        "source": _d({"type": "string", "minLength": 1, "maxLength": 4096},
+                     "the data file (CSV with a header row), relative to the spec file",
+                     "../examples/data/breast_cancer.csv"),
+        "target": _d({"type": "string", "minLength": 1}, "the column to predict", "Exited"),
+        "drop": _d({**_columns("", []), "default": []}, "columns that are not features",
+                   ["RowNumber", "CustomerId"]),
+        "features": _d({"oneOf": [{"type": "null"}, _columns("", [])], "default": None},
+                       "the feature columns (default: every column but the target and dropped"
+                       " ones)", ["Age", "Balance"]),
+        "preprocess": _d({"type": "array", "items": _preprocess_schema(), "default": [],
+                          "maxItems": 1000},
+                         "steps fitted on the training split and exported inside the model",
+                         [{"onehot": ["Geography"]}, {"standardize": "all"}]),
+        "split": _d(_params_object({
+            "test": _d({"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.2},
+                       "fraction of rows held out for the final test", 0.2),
+            "validation": _d({"type": "number", "minimum": 0, "exclusiveMaximum": 1,
+                              "default": 0.0},
+                             "fraction of rows for validation (early stopping, val_ metrics)",
+                             0.1),
+            "stratify": _d({"type": "boolean", "default": True},
+                           "keep class proportions equal across splits (classification)", True),
+        }), "how rows are split, seeded by the spec's seed", {"test": 0.2, "validation": 0.1},
+            default={}),
+    }, ["source", "target"])
+    model = _params_object({
+        "layers": _d({"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
+                      "items": _one_key(layer_entries, "layer")},
+                     "the network, in order, from the features to the output",
+                     [{"dense": {"units": 6, "activation": "relu"}}]),
+    }, ["layers"])
+    train = _params_object({
+        "loss": _d({"type": "string", "enum": sorted(LOSSES)},
+                   "; ".join(f"{k}: {v.description}" for k, v in sorted(LOSSES.items())),
+                   "binary_crossentropy"),
+        "optimizer": _d({"oneOf": [{"type": "string", "enum": sorted(OPTIMIZERS)},
+                                   _one_key(optimizer_entries, "optimizer")],
+                         "default": "adam"},
+                        "the optimizer, by name or as {name: {parameters}}",
+                        {"adam": {"lr": 0.001}}),
+        "batch_size": _d({"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 32},
+                         "rows per gradient step", 10),
+        "epochs": _d({"type": "integer", "minimum": 1, "maximum": 100_000, "default": 10},
+                     "passes over the training split", 50),
+        "metrics": _d({"type": "array", "uniqueItems": True, "default": [],
+                       "items": {"type": "string", "enum": metric_names}},
+                      "; ".join(f"{k}: {METRICS[k].description}" for k in metric_names),
+                      ["accuracy", "auc"]),
+        "early_stopping": _d({"oneOf": [{"type": "null"}, _params_object({
+            "monitor": _d({"type": "string", "default": "val_loss"},
+                          "loss or a metric, with val_ for the validation split", "val_loss"),
+            "patience": _d({"type": "integer", "minimum": 0, "maximum": 100_000, "default": 5},
+                           "epochs without improvement before stopping", 10),
+            "min_delta": _d({"type": "number", "minimum": 0, "default": 0.0},
+                            "smallest change that counts as an improvement", 0.0),
+            "restore_best": _d({"type": "boolean", "default": True},
+                               "end with the weights of the best epoch", True),
+        })], "default": None}, "stop when the monitored value stops improving",
+            {"monitor": "val_loss", "patience": 10}),
+        "shuffle": _d({"type": "boolean", "default": True},
+                      "reshuffle the training rows every epoch (seeded)", True),
+        "seed": _d({"oneOf": [{"type": "null"}, {"type": "integer", "minimum": 0,
+                                                  "maximum": 2**32 - 1}], "default": None},
+                   "seed of weights, shuffling and dropout (default: the spec's seed), so the"
+                   " split can stay fixed while this varies", 3),
+    }, ["loss"])
+    export = _params_object({
+        "opset": _d({"type": "integer", "minimum": MIN_OPSET, "maximum": MAX_OPSET,
+                     "default": DEFAULT_OPSET}, "ONNX opset of the exported model",
+                    DEFAULT_OPSET),
+    })
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": f"dlspec spec, format {FORMAT_VERSION}",
+        "description": "A neural network, its data and its training, in one file.",
+        "type": "object",
+        "required": ["dlspec", "name", "data", "model", "train"],
+        "additionalProperties": False,
+        "properties": {
+            "dlspec": _d({"const": FORMAT_VERSION}, "the spec format version", FORMAT_VERSION),
+            "name": _d({"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+                       "the model's name; runs go to runs/<name>/", "churn"),
+            "description": _d({"type": "string", "maxLength": 10_000}, "free text", "..."),
+            "seed": _d({"type": "integer", "minimum": 0, "maximum": 2**32 - 1, "default": 0},
+                       "seed of the split, and of training unless train.seed is set", 7),
+            "data": _d(data, "where the rows come from and how they are prepared", None),
+            "model": _d(model, "the network", None),
+            "train": _d(train, "how the network is trained", None),
+            "export": _d({**export, "default": {}}, "how the model is exported to ONNX", None),
+            "lock": _d(_params_object({
+                "data_sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                  "SHA-256 of the data file the run trained on", "ee2a5c9d..."),
+                "spec_sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                  "SHA-256 of the resolved spec", "d4d86156..."),
+                "dlspec_version": _d({"type": "string"}, "dlspec version of the run", "0.1.0"),
+            }, ["data_sha256"]), "written by dlspec train into spec.lock.yaml; training from a"
+                " lock file refuses data whose SHA-256 differs", None),
+        },
+    }
+
+
+def schema_path() -> Path:
+    """The published schema file: inside the installed package, or schemas/ in a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_schemas" / SCHEMA_FILE, here.parent / "schemas" / SCHEMA_FILE):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{SCHEMA_FILE} is missing from the installation")
+
+
+@cache
+def load_schema() -> dict:
+    return json.loads(schema_path().read_text(encoding="utf-8"))
+
+
+def render() -> str:
+    return json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":  # python -m dlspec.spec.schema [--write]
+    text = render()
+    if "--write" in sys.argv[1:]:
+        (Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_FILE).write_text(text)
+    else:
+        sys.stdout.write(text)

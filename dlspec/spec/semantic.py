@@ -1,0 +1,187 @@
+"""Semantic checks: what the schema cannot say. Each check is a small named function.
+
+They run on the canonical spec (``normalize``) and report through ``locate``,
+so every message carries the line and column of the place to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from dlspec.data.preprocess import check_steps
+from dlspec.engine.losses import LOSSES
+from dlspec.engine.metrics import METRICS
+from dlspec.errors import Location, SpecError
+from dlspec.spec.diagnose import did_you_mean, path_str
+
+Locate = Callable[[tuple, bool], Location]
+TASK_WORDS = {"binary": "a binary classifier", "multiclass": "a multi-class classifier",
+              "regression": "a regression model"}
+
+
+def _err(locate: Locate, path: tuple, message: str, code: str, key: bool = False) -> SpecError:
+    return SpecError(message, locate(path, key), path=path_str(path), code=code)
+
+
+def check_layer_names(spec: dict, locate: Locate) -> list[SpecError]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, item in enumerate(spec["model"]["layers"]):
+        (type_, p), = item.items()
+        name = p["name"]
+        if name in seen:
+            out.append(_err(locate, ("model", "layers", i, type_, "name"),
+                            f"duplicate layer name '{name}' (also layers[{seen[name]}])",
+                            "semantic-duplicate-name"))
+        seen.setdefault(name, i)
+    return out
+
+
+def output_layer(spec: dict) -> tuple[int, str, dict]:
+    """The layer that decides the output's activation (trailing dropouts skipped)."""
+    layers = spec["model"]["layers"]
+    for i in range(len(layers) - 1, -1, -1):
+        (type_, p), = layers[i].items()
+        if type_ != "dropout":
+            return i, type_, p
+    return 0, *next(iter(layers[0].items()))
+
+
+def _last_units(spec: dict) -> tuple[int, int] | None:
+    for i in range(len(spec["model"]["layers"]) - 1, -1, -1):
+        (type_, p), = spec["model"]["layers"][i].items()
+        if "units" in p:
+            return i, p["units"]
+    return None
+
+
+def check_loss_fits_output(spec: dict, locate: Locate) -> list[SpecError]:
+    loss = LOSSES[spec["train"]["loss"]]
+    i, type_, p = output_layer(spec)
+    out = []
+    act = p.get("activation", "linear")
+    if loss.fuses and act != loss.fuses:
+        out.append(_err(locate, ("model", "layers", i, type_, "activation"),
+                        f"{loss.name} needs a {loss.fuses} output, but the last layer "
+                        f"'{p['name']}' ends in '{act}'; set activation: {loss.fuses}",
+                        "semantic-loss-output"))
+    last = _last_units(spec)
+    if loss.task == "binary" and last and last[1] != 1:
+        j, units = last
+        (t, _), = spec["model"]["layers"][j].items()
+        out.append(_err(locate, ("model", "layers", j, t, "units"),
+                        f"binary_crossentropy trains one sigmoid unit per target; the output "
+                        f"layer has {units} units (use units: 1, or categorical_crossentropy"
+                        f" with softmax)", "semantic-loss-output"))
+    return out
+
+
+def check_metrics(spec: dict, locate: Locate) -> list[SpecError]:
+    task = LOSSES[spec["train"]["loss"]].task
+    fits = sorted(m for m, d in METRICS.items() if task in d.tasks)
+    return [_err(locate, ("train", "metrics", i),
+                 f"metric '{m}' does not apply to {TASK_WORDS[task]} (trained with "
+                 f"{spec['train']['loss']}); use one of: {', '.join(fits)}", "semantic-metric")
+            for i, m in enumerate(spec["train"]["metrics"]) if task not in METRICS[m].tasks]
+
+
+def monitor_names(spec: dict) -> list[str]:
+    names = ["loss", *spec["train"]["metrics"]]
+    return names + [f"val_{n}" for n in names]
+
+
+def check_early_stopping(spec: dict, locate: Locate) -> list[SpecError]:
+    es = spec["train"]["early_stopping"]
+    if es is None:
+        return []
+    path = ("train", "early_stopping", "monitor")
+    options = monitor_names(spec)
+    if es["monitor"] not in options:
+        return [_err(locate, path, f"cannot monitor '{es['monitor']}'"
+                     f"{did_you_mean(es['monitor'], options)}; options: {', '.join(options)}",
+                     "semantic-monitor")]
+    if es["monitor"].startswith("val_") and spec["data"]["split"]["validation"] == 0:
+        return [_err(locate, path, f"monitoring '{es['monitor']}' needs a validation split; "
+                     "set data.split.validation (e.g. 0.1)", "semantic-monitor")]
+    return []
+
+
+def check_split(spec: dict, locate: Locate) -> list[SpecError]:
+    s = spec["data"]["split"]
+    if s["test"] + s["validation"] >= 1:
+        return [_err(locate, ("data", "split"), f"test ({s['test']}) + validation "
+                     f"({s['validation']}) leave no rows for training; their sum must be < 1",
+                     "semantic-split")]
+    return []
+
+
+def check_optimizer(spec: dict, locate: Locate) -> list[SpecError]:
+    (name, p), = spec["train"]["optimizer"].items()
+    if p.get("nesterov") and not p.get("momentum"):
+        return [_err(locate, ("train", "optimizer", name, "nesterov"),
+                     "nesterov needs momentum > 0", "semantic-optimizer")]
+    return []
+
+
+def check_target(spec: dict, locate: Locate) -> list[SpecError]:
+    d = spec["data"]
+    out = []
+    if d["target"] in d["drop"]:
+        out.append(_err(locate, ("data", "drop", d["drop"].index(d["target"])),
+                        f"the target '{d['target']}' is dropped", "semantic-target"))
+    if d["features"] and d["target"] in d["features"]:
+        out.append(_err(locate, ("data", "features", d["features"].index(d["target"])),
+                        f"the target '{d['target']}' cannot also be a feature",
+                        "semantic-target"))
+    return out
+
+
+CHECKS = [check_layer_names, check_loss_fits_output, check_metrics, check_early_stopping,
+          check_split, check_optimizer, check_target]
+
+
+def check_spec(spec: dict, locate: Locate) -> list[SpecError]:
+    """Every semantic problem that needs no data."""
+    return [e for check in CHECKS for e in check(spec, locate)]
+
+
+def feature_columns(spec: dict, header: Sequence[str]) -> list[str]:
+    d = spec["data"]
+    if d["features"] is not None:
+        return list(d["features"])
+    return [c for c in header if c != d["target"] and c not in d["drop"]]
+
+
+def check_columns(spec: dict, header: Sequence[str], source: str, locate: Locate) -> list[SpecError]:
+    """Columns the spec names that the data's header lacks, and preprocessing misuse."""
+    d = spec["data"]
+    out = []
+
+    def missing(path, col):
+        out.append(_err(locate, path, f"column '{col}' is not in {source}"
+                        f"{did_you_mean(col, header)}", "semantic-column"))
+
+    if d["target"] not in header:
+        missing(("data", "target"), d["target"])
+    for key in ("drop", "features"):
+        for i, col in enumerate(d[key] or []):
+            if col not in header:
+                missing(("data", key, i), col)
+    features = feature_columns(spec, header)
+    for i, step in enumerate(d["preprocess"]):
+        (kind, arg), = step.items()
+        cols = arg["columns"]
+        for j, col in enumerate(cols if isinstance(cols, list) else []):
+            if col not in features:
+                what = "the target" if col == d["target"] else \
+                    "dropped" if col in d["drop"] else None
+                if what or col in header:
+                    out.append(_err(locate, ("data", "preprocess", i, kind, "columns", j),
+                                    f"column '{col}' is {what or 'not a feature'}; only "
+                                    "features are preprocessed", "semantic-column"))
+                else:
+                    missing(("data", "preprocess", i, kind, "columns", j), col)
+    if not out:
+        for problem in check_steps(features, d["preprocess"]):
+            out.append(_err(locate, ("data", "preprocess"), problem, "semantic-preprocess"))
+    return out
