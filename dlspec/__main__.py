@@ -1,0 +1,3 @@
+from dlspec.cli import main
+
+main()

@@ -1,0 +1,311 @@
+"""The dlspec command line: a thin layer over the Python API.
+
+Results go to stdout, diagnostics and progress to stderr. Exit codes: 0 ok,
+1 invalid input of any kind, 2 command-line usage, 3 training diverged,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from dlspec.errors import Diagnostic, Diagnostics, DlspecError
+from dlspec.version import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  help="Declarative model specs: validate, inspect, train, export, predict.")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+_state = {"debug": False}
+
+Overrides = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY.PATH=VALUE", help="Override a spec field (repeatable), e.g. "
+    "--set train.epochs=5")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables.")]
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+class Backend(str, Enum):
+    onnxruntime = "onnxruntime"
+    numpy = "numpy"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class OnUnknown(str, Enum):
+    error = "error"
+    zeros = "zeros"
+
+
+def _report(e: DlspecError) -> int:
+    from dlspec.render import diagnostics_text
+
+    if isinstance(e, Diagnostics):
+        diagnostics_text(err, e.items)
+    elif isinstance(e, Diagnostic):
+        diagnostics_text(err, [e])
+    else:
+        err.print(f"[red]error[/]: {e}", markup=True, soft_wrap=True)
+    return e.exit_code
+
+
+@contextlib.contextmanager
+def _errors():
+    """Map dlspec's errors to messages and exit codes; anything else is a bug."""
+    try:
+        yield
+    except DlspecError as e:
+        raise typer.Exit(_report(e)) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as e:  # noqa: BLE001 - the one place that catches everything
+        if _state["debug"]:
+            traceback.print_exc()
+        err.print(f"internal error: {type(e).__name__}: {e}\nThis is a bug in dlspec "
+                  f"{__version__}; please report it (run with --debug for the traceback).",
+                  markup=False, soft_wrap=True)
+        raise typer.Exit(70) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"dlspec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal "
+                                        "errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _spec_files(paths: list[Path]) -> list[Path]:
+    files = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")
+                                and q.is_file()))
+        else:
+            files.append(p)
+    return files
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Spec files or folders of them.")],
+    overrides: Overrides = None,
+    fmt: Annotated[Format, typer.Option("--format", help="text, json or github "
+                                        "annotations.")] = Format.text,
+) -> None:
+    """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
+    from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
+    from dlspec.spec.load import load_spec
+
+    problems: list[Diagnostic] = []
+    files = _spec_files(paths)
+    with _errors():
+        for f in files:
+            try:
+                spec = load_spec(f, overrides or [])
+            except Diagnostics as d:
+                problems.extend(d.items)
+                continue
+            if fmt is Format.text:
+                note = "" if spec.data.source.is_file() else \
+                    f" (data file {spec.data.source_text} not found: column checks skipped)"
+                err.print(f"[green]ok[/] {f}{note}")
+    if fmt is Format.json:
+        out.print(diagnostics_json(problems), markup=False)
+    elif fmt is Format.github:
+        if problems:
+            print(diagnostics_github(problems))
+    else:
+        diagnostics_text(err, problems)
+        bad = len({d.location.file for d in problems if d.location})
+        if problems:
+            err.print(f"{len(problems)} problem(s) in {bad} of {len(files)} file(s)")
+    raise typer.Exit(1 if problems or not files else 0)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec format (for editors and other tools)."""
+    from dlspec.spec.schema import schema_path
+
+    sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+
+
+@app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(help="A spec file, or an exported .onnx model.")],
+    overrides: Overrides = None,
+) -> None:
+    """Show a spec's layers (ops, output shapes, parameters), or a model's contract."""
+    from dlspec.render import layers_table
+
+    with _errors():
+        if path.suffix == ".onnx":
+            _inspect_model(path)
+            return
+        from dlspec.data.dataset import load_dataset
+        from dlspec.engine.network import Network
+        from dlspec.spec.load import load_spec
+
+        spec = load_spec(path, overrides or [])
+        ds = load_dataset(spec)
+        net = Network(spec.layers, ds.n_features, spec.train.loss, spec.locate)
+        out.print(layers_table(spec, net.graph))
+        n = net.graph.n_params
+        out.print(f"features: {ds.n_features} ({', '.join(ds.preprocessor.feature_names)})",
+                  soft_wrap=True)
+        out.print(f"target: {ds.target.name} ({ds.target.task}"
+                  + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")")
+        out.print(f"rows: train {len(ds.x['train'])}, validation {len(ds.x['validation'])}, "
+                  f"test {len(ds.x['test'])}")
+        out.print(f"memory: parameters {n * 4:,} B, gradients {n * 4:,} B")
+
+
+def _inspect_model(path: Path) -> None:
+    from rich.table import Table
+
+    from dlspec.runtime.session import load_model
+
+    m = load_model(path)
+    t = Table(title=f"{path}: inputs", title_justify="left")
+    for c in ("column", "kind", "categories"):
+        t.add_column(c)
+    for c in m.contract.inputs:
+        t.add_row(c.name, c.kind, ", ".join(c.categories))
+    out.print(t)
+    out.print(f"outputs: {', '.join(m.contract.outputs)}; task {m.contract.task}"
+              + (f"; classes {m.contract.classes}" if m.contract.classes else ""))
+    for k in ("dlspec.name", "dlspec.version", "dlspec.spec_sha256"):
+        out.print(f"{k}: {m.metadata.get(k, '?')}")
+
+
+@app.command()
+def train(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file.")],
+    overrides: Overrides = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Write the run exactly here (default: "
+                                                 "runs/<name>/<run-id>).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train a spec; the run directory's path is the last line on stdout."""
+    import dlspec.api as api
+    from dlspec.render import confusion_table, metrics_table
+
+    with _errors():
+        from dlspec.spec.load import load_spec
+
+        spec = load_spec(spec_path, overrides or [])
+        with _progress(spec.train.epochs, quiet) as on_epoch:
+            result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch)
+        m = result.metrics
+        if not quiet:
+            stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""
+            err.print(f"trained {m['epochs_run']} epochs, {m['steps']} steps in "
+                      f"{m['training_seconds']:.2f} s{stop}")
+            if m["validation"] or m["test"]:
+                out.print(metrics_table(m))
+            cm = (m["test"] or m["validation"]).get("confusion_matrix")
+            if cm:
+                out.print(confusion_table(cm, m["classes"], "test" if m["test"] else
+                                          "validation"))
+        out.print(str(result.run_dir), soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _progress(epochs: int, quiet: bool):
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
+                  TextColumn("{task.fields[logs]}"), console=err, transient=False) as bar:
+        task = bar.add_task("train", total=epochs, logs="")
+
+        def on_epoch(epoch: int, logs: dict) -> None:
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items()
+                              if k not in ("epoch", "seconds") and isinstance(v, float))
+            bar.update(task, completed=epoch, logs=shown)
+        yield on_epoch
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (or its "
+                                        "latest pointer).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The .onnx file "
+                                                "(default: <name>.onnx).")] = None,
+    opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the spec's "
+                                              "export.opset).")] = None,
+) -> None:
+    """Export a run to one ONNX file that takes raw columns, after a parity check."""
+    import dlspec.api as api
+
+    with _errors():
+        report = api.export(run, output, opset=opset)
+        p = report["parity"]
+        err.print(f"parity with the engine: {p['rows']} rows at batch sizes "
+                  f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}")
+        out.print(report["path"])
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="An .onnx model or a run directory.")],
+    data: Annotated[Path, typer.Argument(help="A CSV file with the model's input columns.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file: .csv, "
+                                                ".jsonl or .npy (default: CSV on stdout)."
+                                                )] = None,
+    backend: Annotated[Backend, typer.Option(help="onnxruntime, or numpy (the training "
+                                             "engine; needs a run directory).")
+                       ] = Backend.onnxruntime,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Rows per "
+                                                   "batch.")] = None,
+    on_unknown: Annotated[OnUnknown, typer.Option(help="A category not seen in training: "
+                                                  "error, or zeros (all-zero encoding).")
+                          ] = OnUnknown.error,
+    quiet: Quiet = False,
+) -> None:
+    """Predict every row of a CSV file, one output row per input row, in order."""
+    import dlspec.api as api
+
+    with _errors():
+        report = api.predict(model, data, output, backend=backend.value, device=device.value,
+                             batch_size=batch_size, on_unknown=on_unknown.value)
+        if not quiet:
+            err.print(f"{report['rows']} rows predicted with {report['backend']} "
+                      f"({report['provider']})" + (f" -> {output}" if output else ""))
+
+
+def main() -> None:
+    app()
