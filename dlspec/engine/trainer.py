@@ -87,6 +87,13 @@ def fit(net: Network, train_spec, task: str, x: dict, y: dict,
     Raises:
         TrainingDiverged: a non-finite loss or gradient.
     """
+    # Overflow on the way to a divergence is detected and reported, not warned about.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _fit(net, train_spec, task, x, y, on_epoch)
+
+
+def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
+         on_epoch: Callable[[int, dict], None] | None) -> tuple[FitResult, Optimizer]:
     t0 = time.perf_counter()
     seed = train_spec.seed
     buf = net.buffer

@@ -1,0 +1,27 @@
+"""Shared fixtures: where the real data sets are, and small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+EXAMPLES = ROOT / "examples" / "data"
+# The real data sets (churn, MNIST, ...) live beside the checkout, in ../shared/data.
+SHARED_DATA = Path(os.environ.get("DLSPEC_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CHURN_CSV = SHARED_DATA / "churn" / "Churn_Modelling.csv"
+
+
+@pytest.fixture
+def churn_csv() -> Path:
+    if not CHURN_CSV.is_file():
+        pytest.skip(f"{CHURN_CSV} is absent: the Kaggle churn data is not shipped with dlspec")
+    return CHURN_CSV
+
+
+@pytest.fixture
+def breast_cancer_csv() -> Path:
+    return EXAMPLES / "breast_cancer.csv"

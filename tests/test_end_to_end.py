@@ -1,0 +1,171 @@
+"""Spec -> train -> run directory -> export -> predict, on real data, with the engine and
+onnxruntime checked against each other."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import dlspec
+from dlspec.errors import Diagnostics, TrainingDiverged
+from tests.conftest import SPECS
+
+RUN_FILES = {"spec.lock.yaml", "weights.npz", "weights.json", "optimizer.npz",
+             "preprocess.json", "metrics.json", "history.csv", "curve.svg", "holdout.csv",
+             "model.onnx"}
+
+
+def _read(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _assert_same_predictions(a, b, atol=1e-5):
+    assert len(a) == len(b) and a
+    assert a[0].keys() == b[0].keys()
+    for ra, rb in zip(a, b, strict=True):
+        for k in ra:
+            if k.startswith("prob_"):
+                assert abs(float(ra[k]) - float(rb[k])) <= atol, (k, ra, rb)
+            else:
+                assert ra[k] == rb[k]
+
+
+def test_breast_cancer_main_job(tmp_path, breast_cancer_csv):
+    result = dlspec.train(SPECS / "breast_cancer.yaml", runs_root=tmp_path / "runs")
+    run = result.run_dir
+    assert {p.name for p in run.iterdir()} == RUN_FILES
+    assert (tmp_path / "runs" / "breast_cancer" / "latest").resolve() == run.resolve()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.93
+    assert metrics["test"]["rows"] == 114 and sum(map(sum, metrics["test"]["confusion_matrix"])) == 114
+    assert metrics["export_parity"]["max_abs_diff"] < 1e-4
+    history = _read(run / "history.csv")
+    assert len(history) == metrics["epochs_run"] and "val_loss" in history[0]
+
+    exported = dlspec.export(tmp_path / "runs" / "breast_cancer" / "latest", tmp_path / "bc.onnx")
+    assert exported["ir_version"] == 8 and exported["opset"] == 17
+    onnx_out, numpy_out = tmp_path / "onnx.csv", tmp_path / "numpy.csv"
+    assert dlspec.predict(tmp_path / "bc.onnx", breast_cancer_csv, onnx_out)["rows"] == 569
+    dlspec.predict(run, breast_cancer_csv, numpy_out, backend="numpy")
+    a, b = _read(onnx_out), _read(numpy_out)
+    _assert_same_predictions(a, b)
+    assert {r["predicted_diagnosis"] for r in a} == {"benign", "malignant"}
+
+
+def test_churn_reaches_tutorial_accuracy_and_predicts_raw_csv(tmp_path, churn_csv):
+    """The tutorial's network and hyperparameters: >= 0.85 test accuracy (it reports 0.858)."""
+    result = dlspec.train(SPECS / "churn.yaml", [f"data.source={churn_csv}"],
+                          run_dir=tmp_path / "run")
+    test = result.metrics["test"]
+    assert test["rows"] == 2000
+    assert test["accuracy"] >= 0.85, test
+    onnx_out, numpy_out = tmp_path / "onnx.csv", tmp_path / "numpy.csv"
+    dlspec.predict(tmp_path / "run" / "model.onnx", churn_csv, onnx_out, batch_size=3000)
+    dlspec.predict(tmp_path / "run", churn_csv, numpy_out, backend="numpy")
+    a, b = _read(onnx_out), _read(numpy_out)
+    assert len(a) == 10_000
+    _assert_same_predictions(a, b)
+
+
+def test_batch_size_does_not_change_predictions(tmp_path, breast_cancer_csv):
+    run = dlspec.train(SPECS / "breast_cancer.yaml", ["train.epochs=3"],
+                       run_dir=tmp_path / "run").run_dir
+    outs = []
+    for bs in (1, 7, 100_000):
+        out = tmp_path / f"p{bs}.csv"
+        dlspec.predict(run / "model.onnx", breast_cancer_csv, out, batch_size=bs)
+        outs.append((out).read_text())
+    assert outs[0] == outs[1] == outs[2]
+
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in SPECS.glob("*.yaml")))
+def test_every_spec_trains_and_exports(tmp_path, spec, churn_csv_if_needed):
+    """Every spec in specs/ trains (briefly) and its export passes the parity gate."""
+    overrides = ["train.epochs=2", *churn_csv_if_needed(spec)]
+    result = dlspec.train(SPECS / spec, overrides, run_dir=tmp_path / "run")
+    assert result.metrics["export_parity"]["batch_sizes"][0] == 1
+    assert (tmp_path / "run" / "model.onnx").stat().st_size > 0
+
+
+@pytest.fixture
+def churn_csv_if_needed(request):
+    def overrides(spec: str) -> list[str]:
+        if spec == "churn.yaml":
+            return [f"data.source={request.getfixturevalue('churn_csv')}"]
+        return []
+    return overrides
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    a = dlspec.train(SPECS / "breast_cancer.yaml", ["train.epochs=5"], run_dir=tmp_path / "a")
+    b = dlspec.train(SPECS / "breast_cancer.yaml", ["train.epochs=5"], run_dir=tmp_path / "b")
+    c = dlspec.train(SPECS / "breast_cancer.yaml", ["train.epochs=5", "train.seed=1"],
+                     run_dir=tmp_path / "c")
+    wa, wb, wc = ((r.run_dir / "weights.npz").read_bytes() for r in (a, b, c))
+    assert wa == wb
+    assert wa != wc
+
+
+def test_lock_file_repeats_the_run_and_guards_the_data(tmp_path, breast_cancer_csv):
+    first = dlspec.train(SPECS / "breast_cancer.yaml", ["train.epochs=4"], run_dir=tmp_path / "a")
+    lock = first.run_dir / "spec.lock.yaml"
+    again = dlspec.train(lock, run_dir=tmp_path / "b")
+    assert (first.run_dir / "weights.npz").read_bytes() == \
+        (again.run_dir / "weights.npz").read_bytes()
+    changed = tmp_path / "changed.csv"
+    changed.write_text(breast_cancer_csv.read_text().replace("17.99", "17.98", 1))
+    with pytest.raises(Diagnostics) as info:
+        dlspec.train(lock, [f"data.source={changed}"], run_dir=tmp_path / "c")
+    assert "data file changed" in str(info.value)
+    assert f"{lock}:" in str(info.value)
+
+
+REGRESSION_SPEC = """\
+dlspec: 1
+name: line
+data: {source: line.csv, target: y, split: {test: 0.2}}
+model:
+  layers: [{dense: {units: 1}}]
+train: {loss: mse, optimizer: {sgd: {lr: LR}}, batch_size: 8, epochs: 20, metrics: [mae]}
+"""
+
+
+def _regression(tmp_path, lr):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-100, 100, size=200)
+    rows = "\n".join(f"{v:.6f},{0.5 * v + 1:.6f}" for v in x)
+    (tmp_path / "line.csv").write_text("x,y\n" + rows + "\n")
+    spec = tmp_path / "line.yaml"
+    spec.write_text(REGRESSION_SPEC.replace("LR", str(lr)))
+    return spec
+
+
+def test_divergence_stops_training(tmp_path):
+    with pytest.raises(TrainingDiverged) as info:
+        dlspec.train(_regression(tmp_path, 10), run_dir=tmp_path / "run")
+    assert "diverged at epoch 1" in str(info.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_regression_exports_its_prediction(tmp_path):
+    spec = _regression(tmp_path, 1e-4)
+    result = dlspec.train(spec, ["data.preprocess=[{standardize: all}]",
+                                 "train.optimizer={adam: {lr: 0.2}}", "train.epochs=60"],
+                          run_dir=tmp_path / "run")
+    assert result.metrics["test"]["mae"] < 0.5
+    out = tmp_path / "p.csv"
+    dlspec.predict(tmp_path / "run" / "model.onnx", tmp_path / "line.csv", out)
+    rows = _read(out)
+    assert list(rows[0]) == ["y"] and len(rows) == 200
+
+
+def test_weights_are_float32_and_loaded_runs_predict_identically(tmp_path, breast_cancer_csv):
+    run = dlspec.train(SPECS / "breast_cancer.yaml", ["train.epochs=3"], run_dir=tmp_path / "r")
+    loaded = dlspec.load_run(run.run_dir)
+    with np.load(run.run_dir / "weights.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype == np.float32 for k in z.files)
+    assert loaded.net.buffer.flat.dtype == np.float32
