@@ -140,7 +140,7 @@ def validate(
                     f" (data file {spec.data.source_text} not found: column checks skipped)"
                 err.print(f"[green]ok[/] {f}{note}")
     if fmt is Format.json:
-        out.print(diagnostics_json(problems), markup=False)
+        sys.stdout.write(diagnostics_json(problems) + "\n")
     elif fmt is Format.github:
         if problems:
             print(diagnostics_github(problems))
@@ -237,7 +237,7 @@ def train(
             if cm:
                 out.print(confusion_table(cm, m["classes"], "test" if m["test"] else
                                           "validation"))
-        out.print(str(result.run_dir), soft_wrap=True)
+        print(result.run_dir, flush=True)
 
 
 @contextlib.contextmanager
@@ -275,7 +275,7 @@ def export(
         p = report["parity"]
         err.print(f"parity with the engine: {p['rows']} rows at batch sizes "
                   f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}")
-        out.print(report["path"])
+        print(report["path"], flush=True)
 
 
 @app.command()

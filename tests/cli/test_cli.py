@@ -1,0 +1,201 @@
+"""Each command through Typer's CliRunner: exit codes, stdout/stderr lines, located errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from dlspec.cli import app
+from dlspec.version import __version__
+from tests.conftest import SPECS
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short breast-cancer run shared by the export/predict tests."""
+    d = tmp_path_factory.mktemp("cli")
+    r = run("train", SPECS / "breast_cancer.yaml", "--set", "train.epochs=3",
+            "--run-dir", d / "run")
+    assert r.exit_code == 0, r.output
+    return d / "run"
+
+
+def test_version():
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.strip() == f"dlspec {__version__}"
+
+
+def test_validate_good_specs():
+    r = run("validate", *sorted(SPECS.glob("*.yaml")))
+    assert r.exit_code == 0, r.output
+    assert "ok" in r.stderr
+
+
+def test_validate_folder_and_json_format(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((SPECS / "breast_cancer.yaml").read_text().replace("units: 16", "units: 0")
+                   .replace("relu", "rleu", 1))
+    r = run("validate", tmp_path, "--format", "json")
+    assert r.exit_code == 1
+    items = json.loads(r.stdout)
+    line = 1 + bad.read_text().splitlines().index(
+        "    - dense: {units: 0, activation: rleu, initializer: he_uniform}")
+    assert [(i["line"], i["path"]) for i in items] == [
+        (line, "model.layers[0].dense.units"), (line, "model.layers[0].dense.activation")]
+    assert "did you mean 'relu'" in items[1]["message"]
+
+
+def test_validate_text_shows_location_line_and_caret(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((SPECS / "breast_cancer.yaml").read_text().replace("dropout: 0.2", "dropot: 0.2"))
+    r = run("validate", bad)
+    assert r.exit_code == 1
+    first = r.stderr.splitlines()[0]
+    line = 1 + bad.read_text().splitlines().index("    - dropot: 0.2")
+    assert first == (f"{bad}:{line}:7: model.layers[1].dropot: unknown layer type 'dropot' "
+                     "(did you mean 'dropout'?)")
+    assert "^" in r.stderr and "Traceback" not in r.output
+
+
+def test_validate_github_annotations(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((SPECS / "breast_cancer.yaml").read_text().replace("epochs: 100", "epochs: 0"))
+    r = run("validate", bad, "--format", "github")
+    assert r.exit_code == 1
+    assert r.stdout.startswith(f"::error file={bad},line=")
+    assert "train.epochs: must be >= 1, got 0" in r.stdout
+
+
+def test_validate_missing_file_and_bad_override():
+    r = run("validate", "nope.yaml")
+    assert r.exit_code == 1 and "nope.yaml: cannot read the file" in r.stderr
+    r = run("validate", SPECS / "breast_cancer.yaml", "--set", "train.epochs=many")
+    assert r.exit_code == 1
+    assert "--set train.epochs=many: train.epochs: expected an integer" in r.stderr
+
+
+def test_schema_command_prints_the_schema():
+    r = run("schema")
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["title"].startswith("dlspec spec")
+
+
+def test_inspect_spec():
+    r = run("inspect", SPECS / "breast_cancer.yaml")
+    assert r.exit_code == 0, r.output
+    assert "dense_1" in r.stdout and "(N, 16)" in r.stdout and "641" in r.stdout
+
+
+def test_train_prints_run_dir_last(tmp_path):
+    r = run("train", SPECS / "breast_cancer.yaml", "--set", "train.epochs=2", "--quiet",
+            "--run-dir", tmp_path / "r")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip().splitlines()[-1] == str(tmp_path / "r")
+
+
+def test_train_summary_has_confusion_matrix(tmp_path):
+    r = run("train", SPECS / "breast_cancer.yaml", "--set", "train.epochs=2",
+            "--run-dir", tmp_path / "r")
+    assert r.exit_code == 0, r.output
+    assert "confusion matrix" in r.stdout and "malignant" in r.stdout
+    assert r.stdout.strip().splitlines()[-1] == str(tmp_path / "r")
+
+
+def test_train_errors_are_located(tmp_path):
+    r = run("train", SPECS / "breast_cancer.yaml", "--set", "data.source=missing.csv",
+            "--run-dir", tmp_path / "r")
+    assert r.exit_code == 1
+    assert "--set data.source=missing.csv: data.source: data file not found" in r.stderr
+    spec = tmp_path / "s.yaml"
+    shutil.copy(SPECS / "breast_cancer.yaml", spec)
+    spec.write_text(spec.read_text().replace("source: ../examples/data/breast_cancer.csv",
+                                             f"source: {SPECS.parent}/examples/data/"
+                                             "breast_cancer.csv").replace("target: diagnosis",
+                                                                          "target: diagnosys"))
+    r = run("train", spec, "--run-dir", tmp_path / "r")
+    assert r.exit_code == 1
+    assert f"{spec}:10:11: data.target: column 'diagnosys' is not in" in r.stderr
+    assert "did you mean 'diagnosis'" in r.stderr
+
+
+def test_train_refuses_existing_run_dir(trained):
+    r = run("train", SPECS / "breast_cancer.yaml", "--run-dir", trained)
+    assert r.exit_code == 1 and "already exists" in r.stderr
+
+
+def test_bad_flag_is_usage_error():
+    r = run("train", SPECS / "breast_cancer.yaml", "--epochs", "3")
+    assert r.exit_code == 2
+
+
+def test_export_and_predict_formats(trained, tmp_path, breast_cancer_csv):
+    r = run("export", trained, "-o", tmp_path / "m.onnx")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == str(tmp_path / "m.onnx") and "parity" in r.stderr
+    r = run("predict", tmp_path / "m.onnx", breast_cancer_csv)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "prob_benign,prob_malignant,predicted_diagnosis" and len(lines) == 570
+    for ext in ("jsonl", "npy", "csv"):
+        out = tmp_path / f"p.{ext}"
+        r = run("predict", trained, breast_cancer_csv, "-o", out)
+        assert r.exit_code == 0, r.output
+        assert out.stat().st_size > 0 and "569 rows" in r.stderr
+    first = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])
+    assert set(first) == {"prob_benign", "prob_malignant", "predicted_diagnosis"}
+    r = run("inspect", tmp_path / "m.onnx")
+    assert r.exit_code == 0 and "mean_radius" in r.stdout and "probabilities" in r.stdout
+
+
+def test_predict_numpy_backend_matches(trained, tmp_path, breast_cancer_csv):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run("predict", trained, breast_cancer_csv, "-o", a).exit_code == 0
+    assert run("predict", trained, breast_cancer_csv, "-o", b, "--backend", "numpy").exit_code == 0
+    ra, rb = a.read_text().splitlines(), b.read_text().splitlines()
+    assert ra[0] == rb[0] and len(ra) == len(rb) == 570
+    for la, lb in zip(ra[1:], rb[1:], strict=True):
+        pa, pb = la.split(","), lb.split(",")
+        assert abs(float(pa[1]) - float(pb[1])) <= 1e-5 and pa[2] == pb[2]
+
+
+def test_predict_bad_inputs_are_located(trained, tmp_path, breast_cancer_csv):
+    text = breast_cancer_csv.read_text().splitlines()
+    missing = tmp_path / "missing.csv"
+    missing.write_text("\n".join(",".join(r.split(",")[1:]) for r in text) + "\n")
+    r = run("predict", trained, missing)
+    assert r.exit_code == 1
+    assert f"{missing}:1: missing column(s) 'mean_radius'" in r.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([*text[:5], "abc" + text[5][text[5].index(","):], *text[6:]]) + "\n")
+    r = run("predict", trained, bad, "-o", tmp_path / "out.csv")
+    assert r.exit_code == 1
+    assert f"{bad}:6: column 'mean_radius': cannot parse 'abc' as a number" in r.stderr
+    assert not (tmp_path / "out.csv").exists()
+    r = run("predict", trained, tmp_path / "nothing.csv")
+    assert r.exit_code == 1 and "cannot read data file" in r.stderr
+    r = run("predict", tmp_path / "nothing.onnx", breast_cancer_csv)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+
+
+def test_predict_cuda_without_provider(trained, breast_cancer_csv):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    r = run("predict", trained, breast_cancer_csv, "--device", "cuda")
+    assert r.exit_code == 1
+    assert "no CUDA provider" in r.stderr and "CPUExecutionProvider" in r.stderr
+
+
+def test_export_of_a_non_run(tmp_path):
+    r = run("export", tmp_path)
+    assert r.exit_code == 1 and "not a complete run directory" in r.stderr
