@@ -240,21 +240,34 @@ def train(
         print(result.run_dir, flush=True)
 
 
+def _epoch_line(logs: dict, keys: tuple[str, ...] | None = None) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items()
+                     if isinstance(v, float) and k != "seconds" and (keys is None or k in keys))
+
+
 @contextlib.contextmanager
 def _progress(epochs: int, quiet: bool):
+    """A progress bar on a terminal; elsewhere (CI logs) a line every tenth of the epochs."""
     if quiet:
         yield None
         return
+    if not err.is_terminal:
+        every = max(1, epochs // 10)
+
+        def log_line(epoch: int, logs: dict) -> None:
+            if epoch % every == 0 or epoch in (1, epochs):
+                err.print(f"epoch {epoch}/{epochs}  {_epoch_line(logs)}", soft_wrap=True)
+        yield log_line
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
-                  TextColumn("{task.fields[logs]}"), console=err, transient=False) as bar:
+    with Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=20),
+                  TextColumn("{task.fields[logs]}"), console=err) as bar:
         task = bar.add_task("train", total=epochs, logs="")
 
         def on_epoch(epoch: int, logs: dict) -> None:
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items()
-                              if k not in ("epoch", "seconds") and isinstance(v, float))
-            bar.update(task, completed=epoch, logs=shown)
+            shown = ("loss", "val_loss", *[k for k in logs if k not in ("loss", "val_loss")][:2])
+            bar.update(task, completed=epoch, logs=_epoch_line(logs, shown))
         yield on_epoch
 
 

@@ -81,7 +81,9 @@ def _translate(err: ValidationError, locate) -> list[SpecError]:
                 for k in inst if k not in sch.get("properties", {})]
     if v == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
-        return [diag(f"missing required key '{missing}'")]
+        # at the key of the mapping that lacks it: a block mapping's value mark is
+        # its first child's line, which would blame an unrelated key
+        return [diag(f"missing required key '{missing}'", key=True)]
     if v == "type":
         want = sch["type"] if isinstance(sch["type"], list) else [sch["type"]]
         return [diag(f"expected {' or '.join(_TYPE_WORDS[t] for t in want)}, got {_found(inst)}")]
@@ -98,9 +100,10 @@ def _translate(err: ValidationError, locate) -> list[SpecError]:
               "exclusiveMaximum": "<"}[v]
         return [diag(f"must be {op} {sch[v]}, got {inst}")]
     if v in ("minProperties", "maxProperties") and sch.get("maxProperties") == 1:
-        kind = _kind(path) or "entry"
+        kind = (_kind(path) or "entry").removesuffix(" type")  # a layer, not a layer type
+        article = "an" if kind[0] in "aeiou" else "a"
         example = next(iter(sch.get("properties", {"name": None})))
-        return [diag(f"a {kind} is written as one key naming it (e.g. '{example}: ...'); "
+        return [diag(f"{article} {kind} is written as one key naming it (e.g. '{example}: ...'); "
                      f"got {len(inst)} keys: {', '.join(inst) or 'none'}")]
     if v in ("minItems", "maxItems"):
         return [diag(f"needs {'at least' if v == 'minItems' else 'at most'} {sch[v]} "

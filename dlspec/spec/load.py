@@ -82,7 +82,21 @@ class _Locator:
         for n in range(len(path), 0, -1):
             if tuple(path[:n]) in self.overrides:
                 return self.overrides[tuple(path[:n])]
-        return self.loaded.location(tuple(path), key)
+        return self.loaded.location(self._as_written(tuple(path)), key)
+
+    def _as_written(self, path: tuple) -> tuple:
+        """The file's path for a canonical one: normalize() wraps a shorthand list in a
+        key (``standardize: [a, b]`` -> ``{columns: [a, b]}``), so the canonical path
+        ``(..., 'columns', 1)`` is ``(..., 1)`` in the file."""
+        marks = self.loaded.value_marks
+        for i in range(1, len(path) - 1):
+            if path[:i + 1] not in marks:
+                shorter = path[:i] + path[i + 1:]
+                if isinstance(path[i], str) and isinstance(path[i + 1], int) \
+                        and path[:i] in marks and shorter[:i + 1] in marks:
+                    return shorter
+                break
+        return path
 
 
 def load_spec(source: str | Path, overrides: Sequence[str] = (), *, check_data: bool = True,

@@ -1,0 +1,461 @@
+#!/usr/bin/env python
+"""Training throughput of dlspec's NumPy engine vs PyTorch CPU eager.
+
+    python benchmarks/run.py [--quick] [--json OUT.json] [--repeats N] [--profile]
+
+Workloads (identical shapes, batch size, Adam(lr=1e-3, eps=1e-7), loss, steps):
+  1. churn MLP 11-6-6-1 (relu, relu, sigmoid + binary cross-entropy), batch 10, one
+     epoch (800 steps) per repetition, on the real churn data through dlspec's spec +
+     dataset pipeline when the CSV exists, else on synthetic 8000x11 data;
+  2. MLP 784-256-128-10 (relu, relu, softmax + categorical cross-entropy), batch 128,
+     synthetic float32 data, one epoch of 12,800 rows (100 steps) per repetition;
+  3. the whole 50-epoch churn training: `dlspec train specs/churn.yaml` as a subprocess
+     vs benchmarks/torch_churn.py (wall time, one run each), when the data exists.
+
+dlspec is timed two ways per workload: `dlspec.engine.trainer.fit` itself for one
+epoch (which also initializes, builds the optimizer and evaluates loss + metrics on
+the training split after the epoch), and a raw step loop that replicates fit's inner
+loop (gather per epoch, then slices; plan.forward, loss.fn, isfinite, plan.backward,
+opt.step). PyTorch runs the idiomatic loop (zero_grad, forward, loss, backward, step)
+over the same per-epoch gather-then-slice batches. Repetitions are interleaved in
+one process (dlspec fit, dlspec loop, torch, dlspec fit, ...) after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlspec.engine.network import Network
+from dlspec.engine.optimizers import OPTIMIZERS
+from dlspec.engine.trainer import fit
+from dlspec.spec.load import load_spec, resolve
+from dlspec.spec.yamlload import load_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "churn" / "Churn_Modelling.csv"
+CHURN_SPEC = ROOT / "specs" / "churn.yaml"
+ADAM = {"lr": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+
+MLP_SPEC = """\
+dlspec: 1
+name: mlp_784
+data: {source: synthetic.csv, target: label}
+model:
+  layers:
+    - dense: {units: 256, activation: relu}
+    - dense: {units: 128, activation: relu}
+    - dense: {units: 10, activation: softmax}
+train:
+  loss: categorical_crossentropy
+  optimizer: {adam: {lr: 0.001, epsilon: 1.0e-7}}
+  batch_size: 128
+  epochs: 1
+  metrics: [accuracy]
+"""
+
+
+# --------------------------------------------------------------------------- dlspec side
+
+class DlspecRaw:
+    """fit()'s inner loop, step for step, over a persistent network and optimizer."""
+
+    def __init__(self, net: Network, train_spec, x: np.ndarray, y: np.ndarray, seed: int = 0):
+        self.net, self.x, self.y = net, x, y
+        self.bs = train_spec.batch_size
+        self.buf = net.buffer
+        self.buf.initialize(np.random.default_rng([seed, 1]))
+        self.plan = net.train_plan
+        assert not self.plan.noise_slots, "benchmark models have no dropout"
+        self.opt = OPTIMIZERS[train_spec.optimizer].make(self.buf.flat.size,
+                                                        dict(train_spec.optimizer_params))
+        self.rng = np.random.default_rng([seed, 2])
+        self.shuffle = True
+
+    def run(self, steps: int) -> float:
+        net, plan, buf, opt, bs = self.net, self.plan, self.buf, self.opt, self.bs
+        loss_fn = net.loss.fn
+        in_slot, seed_slot = plan.input_slots[0], plan.seed_slot
+        slots = plan.new_slots()
+        n, done, total = len(self.x), 0, 0.0
+        while done < steps:
+            order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+            xe, ye = self.x[order], self.y[order]
+            for start in range(0, n, bs):
+                if done == steps:
+                    break
+                xb, yb = xe[start:start + bs], ye[start:start + bs]
+                slots[in_slot] = xb
+                plan.forward(slots)
+                loss, g = loss_fn(slots[seed_slot], yb)
+                if not np.isfinite(loss):
+                    raise RuntimeError("diverged")
+                plan.backward(slots, g)
+                opt.step(buf.flat, buf.grad)
+                total += loss * len(xb)
+                done += 1
+        return total
+
+
+class DlspecFit:
+    """dlspec.engine.trainer.fit for one epoch (fresh init + optimizer, then evaluation)."""
+
+    def __init__(self, net: Network, train_spec, task: str, x: dict, y: dict):
+        self.net, self.task, self.x, self.y = net, task, x, y
+        self.spec = dataclasses.replace(train_spec, epochs=1, early_stopping=None)
+        self.steps = -(-len(x["train"]) // train_spec.batch_size)
+
+    def run(self, steps: int) -> None:
+        assert steps == self.steps
+        result, _ = fit(self.net, self.spec, self.task, self.x, self.y)
+        assert result.steps == steps
+
+
+# --------------------------------------------------------------------------- torch side
+
+class TorchLoop:
+    def __init__(self, sizes: list[int], loss: str, x: np.ndarray, y: np.ndarray, bs: int):
+        torch.manual_seed(0)
+        mods: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            mods.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                mods.append(nn.ReLU())
+        self.model = nn.Sequential(*mods)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=ADAM["lr"],
+                                    betas=(ADAM["beta_1"], ADAM["beta_2"]), eps=ADAM["epsilon"])
+        self.loss_fn = nn.BCEWithLogitsLoss() if loss == "bce" else nn.CrossEntropyLoss()
+        self.x = torch.from_numpy(x)
+        self.y = (torch.from_numpy(y.astype(np.float32).reshape(-1, 1)) if loss == "bce"
+                  else torch.from_numpy(y.astype(np.int64)))
+        self.bs = bs
+        self.gen = torch.Generator().manual_seed(0)
+
+    def run(self, steps: int) -> None:
+        model, opt, loss_fn, bs = self.model, self.opt, self.loss_fn, self.bs
+        n, done = len(self.x), 0
+        while done < steps:
+            perm = torch.randperm(n, generator=self.gen)
+            xe, ye = self.x[perm], self.y[perm]
+            for start in range(0, n, bs):
+                if done == steps:
+                    break
+                xb, yb = xe[start:start + bs], ye[start:start + bs]
+                opt.zero_grad()
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                opt.step()
+                done += 1
+
+
+def parity_check(net: Network, train_spec, sizes: list[int], loss: str,
+                 x: np.ndarray, y: np.ndarray, steps: int = 5) -> float:
+    """Max |dlspec - torch| over all parameters after ``steps`` identical steps from the
+    same weights: evidence that both sides run the same model, loss and optimizer."""
+    raw = DlspecRaw(net, train_spec, x, y, seed=123)
+    tl = TorchLoop(sizes, loss, x, y, train_spec.batch_size)
+    views = net.buffer.views
+    lin = [m for m in tl.model if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for i, m in enumerate(lin):
+            m.weight.copy_(torch.from_numpy(views[2 * i].T.copy()))
+            m.bias.copy_(torch.from_numpy(views[2 * i + 1].copy()))
+    bs = train_spec.batch_size
+    raw.shuffle = False  # same batches on both sides: the first `steps` slices
+    raw.run(steps)
+    for s in range(steps):
+        xb, yb = tl.x[s * bs:(s + 1) * bs], tl.y[s * bs:(s + 1) * bs]
+        tl.opt.zero_grad()
+        tl.loss_fn(tl.model(xb), yb).backward()
+        tl.opt.step()
+    diff = 0.0
+    for i, m in enumerate(lin):
+        diff = max(diff, float(np.abs(views[2 * i] - m.weight.detach().numpy().T).max()),
+                   float(np.abs(views[2 * i + 1] - m.bias.detach().numpy()).max()))
+    return diff
+
+
+# --------------------------------------------------------------------------- workloads
+
+def churn_workload(data: Path | None) -> dict:
+    if data is not None and data.is_file():
+        from dlspec.data.dataset import load_dataset
+
+        spec = load_spec(CHURN_SPEC, [f"data.source={data}"])
+        ds = load_dataset(spec)
+        x, y, task = ds.x, ds.y, ds.target.task
+        source = f"real churn data ({data}, {len(x['train'])} training rows, via dlspec's pipeline)"
+    else:
+        spec = load_spec(CHURN_SPEC, [], check_data=False)
+        rng = np.random.default_rng(0)
+        xt = rng.standard_normal((8000, 11), dtype=np.float32)
+        yt = rng.integers(0, 2, 8000).astype(np.int64)
+        x, y, task = {"train": xt, "validation": xt[:0]}, {"train": yt, "validation": yt[:0]}, \
+            "binary"
+        source = "synthetic random data 8000x11 (churn CSV not found)"
+    assert dict(spec.train.optimizer_params) == ADAM, spec.train.optimizer_params
+    n_feat = x["train"].shape[1]
+    return {"key": "churn", "label": f"churn MLP {n_feat}-6-6-1, batch {spec.train.batch_size}",
+            "spec": spec, "task": task, "x": x, "y": y, "sizes": [n_feat, 6, 6, 1],
+            "loss": "bce", "source": source}
+
+
+def mlp_workload(rows: int) -> dict:
+    spec = resolve(load_yaml(MLP_SPEC, "<benchmark mlp_784>"), base=ROOT, check_data=False)
+    assert dict(spec.train.optimizer_params) == ADAM, spec.train.optimizer_params
+    rng = np.random.default_rng(1)
+    xt = rng.standard_normal((rows, 784), dtype=np.float32)  # standardized, like scaled pixels
+    yt = rng.integers(0, 10, rows).astype(np.int64)
+    return {"key": "mlp784", "label": "MLP 784-256-128-10, batch 128", "spec": spec,
+            "task": "multiclass", "x": {"train": xt, "validation": xt[:0]},
+            "y": {"train": yt, "validation": yt[:0]}, "sizes": [784, 256, 128, 10],
+            "loss": "cce", "source": f"synthetic float32 N(0,1) data {rows}x784, 10 classes"}
+
+
+def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool) -> dict:
+    spec, x, y = w["spec"], w["x"], w["y"]
+    n_feat = x["train"].shape[1]
+    mk = lambda: Network(spec.layers, n_feat, spec.train.loss, spec.locate)  # noqa: E731
+    parity = parity_check(mk(), spec.train, w["sizes"], w["loss"], x["train"], y["train"])
+    fitter = DlspecFit(mk(), spec.train, w["task"], x, y)
+    raw = DlspecRaw(mk(), spec.train, x["train"], y["train"])
+    tl = TorchLoop(w["sizes"], w["loss"], x["train"], y["train"], spec.train.batch_size)
+    runners = [("dlspec_fit", fitter.run, fitter.steps), ("dlspec_loop", raw.run, raw_steps),
+               ("torch", tl.run, raw_steps)]
+    for _, fn, steps in runners:  # warm-up: one repetition each
+        fn(steps)
+    times: dict[str, list[float]] = {k: [] for k, _, _ in runners}
+    for _ in range(repeats):
+        for k, fn, steps in runners:
+            gc.collect()
+            t = time.perf_counter()
+            fn(steps)
+            times[k].append((time.perf_counter() - t) / steps * 1e6)
+    out = {"label": w["label"], "data": w["source"], "batch_size": spec.train.batch_size,
+           "parity_max_abs_diff_after_5_steps": parity,
+           "steps_per_rep": {k: s for k, _, s in runners}, "us_per_step": {}}
+    for k, v in times.items():
+        out["us_per_step"][k] = {"median": statistics.median(v), "min": min(v), "max": max(v),
+                                 "all": v}
+    med = {k: out["us_per_step"][k]["median"] for k in times}
+    out["fit_minus_loop_ms_per_epoch"] = (med["dlspec_fit"] - med["dlspec_loop"]) \
+        * fitter.steps / 1e3
+    if profile:
+        pr = cProfile.Profile()
+        pr.enable()
+        raw.run(raw_steps * 3)
+        pr.disable()
+        s = io.StringIO()
+        pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(18)
+        out["profile_dlspec_loop"] = s.getvalue()
+        pr = cProfile.Profile()
+        pr.enable()
+        tl.run(raw_steps * 3)
+        pr.disable()
+        s = io.StringIO()
+        pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(12)
+        out["profile_torch"] = s.getvalue()
+    return out
+
+
+def _run_child_rss(cmd: list[str], cwd: Path) -> tuple[float, str, int, float]:
+    with tempfile.TemporaryFile("w+") as fo:
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, cwd=cwd, stdout=fo, stderr=subprocess.STDOUT, text=True)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        return wall, fo.read(), p.returncode, ru.ru_maxrss / 1024
+
+
+def bench_end_to_end(data: Path, epochs: int) -> dict:
+    exe = Path(sys.executable).parent / "dlspec"
+    cli = [str(exe)] if exe.is_file() else [sys.executable, "-m", "dlspec"]
+    with tempfile.TemporaryDirectory(prefix="dlspec-bench-") as tmp:
+        run_dir = Path(tmp) / "run"
+        cmd = cli + ["train", str(CHURN_SPEC), "--quiet", "--set", f"data.source={data}",
+                     "--set", f"train.epochs={epochs}", "--run-dir", str(run_dir)]
+        wall_d, log_d, rc_d, rss_d = _run_child_rss(cmd, ROOT)
+        if rc_d != 0:
+            raise RuntimeError(f"dlspec train failed ({rc_d}):\n{log_d}")
+        m = json.loads((run_dir / "metrics.json").read_text())
+    tcmd = [sys.executable, str(ROOT / "benchmarks" / "torch_churn.py"), str(data), str(epochs)]
+    wall_t, log_t, rc_t, rss_t = _run_child_rss(tcmd, ROOT)
+    if rc_t != 0:
+        raise RuntimeError(f"torch_churn.py failed ({rc_t}):\n{log_t}")
+    tj = json.loads(log_t.strip().splitlines()[-1])
+    return {
+        "epochs": epochs, "steps": m["steps"],
+        "dlspec": {"command": " ".join(["dlspec"] + cmd[len(cli):]), "wall_s": wall_d,
+                   "training_seconds": m["training_seconds"], "peak_rss_mib": rss_d,
+                   "test_accuracy": m["test"].get("accuracy")},
+        "torch": {"command": " ".join(["python"] + tcmd[1:]), "wall_s": wall_t,
+                  "training_seconds": tj["train_s"], "import_s": tj["import_s"],
+                  "data_s": tj["data_s"], "peak_rss_mib": rss_t,
+                  "test_accuracy": tj["test_accuracy"], "steps": tj["steps"]},
+    }
+
+
+# --------------------------------------------------------------------------- environment
+
+def environment() -> dict:
+    env = {"python": platform.python_version(), "platform": platform.platform(),
+           "numpy": np.__version__, "torch": torch.__version__,
+           "torch_threads": torch.get_num_threads(),
+           "torch_interop_threads": torch.get_num_interop_threads(),
+           "torch_mkldnn": torch.backends.mkldnn.is_available(),
+           "torch_mkl": torch.backends.mkl.is_available(),
+           "cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0))}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            env["cpu_model"] = next((ln.split(":", 1)[1].strip() for ln in fh
+                                     if ln.startswith("model name")), "?")
+    except OSError:
+        env["cpu_model"] = platform.processor() or "?"
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg["Build Dependencies"]["blas"]
+        env["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
+        simd = cfg.get("SIMD Extensions", {})
+        env["numpy_simd_found"] = ",".join(simd.get("found", []))
+    except Exception as e:  # noqa: BLE001 - old numpy: informative only
+        env["numpy_blas"] = f"? ({e})"
+    try:
+        from threadpoolctl import threadpool_info
+
+        env["threadpools"] = [{k: d.get(k) for k in ("internal_api", "prefix", "version",
+                                                     "num_threads", "architecture")}
+                              for d in threadpool_info()]
+    except ImportError:
+        env["threadpools"] = "threadpoolctl not installed"
+    return env
+
+
+# --------------------------------------------------------------------------- output
+
+def _fmt(d: dict) -> str:
+    return f"{d['median']:,.1f} [{d['min']:,.1f}–{d['max']:,.1f}]"
+
+
+def print_report(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    env = res["environment"]
+    t = Table(title="Training throughput, µs/step: median [min–max] of "
+              f"{res['repeats']} interleaved reps (lower is better)", title_justify="left")
+    for c in ("workload", "dlspec path", "steps/rep", "dlspec", "torch eager",
+              "torch/dlspec (dlspec speedup)"):
+        t.add_column(c, justify="left" if c in ("workload", "dlspec path") else "right")
+    for w in res["workloads"].values():
+        u, torch_med = w["us_per_step"], w["us_per_step"]["torch"]["median"]
+        for k, path in (("dlspec_fit", "fit() 1 epoch incl. eval"),
+                        ("dlspec_loop", "raw step loop")):
+            t.add_row(w["label"], path, str(w["steps_per_rep"][k]), _fmt(u[k]),
+                      _fmt(u["torch"]), f"{torch_med / u[k]['median']:.2f}×")
+    con.print(t)
+    for w in res["workloads"].values():
+        con.print(f"  {w['label']}: {w['data']}; dlspec-vs-torch max |Δparam| after 5 "
+                  f"identical steps {w['parity_max_abs_diff_after_5_steps']:.1e}; "
+                  f"fit() − loop ≈ {w['fit_minus_loop_ms_per_epoch']:.1f} ms/epoch "
+                  f"(init, optimizer, evaluation)")
+    e2e = res.get("end_to_end")
+    if e2e:
+        t2 = Table(title=f"Whole churn training, {e2e['epochs']} epochs ({e2e['steps']} steps), "
+                   "one subprocess run each", title_justify="left")
+        for c in ("", "wall s", "training-loop s", "µs/step (loop)", "peak RSS MiB",
+                  "test acc"):
+            t2.add_column(c, justify="left" if not c else "right")
+        for k in ("dlspec", "torch"):
+            d = e2e[k]
+            t2.add_row(k, f"{d['wall_s']:.2f}", f"{d['training_seconds']:.2f}",
+                       f"{d['training_seconds'] / e2e['steps'] * 1e6:.1f}",
+                       f"{d['peak_rss_mib']:.0f}", f"{d['test_accuracy']:.4f}")
+        con.print(t2)
+        d, tt = e2e["dlspec"], e2e["torch"]
+        con.print(f"  speedup (torch/dlspec): wall {tt['wall_s'] / d['wall_s']:.2f}×, training "
+                  f"{tt['training_seconds'] / d['training_seconds']:.2f}×. dlspec's wall time "
+                  "also covers ONNX export + parity check + run directory; its training time "
+                  "includes per-epoch evaluation (loss, accuracy, precision, recall, AUC on "
+                  "the training split)")
+        con.print(f"  dlspec: {d['command']}\n  torch:  {tt['command']}")
+    elif res.get("end_to_end_skipped"):
+        con.print(f"  whole-training comparison skipped: {res['end_to_end_skipped']}")
+    con.print(f"Peak RSS of this process (dlspec + torch side by side): "
+              f"{res['peak_rss_mib']:.0f} MiB")
+    pools = env["threadpools"]
+    pools = "; ".join(f"{p['internal_api']} {p['version']} ({p['prefix']}, "
+                      f"{p['num_threads']} threads, {p['architecture']})" for p in pools) \
+        if isinstance(pools, list) else pools
+    con.print(f"Environment: CPU {env['cpu_model']} ({env['cpu_affinity']} usable of "
+              f"{env['cpu_count']}); Python {env['python']}; numpy {env['numpy']} "
+              f"(BLAS {env['numpy_blas']}); torch {env['torch']} "
+              f"(threads {env['torch_threads']}, interop {env['torch_interop_threads']}, "
+              f"MKL {env['torch_mkl']}, oneDNN {env['torch_mkldnn']}); thread pools: {pools}")
+    for w in res["workloads"].values():
+        if "profile_dlspec_loop" in w:
+            con.print(f"\n[bold]cProfile, dlspec raw loop — {w['label']}[/bold]")
+            con.print(w["profile_dlspec_loop"], markup=False, highlight=False)
+            con.print(f"[bold]cProfile, torch loop — {w['label']}[/bold]")
+            con.print(w["profile_torch"], markup=False, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="3 reps, a smaller MLP epoch, a 5-epoch end-to-end run (< 60 s)")
+    ap.add_argument("--repeats", type=int, help="timed repetitions per runner (default 9, "
+                    "quick 3)")
+    ap.add_argument("--json", type=Path, help="write every number here")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the churn CSV")
+    ap.add_argument("--e2e-epochs", type=int, help="epochs of workload 3 (default 50, quick 5)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print a cProfile of each dlspec and torch loop")
+    a = ap.parse_args(argv)
+    repeats = a.repeats or (3 if a.quick else 9)
+    mlp_rows = 6_400 if a.quick else 12_800
+    e2e_epochs = a.e2e_epochs or (5 if a.quick else 50)
+    t0 = time.perf_counter()
+    res: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "quick": a.quick,
+                 "repeats": repeats, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+                 "environment": environment(), "workloads": {}}
+    churn = churn_workload(a.data)
+    print(f"churn data: {churn['source']}", file=sys.stderr)
+    res["workloads"]["churn"] = bench_workload(churn, repeats, 800, a.profile)
+    mlp = mlp_workload(mlp_rows)
+    res["workloads"]["mlp784"] = bench_workload(mlp, repeats, mlp_rows // 128, a.profile)
+    if a.data.is_file():
+        res["end_to_end"] = bench_end_to_end(a.data.resolve(), e2e_epochs)
+    else:
+        res["end_to_end_skipped"] = f"{a.data} not found"
+    res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["seconds"] = time.perf_counter() - t0
+    print_report(res)
+    print(f"({res['seconds']:.0f} s)")
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
