@@ -276,15 +276,28 @@ def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool) -> dict
     return out
 
 
-def _run_child_rss(cmd: list[str], cwd: Path) -> tuple[float, str, int, float]:
-    with tempfile.TemporaryFile("w+") as fo:
-        t = time.perf_counter()
-        p = subprocess.Popen(cmd, cwd=cwd, stdout=fo, stderr=subprocess.STDOUT, text=True)
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t
-        p.returncode = os.waitstatus_to_exitcode(status)
-        fo.seek(0)
-        return wall, fo.read(), p.returncode, ru.ru_maxrss / 1024
+# A small launcher measures the child: a process forked from this (large) one would
+# inherit its peak RSS, since Linux carries the pre-exec high-water mark into ru_maxrss.
+_LAUNCHER = """\
+import os, subprocess, sys, time
+t = time.perf_counter()
+p = subprocess.Popen(sys.argv[1:])
+_, status, ru = os.wait4(p.pid, 0)
+wall = time.perf_counter() - t
+sys.stdout.flush()
+print(f"__CHILD__ {wall} {ru.ru_maxrss}", flush=True)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def _run_child(cmd: list[str], cwd: Path) -> tuple[float, str, int, float]:
+    """(wall seconds, output, exit status, peak RSS MiB) of one subprocess."""
+    p = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], cwd=cwd, text=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = p.stdout.rstrip("\n").splitlines()
+    tag = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("__CHILD__"))
+    _, wall, rss_kib = lines[tag].split()
+    return float(wall), "\n".join(lines[:tag]), p.returncode, int(rss_kib) / 1024
 
 
 def bench_end_to_end(data: Path, epochs: int) -> dict:
@@ -294,12 +307,12 @@ def bench_end_to_end(data: Path, epochs: int) -> dict:
         run_dir = Path(tmp) / "run"
         cmd = cli + ["train", str(CHURN_SPEC), "--quiet", "--set", f"data.source={data}",
                      "--set", f"train.epochs={epochs}", "--run-dir", str(run_dir)]
-        wall_d, log_d, rc_d, rss_d = _run_child_rss(cmd, ROOT)
+        wall_d, log_d, rc_d, rss_d = _run_child(cmd, ROOT)
         if rc_d != 0:
             raise RuntimeError(f"dlspec train failed ({rc_d}):\n{log_d}")
         m = json.loads((run_dir / "metrics.json").read_text())
     tcmd = [sys.executable, str(ROOT / "benchmarks" / "torch_churn.py"), str(data), str(epochs)]
-    wall_t, log_t, rc_t, rss_t = _run_child_rss(tcmd, ROOT)
+    wall_t, log_t, rc_t, rss_t = _run_child(tcmd, ROOT)
     if rc_t != 0:
         raise RuntimeError(f"torch_churn.py failed ({rc_t}):\n{log_t}")
     tj = json.loads(log_t.strip().splitlines()[-1])
@@ -360,9 +373,9 @@ def print_report(res: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = Console(width=None if sys.stdout.isatty() else 150)
     env = res["environment"]
-    t = Table(title="Training throughput, µs/step: median [min–max] of "
+    t = Table(title=r"Training throughput, µs/step: median \[min–max] of "
               f"{res['repeats']} interleaved reps (lower is better)", title_justify="left")
     for c in ("workload", "dlspec path", "steps/rep", "dlspec", "torch eager",
               "torch/dlspec (dlspec speedup)"):
@@ -440,11 +453,14 @@ def main(argv: list[str] | None = None) -> int:
                  "repeats": repeats, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
                  "environment": environment(), "workloads": {}}
     churn = churn_workload(a.data)
-    print(f"churn data: {churn['source']}", file=sys.stderr)
+    print(f"churn: {churn['source']}", file=sys.stderr)
     res["workloads"]["churn"] = bench_workload(churn, repeats, 800, a.profile)
     mlp = mlp_workload(mlp_rows)
+    print(f"mlp784: {mlp['source']}", file=sys.stderr)
     res["workloads"]["mlp784"] = bench_workload(mlp, repeats, mlp_rows // 128, a.profile)
     if a.data.is_file():
+        print(f"end to end: {e2e_epochs} epochs, dlspec train and torch_churn.py",
+              file=sys.stderr)
         res["end_to_end"] = bench_end_to_end(a.data.resolve(), e2e_epochs)
     else:
         res["end_to_end_skipped"] = f"{a.data} not found"
