@@ -26,8 +26,15 @@ from dlspec.engine import metrics as M
 from dlspec.engine.network import Network
 from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
 from dlspec.errors import Diagnostics, Location, ModelError, SpecError
-from dlspec.runs import (load_arrays, new_run_id, point_latest, resolve_run_dir, save_arrays,
-                         write_atomic, write_run)
+from dlspec.runs import (
+    load_arrays,
+    new_run_id,
+    point_latest,
+    resolve_run_dir,
+    save_arrays,
+    write_atomic,
+    write_run,
+)
 from dlspec.spec.load import load_spec
 from dlspec.spec.model import Spec, thaw
 from dlspec.version import __version__
@@ -103,7 +110,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch)
     model = build_model(net, ds.preprocessor, ds.target, opset=spec.opset, name=spec.name,
                         spec_sha256=spec.sha256)
-    held = next((ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s])))
+    held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
     session = _cpu_session(model.SerializeToString())
     parity = check_parity(session, Contract.from_json(
         dict((p.key, p.value) for p in model.metadata_props)["dlspec.contract"], "model"),

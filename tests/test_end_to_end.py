@@ -41,7 +41,8 @@ def test_breast_cancer_main_job(tmp_path, breast_cancer_csv):
     assert (tmp_path / "runs" / "breast_cancer" / "latest").resolve() == run.resolve()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.93
-    assert metrics["test"]["rows"] == 114 and sum(map(sum, metrics["test"]["confusion_matrix"])) == 114
+    assert metrics["test"]["rows"] == 114
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 114
     assert metrics["export_parity"]["max_abs_diff"] < 1e-4
     history = _read(run / "history.csv")
     assert len(history) == metrics["epochs_run"] and "val_loss" in history[0]

@@ -142,8 +142,8 @@ class Preprocessor:
             names += new
             std_mask += [name in standardized] * len(new)
         if not names:
-            raise ValueError("preprocessing gives no features (a one-category column with drop_first "
-                             "gives none)")
+            raise ValueError("preprocessing gives no features (a one-category column with "
+                             "drop_first gives none)")
         fitted = cls(inputs, names, {k: encodings[k] for k in features if k in encodings},
                      np.zeros(len(names), np.float32), np.ones(len(names), np.float32))
         x = fitted._assemble(table, rows, "error").astype(np.float64)

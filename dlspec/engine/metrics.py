@@ -72,10 +72,7 @@ def _prf(y_true: np.ndarray, y_out: np.ndarray) -> tuple[np.ndarray, ...]:
     k = y_out.shape[1]
     cm = confusion_matrix(y_true, np.argmax(y_out, axis=1), k).astype(np.float64)
     tp, predicted, actual = np.diag(cm), cm.sum(axis=0), cm.sum(axis=1)
-    if k == 2:
-        used = np.array([False, True])
-    else:
-        used = (predicted + actual) > 0
+    used = np.array([False, True]) if k == 2 else (predicted + actual) > 0
     return (_divide(tp, predicted), _divide(tp, actual),
             _divide(2.0 * tp, predicted + actual), used)
 

@@ -85,9 +85,11 @@ class _Writer:
     def open(self):
         if self.ext == ".npy":
             return self
-        self.fh = open(self.tmp, "w", newline="", encoding="utf-8") if self.out else \
-            io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="",
-                             write_through=True)
+        if self.out:  # kept open across write() calls; close() ends it
+            self.fh = open(self.tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        else:
+            self.fh = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="",
+                                       write_through=True)
         if self.ext == ".csv":
             self.csv = csv.writer(self.fh, lineterminator="\n")
             self.csv.writerow(self.header)

@@ -100,7 +100,7 @@ class _Locator:
 
 
 def load_spec(source: str | Path, overrides: Sequence[str] = (), *, check_data: bool = True,
-              limits: Limits = Limits()) -> Spec:
+              limits: Limits | None = None) -> Spec:
     """Load and validate a spec file.
 
     Args:
@@ -112,7 +112,7 @@ def load_spec(source: str | Path, overrides: Sequence[str] = (), *, check_data: 
     Raises:
         Diagnostics: every problem found, each located.
     """
-    loaded = load_yaml_file(source, limits)
+    loaded = load_yaml_file(source, limits or Limits())
     return resolve(loaded, overrides, base=Path(source).resolve().parent, check_data=check_data)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 
 from dlspec.engine.optimizers import OPTIMIZERS
-from dlspec.onnx.versions import DEFAULT_OPSET
 from dlspec.graph.layers import LAYERS
+from dlspec.onnx.versions import DEFAULT_OPSET
 
 
 def _defaults(props: dict) -> dict:

@@ -16,8 +16,8 @@ from pathlib import Path
 from dlspec.engine.losses import LOSSES
 from dlspec.engine.metrics import METRICS
 from dlspec.engine.optimizers import OPTIMIZERS
-from dlspec.onnx.versions import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from dlspec.graph.layers import LAYERS
+from dlspec.onnx.versions import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 FORMAT_VERSION = 1
 SCHEMA_FILE = f"dlspec-{FORMAT_VERSION}.schema.json"

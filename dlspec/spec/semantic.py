@@ -152,7 +152,8 @@ def feature_columns(spec: dict, header: Sequence[str]) -> list[str]:
     return [c for c in header if c != d["target"] and c not in d["drop"]]
 
 
-def check_columns(spec: dict, header: Sequence[str], source: str, locate: Locate) -> list[SpecError]:
+def check_columns(spec: dict, header: Sequence[str], source: str,
+                  locate: Locate) -> list[SpecError]:
     """Columns the spec names that the data's header lacks, and preprocessing misuse."""
     d = spec["data"]
     out = []

@@ -56,7 +56,8 @@ def test_validate_folder_and_json_format(tmp_path):
 
 def test_validate_text_shows_location_line_and_caret(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((SPECS / "breast_cancer.yaml").read_text().replace("dropout: 0.2", "dropot: 0.2"))
+    text = (SPECS / "breast_cancer.yaml").read_text()
+    bad.write_text(text.replace("dropout: 0.2", "dropot: 0.2"))
     r = run("validate", bad)
     assert r.exit_code == 1
     first = r.stderr.splitlines()[0]

@@ -14,9 +14,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from dlspec.errors import ShapeError
+from dlspec.graph.ir import GraphBuilder
 from dlspec.onnx.builder import OnnxBuilder
 from dlspec.onnx.versions import DEFAULT_OPSET, ir_version_for
-from dlspec.graph.ir import GraphBuilder
 from dlspec.ops import OPS, get_op
 from dlspec.ops.registry import unbroadcast
 
