@@ -193,6 +193,87 @@ def parity_check(net: Network, train_spec, sizes: list[int], loss: str,
     return diff
 
 
+# --------------------------------------------------------------------------- timing
+
+def _psi_stall() -> float | None:
+    """Seconds, since boot, that some runnable task waited for a CPU (Linux PSI)."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            return int(fh.readline().split("total=")[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _busy_cpu() -> float:
+    """CPU seconds all processes ran, since boot (/proc/stat, 10 ms resolution)."""
+    try:
+        with open("/proc/stat") as fh:
+            v = [int(f) for f in fh.readline().split()[1:9]]
+        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return float("nan")
+
+
+def _own_cpu() -> float:
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+class Timer:
+    """Times one repetition and says whether CPU contention disturbed it.
+
+    The machines this runs on are small (2 vCPUs) and shared, so every repetition
+    records the CPU pressure stall (PSI: time some runnable task waited for a CPU)
+    and the CPU time other processes used. A clean repetition has a stall of ~0-2 ms;
+    a disturbed one is repeated (up to ``retries`` times, within ``budget_s`` seconds
+    for the whole run) and otherwise kept and counted as disturbed.
+
+    Before each repetition the timer sleeps ``gap`` seconds: after numpy's last BLAS
+    call OpenBLAS's worker threads keep spinning for ~0.1 s, and a torch repetition
+    started at once runs on one core less (measured: 2x slower for the 784 MLP).
+    """
+
+    def __init__(self, gap: float, retries: int, budget_s: float) -> None:
+        self.gap, self.retries, self.budget = gap, retries, budget_s
+        self.ncpu = len(os.sched_getaffinity(0))
+        self.retried = 0
+
+    def disturbed(self, wall: float, stall: float | None, foreign: float) -> bool:
+        if stall is not None and stall > 0.002 + 0.02 * wall:
+            return True
+        return foreign > 0.03 + 0.1 * wall * self.ncpu
+
+    def once(self, fn) -> dict:
+        time.sleep(self.gap)
+        gc.collect()
+        p0, b0, o0 = _psi_stall(), _busy_cpu(), _own_cpu()
+        t = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - t
+        p1, b1, o1 = _psi_stall(), _busy_cpu(), _own_cpu()
+        stall = None if p0 is None or p1 is None else p1 - p0
+        foreign = max(0.0, (b1 - b0) - (o1 - o0))
+        return {"wall": wall, "stall": stall, "foreign": foreign,
+                "disturbed": self.disturbed(wall, stall, foreign)}
+
+    def measure(self, fn) -> dict:
+        """One clean repetition if it can get one (else the least disturbed attempt)."""
+        best, tries = None, 0
+        while True:
+            r = self.once(fn)
+            tries += 1
+            if best is None or (r["stall"] or r["foreign"]) < (best["stall"] or best["foreign"]):
+                best = r
+            if not r["disturbed"] or tries > self.retries or self.budget <= 0:
+                break
+            self.retried += 1
+            pause = min(0.5 * tries, 3.0)  # let the other job pass
+            self.budget -= r["wall"] + pause
+            time.sleep(pause)
+        best = dict(best, disturbed=r["disturbed"] and best["disturbed"], attempts=tries)
+        return best
+
+
 # --------------------------------------------------------------------------- workloads
 
 def churn_workload(data: Path | None) -> dict:
@@ -230,7 +311,8 @@ def mlp_workload(rows: int) -> dict:
             "loss": "cce", "source": f"synthetic float32 N(0,1) data {rows}x784, 10 classes"}
 
 
-def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool) -> dict:
+def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool,
+                   timer: Timer) -> dict:
     spec, x, y = w["spec"], w["x"], w["y"]
     n_feat = x["train"].shape[1]
     mk = lambda: Network(spec.layers, n_feat, spec.train.loss, spec.locate)  # noqa: E731
@@ -242,20 +324,20 @@ def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool) -> dict
                ("torch", tl.run, raw_steps)]
     for _, fn, steps in runners:  # warm-up: one repetition each
         fn(steps)
-    times: dict[str, list[float]] = {k: [] for k, _, _ in runners}
+    reps: dict[str, list[dict]] = {k: [] for k, _, _ in runners}
     for _ in range(repeats):
         for k, fn, steps in runners:
-            gc.collect()
-            t = time.perf_counter()
-            fn(steps)
-            times[k].append((time.perf_counter() - t) / steps * 1e6)
+            r = timer.measure(lambda fn=fn, steps=steps: fn(steps))
+            reps[k].append(dict(r, us_per_step=r["wall"] / steps * 1e6))
     out = {"label": w["label"], "data": w["source"], "batch_size": spec.train.batch_size,
            "parity_max_abs_diff_after_5_steps": parity,
-           "steps_per_rep": {k: s for k, _, s in runners}, "us_per_step": {}}
-    for k, v in times.items():
+           "steps_per_rep": {k: s for k, _, s in runners}, "us_per_step": {}, "reps": reps}
+    for k, rs in reps.items():
+        v = [r["us_per_step"] for r in rs]
         out["us_per_step"][k] = {"median": statistics.median(v), "min": min(v), "max": max(v),
-                                 "all": v}
-    med = {k: out["us_per_step"][k]["median"] for k in times}
+                                 "disturbed_reps": sum(r["disturbed"] for r in rs),
+                                 "retries": sum(r["attempts"] - 1 for r in rs)}
+    med = {k: out["us_per_step"][k]["median"] for k in reps}
     out["fit_minus_loop_ms_per_epoch"] = (med["dlspec_fit"] - med["dlspec_loop"]) \
         * fitter.steps / 1e3
     if profile:
@@ -300,32 +382,48 @@ def _run_child(cmd: list[str], cwd: Path) -> tuple[float, str, int, float]:
     return float(wall), "\n".join(lines[:tag]), p.returncode, int(rss_kib) / 1024
 
 
-def bench_end_to_end(data: Path, epochs: int) -> dict:
+def bench_end_to_end(data: Path, epochs: int, timer: Timer) -> dict:
     exe = Path(sys.executable).parent / "dlspec"
     cli = [str(exe)] if exe.is_file() else [sys.executable, "-m", "dlspec"]
+    out: dict = {"epochs": epochs}
     with tempfile.TemporaryDirectory(prefix="dlspec-bench-") as tmp:
         run_dir = Path(tmp) / "run"
         cmd = cli + ["train", str(CHURN_SPEC), "--quiet", "--set", f"data.source={data}",
                      "--set", f"train.epochs={epochs}", "--run-dir", str(run_dir)]
-        wall_d, log_d, rc_d, rss_d = _run_child(cmd, ROOT)
-        if rc_d != 0:
-            raise RuntimeError(f"dlspec train failed ({rc_d}):\n{log_d}")
+        box: dict = {}
+
+        def dl() -> None:
+            box["r"] = _run_child(cmd, ROOT)
+            if box["r"][2] != 0:
+                raise RuntimeError(f"dlspec train failed ({box['r'][2]}):\n{box['r'][1]}")
+
+        t = timer.measure(dl)
+        wall, _, _, rss = box["r"]
         m = json.loads((run_dir / "metrics.json").read_text())
+        out["steps"] = m["steps"]
+        out["dlspec"] = {"command": " ".join(["dlspec"] + cmd[len(cli):]), "wall_s": wall,
+                         "training_seconds": m["training_seconds"], "peak_rss_mib": rss,
+                         "test_accuracy": m["test"].get("accuracy"), **_contention(t)}
     tcmd = [sys.executable, str(ROOT / "benchmarks" / "torch_churn.py"), str(data), str(epochs)]
-    wall_t, log_t, rc_t, rss_t = _run_child(tcmd, ROOT)
-    if rc_t != 0:
-        raise RuntimeError(f"torch_churn.py failed ({rc_t}):\n{log_t}")
-    tj = json.loads(log_t.strip().splitlines()[-1])
-    return {
-        "epochs": epochs, "steps": m["steps"],
-        "dlspec": {"command": " ".join(["dlspec"] + cmd[len(cli):]), "wall_s": wall_d,
-                   "training_seconds": m["training_seconds"], "peak_rss_mib": rss_d,
-                   "test_accuracy": m["test"].get("accuracy")},
-        "torch": {"command": " ".join(["python"] + tcmd[1:]), "wall_s": wall_t,
-                  "training_seconds": tj["train_s"], "import_s": tj["import_s"],
-                  "data_s": tj["data_s"], "peak_rss_mib": rss_t,
-                  "test_accuracy": tj["test_accuracy"], "steps": tj["steps"]},
-    }
+
+    def tr() -> None:
+        box["t"] = _run_child(tcmd, ROOT)
+        if box["t"][2] != 0:
+            raise RuntimeError(f"torch_churn.py failed ({box['t'][2]}):\n{box['t'][1]}")
+
+    t = timer.measure(tr)
+    wall, log, _, rss = box["t"]
+    tj = json.loads(log.strip().splitlines()[-1])
+    out["torch"] = {"command": " ".join(["python"] + tcmd[1:]), "wall_s": wall,
+                    "training_seconds": tj["train_s"], "import_s": tj["import_s"],
+                    "data_s": tj["data_s"], "peak_rss_mib": rss,
+                    "test_accuracy": tj["test_accuracy"], "steps": tj["steps"], **_contention(t)}
+    return out
+
+
+def _contention(t: dict) -> dict:
+    return {"cpu_stall_s": t["stall"], "foreign_cpu_s": t["foreign"],
+            "disturbed": t["disturbed"], "attempts": t["attempts"]}
 
 
 # --------------------------------------------------------------------------- environment
@@ -366,7 +464,8 @@ def environment() -> dict:
 # --------------------------------------------------------------------------- output
 
 def _fmt(d: dict) -> str:
-    return f"{d['median']:,.1f} [{d['min']:,.1f}–{d['max']:,.1f}]"
+    flag = f" ({d['disturbed_reps']} disturbed)" if d.get("disturbed_reps") else ""
+    return f"{d['median']:,.1f} [{d['min']:,.1f}–{d['max']:,.1f}]{flag}"
 
 
 def print_report(res: dict) -> None:
@@ -397,13 +496,16 @@ def print_report(res: dict) -> None:
         t2 = Table(title=f"Whole churn training, {e2e['epochs']} epochs ({e2e['steps']} steps), "
                    "one subprocess run each", title_justify="left")
         for c in ("", "wall s", "training-loop s", "µs/step (loop)", "peak RSS MiB",
-                  "test acc"):
+                  "test acc", "CPU stall ms", "other procs' CPU s"):
             t2.add_column(c, justify="left" if not c else "right")
         for k in ("dlspec", "torch"):
             d = e2e[k]
             t2.add_row(k, f"{d['wall_s']:.2f}", f"{d['training_seconds']:.2f}",
                        f"{d['training_seconds'] / e2e['steps'] * 1e6:.1f}",
-                       f"{d['peak_rss_mib']:.0f}", f"{d['test_accuracy']:.4f}")
+                       f"{d['peak_rss_mib']:.0f}", f"{d['test_accuracy']:.4f}",
+                       "?" if d["cpu_stall_s"] is None else f"{d['cpu_stall_s'] * 1e3:.0f}"
+                       + (" (disturbed)" if d["disturbed"] else ""),
+                       f"{d['foreign_cpu_s']:.2f}")
         con.print(t2)
         d, tt = e2e["dlspec"], e2e["torch"]
         con.print(f"  speedup (torch/dlspec): wall {tt['wall_s'] / d['wall_s']:.2f}×, training "
@@ -414,6 +516,13 @@ def print_report(res: dict) -> None:
         con.print(f"  dlspec: {d['command']}\n  torch:  {tt['command']}")
     elif res.get("end_to_end_skipped"):
         con.print(f"  whole-training comparison skipped: {res['end_to_end_skipped']}")
+    c = res["contention"]
+    n_dist = sum(u["disturbed_reps"] for w in res["workloads"].values()
+                 for u in w["us_per_step"].values())
+    con.print(f"Contention: {c['gap_s']} s settle gap before each rep; {c['retried_reps']} "
+              f"reps repeated because another task competed for the CPUs "
+              f"({'PSI stall' if c['psi_available'] else 'other processes CPU time'}); "
+              f"{n_dist} disturbed reps kept.")
     con.print(f"Peak RSS of this process (dlspec + torch side by side): "
               f"{res['peak_rss_mib']:.0f} MiB")
     pools = env["threadpools"]
@@ -442,6 +551,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every number here")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the churn CSV")
     ap.add_argument("--e2e-epochs", type=int, help="epochs of workload 3 (default 50, quick 5)")
+    ap.add_argument("--gap", type=float, default=0.25,
+                    help="seconds to settle before each timed repetition (default 0.25)")
+    ap.add_argument("--retries", type=int, default=6,
+                    help="repeat a repetition disturbed by CPU contention up to N times")
     ap.add_argument("--profile", action="store_true",
                     help="also print a cProfile of each dlspec and torch loop")
     a = ap.parse_args(argv)
@@ -454,16 +567,20 @@ def main(argv: list[str] | None = None) -> int:
                  "environment": environment(), "workloads": {}}
     churn = churn_workload(a.data)
     print(f"churn: {churn['source']}", file=sys.stderr)
-    res["workloads"]["churn"] = bench_workload(churn, repeats, 800, a.profile)
+    timer = Timer(a.gap, a.retries, 20.0 if a.quick else 150.0)
+    res["workloads"]["churn"] = bench_workload(churn, repeats, 800, a.profile, timer)
     mlp = mlp_workload(mlp_rows)
     print(f"mlp784: {mlp['source']}", file=sys.stderr)
-    res["workloads"]["mlp784"] = bench_workload(mlp, repeats, mlp_rows // 128, a.profile)
+    res["workloads"]["mlp784"] = bench_workload(mlp, repeats, mlp_rows // 128, a.profile,
+                                             timer)
     if a.data.is_file():
         print(f"end to end: {e2e_epochs} epochs, dlspec train and torch_churn.py",
               file=sys.stderr)
-        res["end_to_end"] = bench_end_to_end(a.data.resolve(), e2e_epochs)
+        res["end_to_end"] = bench_end_to_end(a.data.resolve(), e2e_epochs, timer)
     else:
         res["end_to_end_skipped"] = f"{a.data} not found"
+    res["contention"] = {"gap_s": a.gap, "retried_reps": timer.retried,
+                         "psi_available": _psi_stall() is not None}
     res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res["seconds"] = time.perf_counter() - t0
     print_report(res)

@@ -8,9 +8,10 @@ a name was misspelled.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterable
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from dlspec.errors import Location, SpecError
@@ -25,6 +26,23 @@ _JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a bool
 _TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string",
                "boolean": "true or false", "integer": "an integer", "number": "a number",
                "null": "null (empty)"}
+
+
+def _is_number(checker, inst) -> bool:
+    # JSON has no NaN or infinity; YAML 1.2's .nan would slip past every bound
+    return isinstance(inst, (int, float)) and not isinstance(inst, bool) and \
+        (isinstance(inst, int) or math.isfinite(inst))
+
+
+def _is_integer(checker, inst) -> bool:
+    # JSON Schema calls 8.0 an integer, but YAML 1.2 reads it as a float and the
+    # engine needs an int (shapes, epochs, batch sizes)
+    return isinstance(inst, int) and not isinstance(inst, bool)
+
+
+_Validator = validators.extend(Draft202012Validator, type_checker=Draft202012Validator
+                               .TYPE_CHECKER.redefine_many({"number": _is_number,
+                                                            "integer": _is_integer}))
 
 
 def path_str(path: Iterable) -> str:
@@ -58,7 +76,7 @@ def _kind(path: tuple) -> str | None:
 def schema_errors(data, schema: dict, locate: Callable[[tuple, bool], Location]) -> list[SpecError]:
     """Every schema violation in ``data``, each located with ``locate(path, key)``."""
     out: list[SpecError] = []
-    for err in Draft202012Validator(schema).iter_errors(data):
+    for err in _Validator(schema).iter_errors(data):
         out.extend(_translate(err, locate))
     return out
 
@@ -86,6 +104,8 @@ def _translate(err: ValidationError, locate) -> list[SpecError]:
         return [diag(f"missing required key '{missing}'", key=True)]
     if v == "type":
         want = sch["type"] if isinstance(sch["type"], list) else [sch["type"]]
+        if "number" in want and isinstance(inst, float) and not math.isfinite(inst):
+            return [diag(f"expected a finite number, got {inst}")]
         return [diag(f"expected {' or '.join(_TYPE_WORDS[t] for t in want)}, got {_found(inst)}")]
     if v == "enum":
         kind = _kind(path) or "value"

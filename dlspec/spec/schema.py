@@ -75,7 +75,9 @@ def _preprocess_schema() -> dict:
                           "'all': every feature after encoding; 'numeric': features from"
                           " numeric columns", "all"), cols]}
     standardize = {"oneOf": [which["oneOf"][0], cols,
-                             _params_object({"columns": which}, ["columns"])]}
+                             _params_object({"columns": _d(which, "'all', 'numeric' or a list"
+                                                           " of raw columns", "all")},
+                                            ["columns"])]}
     return _one_key({
         "onehot": _d(onehot, "one 0/1 feature per category seen in training", ["Geography"]),
         "label_encode": _d(label, "one feature: the category's index in the sorted vocabulary"

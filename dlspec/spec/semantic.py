@@ -73,6 +73,13 @@ def check_loss_fits_output(spec: dict, locate: Locate) -> list[SpecError]:
                         f"binary_crossentropy trains one sigmoid unit per target; the output "
                         f"layer has {units} units (use units: 1, or categorical_crossentropy"
                         f" with softmax)", "semantic-loss-output"))
+    if loss.task == "multiclass" and last and last[1] < 2:
+        j, units = last
+        (t, _), = spec["model"]["layers"][j].items()
+        out.append(_err(locate, ("model", "layers", j, t, "units"),
+                        f"categorical_crossentropy needs one output unit per class (at least 2); "
+                        f"the output layer has {units} (for two classes, use units: 1 with "
+                        f"sigmoid and binary_crossentropy)", "semantic-loss-output"))
     return out
 
 
@@ -136,8 +143,20 @@ def check_target(spec: dict, locate: Locate) -> list[SpecError]:
     return out
 
 
+def check_features(spec: dict, locate: Locate) -> list[SpecError]:
+    d = spec["data"]
+    if d["features"] == []:
+        return [_err(locate, ("data", "features"), "no feature columns listed; list some, or "
+                     "leave features out to use every column but the target and dropped ones",
+                     "semantic-features")]
+    return [_err(locate, ("data", "features", i), f"column '{col}' is both dropped and a "
+                 "feature; remove it from one of data.drop and data.features",
+                 "semantic-features")
+            for i, col in enumerate(d["features"] or []) if col in d["drop"]]
+
+
 CHECKS = [check_layer_names, check_loss_fits_output, check_metrics, check_early_stopping,
-          check_split, check_optimizer, check_target]
+          check_split, check_optimizer, check_target, check_features]
 
 
 def check_spec(spec: dict, locate: Locate) -> list[SpecError]:
@@ -169,6 +188,10 @@ def check_columns(spec: dict, header: Sequence[str], source: str,
             if col not in header:
                 missing(("data", key, i), col)
     features = feature_columns(spec, header)
+    if not features and d["features"] is None:
+        out.append(_err(locate, ("data", "drop") if d["drop"] else ("data", "target"),
+                        f"no feature columns left: {source} has only the target and dropped "
+                        "columns", "semantic-features"))
     for i, step in enumerate(d["preprocess"]):
         (kind, arg), = step.items()
         cols = arg["columns"]

@@ -1,0 +1,279 @@
+"""ONNX's own backend node tests against dlspec's NumPy kernels.
+
+Every node case whose model is exactly one node of an op type in ``ONNX_TO_DLSPEC``
+runs through ``OPS[name].forward`` and is compared with ONNX's expected output at
+rtol 1e-3 / atol 1e-5 (docs: RELIABILITY.md, "How it is tested").
+
+Where the cases come from: onnx up to 1.22 ships them on disk under
+``onnx/backend/test/data/node/<case>/{model.onnx, test_data_set_*/{input,output}_*.pb}``;
+onnx 1.23 removed those files from the wheel (onnx PR #7959) and builds the very same
+cases in memory, reached through ``onnx.backend.test.loader.load_model_tests(kind="node")``.
+The directory is read when it exists, the in-memory cases otherwise.
+
+A case is skipped only for a reason that is not a kernel difference: an input dtype other
+than float32, an opset whose semantics dlspec does not implement, an attribute dlspec does
+not model, or shapes its shape rule rejects (the ShapeError message is the reason).
+Numeric mismatches fail; a known kernel difference is an xfail(strict=True) in KNOWN_BUGS.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from dlspec.errors import ShapeError
+from dlspec.ops import OPS
+
+RTOL, ATOL = 1e-3, 1e-5
+NODE_DIR = Path(onnx.__file__).parent / "backend" / "test" / "data" / "node"
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How one ONNX op type runs as a dlspec op.
+
+    attrs: ONNX attribute name -> (dlspec keyword, ONNX default when absent).
+    min_opset: the first opset whose semantics the dlspec op implements.
+    min_run: how many cases must run (not skip), so the collection cannot go empty.
+    """
+
+    op: str
+    attrs: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    min_opset: int = 1
+    opset_reason: str = ""
+    min_run: int = 1
+
+
+_SOFTMAX_OLD = ("Softmax before opset 13 flattens the input to 2-D at `axis` (default 1) and "
+                "normalises over all trailing axes; dlspec's softmax is the opset-13 "
+                "single-axis form")
+
+ONNX_TO_DLSPEC: dict[str, Mapping] = {
+    "Relu": Mapping("relu"),
+    "Sigmoid": Mapping("sigmoid", min_run=2),
+    "Tanh": Mapping("tanh", min_run=2),
+    "Softplus": Mapping("softplus", min_run=2),
+    # ONNX's LeakyRelu default alpha is 0.01 (dlspec's own layer default, 0.2, is not ONNX's).
+    "LeakyRelu": Mapping("leaky_relu", {"alpha": ("alpha", 0.01)}, min_run=3),
+    "Elu": Mapping("elu", {"alpha": ("alpha", 1.0)}, min_run=3),
+    "Softmax": Mapping("softmax", {"axis": ("axis", -1)}, min_opset=13,
+                       opset_reason=_SOFTMAX_OLD, min_run=5),
+    "Add": Mapping("add", min_run=2),
+    "Mul": Mapping("mul", min_run=3),
+    # dlspec's matmul is (batch, features) @ (features, units): ONNX's 1-D, batched and
+    # broadcast MatMul cases are refused by its shape rule and skip with that message.
+    "MatMul": Mapping("matmul"),
+}
+
+# dlspec ops that no ONNX node case exercises, with the reason.
+NO_NODE_CASE: dict[str, str] = {
+    "dropout": ("train-only: exported as Identity; ONNX's Dropout cases test either the "
+                "inference identity or a seeded training mask dlspec does not reproduce"),
+}
+
+# Case name -> precise reason, for a real kernel difference that cannot be fixed here.
+KNOWN_BUGS: dict[str, str] = {}
+
+
+@dataclass
+class NodeCase:
+    name: str
+    model: onnx.ModelProto
+    onnx_op: str
+    opset: int
+    attributes: dict[str, Any]
+    data_sets: list[tuple[list[Any], list[Any]]]
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    """An input or output as an ndarray; None for a sequence or optional value."""
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, np.ndarray | np.generic):
+        return np.asarray(value)
+    return None
+
+
+def _single_mapped_node(model: onnx.ModelProto) -> onnx.NodeProto | None:
+    nodes = model.graph.node
+    if len(nodes) != 1 or nodes[0].domain not in ("", "ai.onnx"):
+        return None
+    return nodes[0] if nodes[0].op_type in ONNX_TO_DLSPEC else None
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _case(name: str, model: onnx.ModelProto, node: onnx.NodeProto, data_sets) -> NodeCase:
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return NodeCase(name, model, node.op_type, _opset(model), attributes,
+                    [([_as_array(x) for x in ins], [_as_array(y) for y in outs])
+                     for ins, outs in data_sets])
+
+
+def _read_tensors(set_dir: Path, kind: str) -> list[onnx.TensorProto]:
+    files = sorted(set_dir.glob(f"{kind}_*.pb"), key=lambda f: int(f.stem.split("_")[1]))
+    return [onnx.load_tensor(str(f)) for f in files]
+
+
+def _from_directory(root: Path) -> list[NodeCase]:
+    cases = []
+    for case_dir in sorted(p for p in root.iterdir() if (p / "model.onnx").is_file()):
+        model = onnx.load(str(case_dir / "model.onnx"), load_external_data=False)
+        node = _single_mapped_node(model)
+        if node is None:
+            continue
+        data_sets = [(_read_tensors(d, "input"), _read_tensors(d, "output"))
+                     for d in sorted(case_dir.glob("test_data_set_*"))]
+        cases.append(_case(case_dir.name, model, node, data_sets))
+    return cases
+
+
+def _from_memory() -> list[NodeCase]:
+    from onnx.backend.test.loader import load_model_tests
+
+    with warnings.catch_warnings():
+        # onnx's case generators overflow casts etc. on purpose while building other ops' cases.
+        warnings.simplefilter("ignore")
+        tests = load_model_tests(kind="node")
+    cases = []
+    for t in tests:
+        node = _single_mapped_node(t.model) if t.model is not None else None
+        if node is not None:
+            cases.append(_case(t.name, t.model, node, t.data_sets))
+    return sorted(cases, key=lambda c: c.name)
+
+
+def _load_cases() -> tuple[str, list[NodeCase]]:
+    if NODE_DIR.is_dir() and any(NODE_DIR.iterdir()):
+        return str(NODE_DIR), _from_directory(NODE_DIR)
+    return "onnx.backend.test.loader.load_model_tests(kind='node')", _from_memory()
+
+
+SOURCE, CASES = _load_cases()
+
+
+def _translate(case: NodeCase, m: Mapping) -> tuple[dict[str, Any], str | None]:
+    unknown = sorted(set(case.attributes) - set(m.attrs))
+    if unknown:
+        return {}, f"attribute(s) {unknown} of {case.onnx_op} are not modelled by dlspec.{m.op}"
+    attrs = {}
+    for onnx_name, (kw, default) in m.attrs.items():
+        attrs[kw] = case.attributes.get(onnx_name, default)
+    return attrs, None
+
+
+def _skip_reason(case: NodeCase) -> str | None:
+    """Why ``case`` cannot run against dlspec (never a numeric reason); None if it runs."""
+    m = ONNX_TO_DLSPEC[case.onnx_op]
+    op = OPS[m.op]
+    if case.opset < m.min_opset:
+        return f"opset {case.opset}: {m.opset_reason}"
+    attrs, reason = _translate(case, m)
+    if reason:
+        return reason
+    if not case.data_sets:
+        return "the case has no test data set"
+    for inputs, outputs in case.data_sets:
+        if any(x is None for x in inputs + outputs):
+            return "sequence or optional values: dlspec ops take tensors only"
+        if len(inputs) != op.arity or len(outputs) != 1:
+            return (f"{len(inputs)} input(s) and {len(outputs)} output(s); "
+                    f"dlspec.{m.op} takes {op.arity} and gives 1")
+        dtypes = sorted({str(x.dtype) for x in inputs + outputs} - {"float32"})
+        if dtypes:
+            return f"dlspec computes in float32 (this case uses {', '.join(dtypes)})"
+        try:
+            op.shape(*(x.shape for x in inputs), **attrs)
+        except ShapeError as e:
+            return f"dlspec's shape rule refuses it: {e}"
+    return None
+
+
+def _params() -> list:
+    params = []
+    for case in CASES:
+        marks = []
+        reason = _skip_reason(case)
+        if reason:
+            marks.append(pytest.mark.skip(reason=reason))
+        elif case.name in KNOWN_BUGS:
+            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case.name]))
+        params.append(pytest.param(case, id=case.name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("case", _params())
+def test_node_case_matches_onnx(case: NodeCase) -> None:
+    m = ONNX_TO_DLSPEC[case.onnx_op]
+    op = OPS[m.op]
+    attrs, _ = _translate(case, m)
+    for i, (inputs, (expected,)) in enumerate(case.data_sets):
+        where = f"{case.name} data set {i}: dlspec.{m.op}(**{attrs})"
+        kept = [x.copy() for x in inputs]
+        y = np.asarray(op.forward(*kept, **attrs))
+        for x, x0 in zip(kept, inputs, strict=True):
+            np.testing.assert_array_equal(x, x0, err_msg=f"{where} changed its input")
+        assert y.dtype == np.float32, f"{where} gives {y.dtype} for float32 inputs"
+        assert y.shape == expected.shape, f"{where} gives shape {y.shape}, ONNX {expected.shape}"
+        predicted = tuple(op.shape(*(x.shape for x in inputs), **attrs))
+        assert predicted == expected.shape, f"{where}: shape rule says {predicted}"
+        np.testing.assert_allclose(y, expected, rtol=RTOL, atol=ATOL, err_msg=where)
+
+
+def test_every_mapped_op_type_runs_enough_cases() -> None:
+    assert CASES, f"no single-node case of {sorted(ONNX_TO_DLSPEC)} found in {SOURCE}"
+    ran = Counter(c.onnx_op for c in CASES if _skip_reason(c) is None)
+    short = {t: f"{ran[t]} < {m.min_run}" for t, m in ONNX_TO_DLSPEC.items() if ran[t] < m.min_run}
+    assert not short, f"too few ONNX node cases run from {SOURCE}: {short}"
+
+
+def test_dlspec_ops_without_an_onnx_node_case_are_listed() -> None:
+    stale = {m.op for m in ONNX_TO_DLSPEC.values()} - set(OPS)
+    assert not stale, f"ONNX_TO_DLSPEC maps to ops dlspec does not have: {sorted(stale)}"
+    assert set(NO_NODE_CASE) <= set(OPS), "NO_NODE_CASE names ops dlspec does not have"
+    covered = {ONNX_TO_DLSPEC[c.onnx_op].op for c in CASES if _skip_reason(c) is None}
+    uncovered = set(OPS) - covered
+    assert uncovered == set(NO_NODE_CASE), (
+        f"dlspec ops with no ONNX node case run: {sorted(uncovered)}; listed as such: "
+        f"{sorted(NO_NODE_CASE)}. Map a new op in ONNX_TO_DLSPEC, or list it in "
+        "NO_NODE_CASE with the reason")
+
+
+def test_known_bugs_name_real_cases() -> None:
+    runnable = {c.name for c in CASES if _skip_reason(c) is None}
+    assert set(KNOWN_BUGS) <= runnable, sorted(set(KNOWN_BUGS) - runnable)
+
+
+def test_directory_layout_reads_the_same_cases(tmp_path: Path) -> None:
+    """The on-disk reader (onnx <= 1.22) agrees with the cases in use, written in that layout."""
+    for case in CASES:
+        case_dir = tmp_path / case.name
+        case_dir.mkdir()
+        (case_dir / "model.onnx").write_bytes(case.model.SerializeToString())
+        for i, (inputs, outputs) in enumerate(case.data_sets):
+            set_dir = case_dir / f"test_data_set_{i}"
+            set_dir.mkdir()
+            for kind, arrays in (("input", inputs), ("output", outputs)):
+                for j, x in enumerate(arrays):
+                    tensor = numpy_helper.from_array(x)
+                    (set_dir / f"{kind}_{j}.pb").write_bytes(tensor.SerializeToString())
+    read = _from_directory(tmp_path)
+    assert [c.name for c in read] == [c.name for c in CASES]
+    for got, want in zip(read, CASES, strict=True):
+        assert (got.onnx_op, got.opset, got.attributes) == (want.onnx_op, want.opset,
+                                                            want.attributes), got.name
+        assert len(got.data_sets) == len(want.data_sets), got.name
+        for (gi, go), (wi, wo) in zip(got.data_sets, want.data_sets, strict=True):
+            for g, w in zip(gi + go, wi + wo, strict=True):
+                assert g.dtype == w.dtype and g.shape == w.shape, got.name
+                np.testing.assert_array_equal(g, w, err_msg=got.name)
