@@ -17,9 +17,11 @@ EVAL_BATCH = 4096
 class Network:
     """The graph of a spec's layers, its flat parameters and its compiled plans."""
 
-    def __init__(self, layers: Sequence, n_features: int, loss: str, locate=None) -> None:
-        self.graph: Graph = lower(layers, n_features, locate)
-        self.n_features = n_features
+    def __init__(self, layers: Sequence, input_shape: int | tuple[int, ...], loss: str,
+                 locate=None) -> None:
+        """``input_shape``: features of a table, or (height, width, channels) of an image."""
+        self.graph: Graph = lower(layers, input_shape, locate)
+        self.input_shape = input_shape
         self.loss: LossDef = LOSSES[loss]
         self.buffer = ParamBuffer(self.graph)
         self.loss_input: Value = self._loss_input()

@@ -11,19 +11,22 @@ from dlspec.graph.layers import LAYERS
 INPUT_NAME = "features"
 
 
-def lower(layers: Sequence, n_features: int,
+def lower(layers: Sequence, input_shape: int | tuple[int, ...],
           locate: Callable[[tuple, bool], Location] | None = None) -> Graph:
-    """Build the graph of a sequential model taking ``(batch, n_features)`` float32 rows.
+    """Build the graph of a sequential model.
 
     Args:
         layers: ``LayerSpec`` items (type, name, params with defaults filled).
+        input_shape: one example's shape without the batch axis: the number of
+            features of a table, or (height, width, channels) of an image (NHWC).
         locate: maps a spec path to a location, for shape errors.
 
     Raises:
         Diagnostics: a layer that cannot take its input's shape, located at the layer.
     """
     gb = GraphBuilder()
-    x = gb.input(INPUT_NAME, (None, n_features))
+    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+    x = gb.input(INPUT_NAME, (None, *shape))
     for i, layer in enumerate(layers):
         gb.begin_layer(layer.name)
         try:
