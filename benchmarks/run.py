@@ -274,7 +274,7 @@ class Timer:
         own thread pools may queue for the CPUs)."""
         best, tries = None, 0
         while True:
-            r = self.once(fn, psi)
+            r = dict(self.once(fn, psi), attempt=tries)
             tries += 1
             if best is None or not r["disturbed"] or (
                     best["disturbed"] and r["foreign"] + (r["stall"] or 0)
@@ -402,18 +402,22 @@ def bench_end_to_end(data: Path, epochs: int, timer: Timer) -> dict:
     cli = [str(exe)] if exe.is_file() else [sys.executable, "-m", "dlspec"]
     out: dict = {"epochs": epochs}
     with tempfile.TemporaryDirectory(prefix="dlspec-bench-") as tmp:
-        run_dir = Path(tmp) / "run"
-        cmd = cli + ["train", str(CHURN_SPEC), "--quiet", "--set", f"data.source={data}",
-                     "--set", f"train.epochs={epochs}", "--run-dir", str(run_dir)]
         box: dict = {}
 
-        def dl() -> None:
-            box["r"] = _run_child(cmd, ROOT)
-            if box["r"][2] != 0:
-                raise RuntimeError(f"dlspec train failed ({box['r'][2]}):\n{box['r'][1]}")
+        def cmd_for(run_dir: Path) -> list[str]:
+            return cli + ["train", str(CHURN_SPEC), "--quiet", "--set", f"data.source={data}",
+                          "--set", f"train.epochs={epochs}", "--run-dir", str(run_dir)]
+
+        def dl() -> None:  # a fresh run directory per attempt
+            run_dir = Path(tempfile.mkdtemp(dir=tmp)) / "run"
+            r = _run_child(cmd_for(run_dir), ROOT)
+            if r[2] != 0:
+                raise RuntimeError(f"dlspec train failed ({r[2]}):\n{r[1]}")
+            box.setdefault("d", []).append((r, run_dir))
 
         t = timer.measure(dl, psi=False)
-        wall, _, _, rss = box["r"]
+        (wall, _, _, rss), run_dir = box["d"][t["attempt"]]
+        cmd = cmd_for(Path("RUN_DIR"))
         m = json.loads((run_dir / "metrics.json").read_text())
         out["steps"] = m["steps"]
         out["dlspec"] = {"command": " ".join(["dlspec"] + cmd[len(cli):]), "wall_s": wall,
@@ -422,12 +426,13 @@ def bench_end_to_end(data: Path, epochs: int, timer: Timer) -> dict:
     tcmd = [sys.executable, str(ROOT / "benchmarks" / "torch_churn.py"), str(data), str(epochs)]
 
     def tr() -> None:
-        box["t"] = _run_child(tcmd, ROOT)
-        if box["t"][2] != 0:
-            raise RuntimeError(f"torch_churn.py failed ({box['t'][2]}):\n{box['t'][1]}")
+        r = _run_child(tcmd, ROOT)
+        if r[2] != 0:
+            raise RuntimeError(f"torch_churn.py failed ({r[2]}):\n{r[1]}")
+        box.setdefault("t", []).append(r)
 
     t = timer.measure(tr, psi=False)
-    wall, log, _, rss = box["t"]
+    wall, log, _, rss = box["t"][t["attempt"]]
     tj = json.loads(log.strip().splitlines()[-1])
     out["torch"] = {"command": " ".join(["python"] + tcmd[1:]), "wall_s": wall,
                     "training_seconds": tj["train_s"], "import_s": tj["import_s"],

@@ -35,7 +35,8 @@ from dlspec.runs import (
     write_atomic,
     write_run,
 )
-from dlspec.spec.load import load_spec
+from dlspec.graph.resources import DEFAULT_LIMIT
+from dlspec.spec.load import check_memory, load_spec
 from dlspec.spec.model import Spec, thaw
 from dlspec.version import __version__
 
@@ -87,13 +88,15 @@ def _split_report(net: Network, ds: Dataset, spec: Spec, split: str) -> dict:
 
 def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
           run_dir: str | Path | None = None, runs_root: str | Path = "runs",
-          on_epoch: Callable[[int, dict], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[int, dict], None] | None = None,
+          max_memory: int = DEFAULT_LIMIT) -> TrainResult:
     """Train a spec and write its run directory (weights, metrics, model.onnx).
 
     Args:
         run_dir: write the run exactly here (default ``runs_root/<name>/<run-id>``,
             with ``runs_root/<name>/latest`` pointing at it).
         on_epoch: progress callback ``(epoch, logs)``.
+        max_memory: refuse to train when a step would need more bytes than this.
 
     Raises:
         Diagnostics, DataError: invalid spec or data. TrainingDiverged: non-finite loss.
@@ -106,6 +109,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     spec = _as_spec(spec, overrides)
     ds = load_dataset(spec)
     _check_lock(spec, ds)
+    check_memory(spec, ds.n_features, max_memory)
     net = Network(spec.layers, ds.n_features, spec.train.loss, spec.locate)
     result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch)
     model = build_model(net, ds.preprocessor, ds.target, opset=spec.opset, name=spec.name,

@@ -31,6 +31,17 @@ Overrides = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY.PATH=VALUE", help="Override a spec field (repeatable), e.g. "
     "--set train.epochs=5")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables.")]
+MaxMemory = Annotated[str, typer.Option("--max-memory", metavar="SIZE", help="Refuse specs "
+                                        "whose training step needs more (e.g. 8GiB, 512MB).")]
+
+
+def _size(text: str) -> int:
+    from dlspec.graph.resources import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--max-memory") from None
 
 
 class Format(str, Enum):
@@ -77,7 +88,7 @@ def _errors():
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
-    except typer.Exit:
+    except (typer.Exit, typer.BadParameter):
         raise
     except Exception as e:  # noqa: BLE001 - the one place that catches everything
         if _state["debug"]:
@@ -121,6 +132,7 @@ def validate(
     overrides: Overrides = None,
     fmt: Annotated[Format, typer.Option("--format", help="text, json or github "
                                         "annotations.")] = Format.text,
+    max_memory: MaxMemory = "8GiB",
 ) -> None:
     """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
     from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
@@ -128,10 +140,11 @@ def validate(
 
     problems: list[Diagnostic] = []
     files = _spec_files(paths)
+    limit = _size(max_memory)
     with _errors():
         for f in files:
             try:
-                spec = load_spec(f, overrides or [])
+                spec = load_spec(f, overrides or [], max_memory=limit)
             except Diagnostics as d:
                 problems.extend(d.items)
                 continue
@@ -164,6 +177,7 @@ def schema() -> None:
 def inspect(
     path: Annotated[Path, typer.Argument(help="A spec file, or an exported .onnx model.")],
     overrides: Overrides = None,
+    max_memory: MaxMemory = "8GiB",
 ) -> None:
     """Show a spec's layers (ops, output shapes, parameters), or a model's contract."""
     from dlspec.render import layers_table
@@ -174,20 +188,21 @@ def inspect(
             return
         from dlspec.data.dataset import load_dataset
         from dlspec.engine.network import Network
-        from dlspec.spec.load import load_spec
+        from dlspec.spec.load import check_memory, load_spec
 
-        spec = load_spec(path, overrides or [])
+        limit = _size(max_memory)
+        spec = load_spec(path, overrides or [], max_memory=limit)
         ds = load_dataset(spec)
+        est = check_memory(spec, ds.n_features, limit)
         net = Network(spec.layers, ds.n_features, spec.train.loss, spec.locate)
         out.print(layers_table(spec, net.graph))
-        n = net.graph.n_params
         out.print(f"features: {ds.n_features} ({', '.join(ds.preprocessor.feature_names)})",
                   soft_wrap=True)
         out.print(f"target: {ds.target.name} ({ds.target.task}"
                   + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")")
         out.print(f"rows: train {len(ds.x['train'])}, validation {len(ds.x['validation'])}, "
                   f"test {len(ds.x['test'])}")
-        out.print(f"memory: parameters {n * 4:,} B, gradients {n * 4:,} B")
+        out.print(f"memory of a training step: {est.describe()}", soft_wrap=True)
 
 
 def _inspect_model(path: Path) -> None:
@@ -215,6 +230,7 @@ def train(
     run_dir: Annotated[Path | None, typer.Option(help="Write the run exactly here (default: "
                                                  "runs/<name>/<run-id>).")] = None,
     quiet: Quiet = False,
+    max_memory: MaxMemory = "8GiB",
 ) -> None:
     """Train a spec; the run directory's path is the last line on stdout."""
     import dlspec.api as api
@@ -223,9 +239,10 @@ def train(
     with _errors():
         from dlspec.spec.load import load_spec
 
-        spec = load_spec(spec_path, overrides or [])
+        limit = _size(max_memory)
+        spec = load_spec(spec_path, overrides or [], max_memory=limit)
         with _progress(spec.train.epochs, quiet) as on_epoch:
-            result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch)
+            result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch, max_memory=limit)
         m = result.metrics
         if not quiet:
             stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""

@@ -7,6 +7,7 @@ AdaGrad's initial accumulator 0.1), since the tutorial dlspec grew from uses Ker
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,6 +165,11 @@ class OptimizerDef:
     description: str
     params: dict          # JSON Schema properties, each with a default
     cls: type[Optimizer]
+    buffers: Callable[[dict], int]   # full hyperparameters -> state buffers it keeps
+
+    def state_per_param(self, hyper: dict) -> int:
+        """How many float32 buffers of the parameters' size the optimizer keeps."""
+        return self.buffers({k: s["default"] for k, s in self.params.items()} | dict(hyper))
 
     def make(self, n: int, hyper: dict) -> Optimizer:
         full = {k: s["default"] for k, s in self.params.items()}
@@ -178,18 +184,19 @@ OPTIMIZERS: dict[str, OptimizerDef] = {o.name: o for o in [
                  {"lr": _lr(0.01), "momentum": _MOMENTUM,
                   "nesterov": {"type": "boolean", "default": False, "examples": [True],
                                "description": "use Nesterov momentum (needs momentum > 0)"}},
-                 SGD),
+                 SGD, lambda h: int(h["momentum"] > 0)),
     OptimizerDef("adam", "Adam (Kingma & Ba), bias-corrected first and second moments",
                  {"lr": _lr(0.001),
                   "beta_1": _num("decay of the first moment", 0.9, minimum=0, exclusive_max=1),
                   "beta_2": _num("decay of the second moment", 0.999, minimum=0, exclusive_max=1),
-                  "epsilon": _eps()}, Adam),
+                  "epsilon": _eps()}, Adam, lambda h: 2),
     OptimizerDef("adagrad", "AdaGrad: per-parameter rates from the sum of squared gradients",
                  {"lr": _lr(0.001),
                   "initial_accumulator": _num("starting value of the accumulator", 0.1, minimum=0),
-                  "epsilon": _eps()}, AdaGrad),
+                  "epsilon": _eps()}, AdaGrad, lambda h: 1),
     OptimizerDef("rmsprop", "RMSprop: rates from a moving average of squared gradients",
                  {"lr": _lr(0.001),
                   "rho": _num("decay of the moving average", 0.9, minimum=0, exclusive_max=1),
-                  "epsilon": _eps(), "momentum": _MOMENTUM}, RMSprop),
+                  "epsilon": _eps(), "momentum": _MOMENTUM}, RMSprop,
+                 lambda h: 1 + int(h["momentum"] > 0)),
 ]}

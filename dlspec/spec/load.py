@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dlspec.data.table import read_csv
+from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.errors import DataError, Diagnostics, Location, SpecError
+from dlspec.graph.lower import lower
+from dlspec.graph.resources import DEFAULT_LIMIT, Estimate, estimate, human, largest_layer
 from dlspec.spec import semantic
 from dlspec.spec.diagnose import schema_errors
 from dlspec.spec.model import Spec, build
@@ -100,7 +103,7 @@ class _Locator:
 
 
 def load_spec(source: str | Path, overrides: Sequence[str] = (), *, check_data: bool = True,
-              limits: Limits | None = None) -> Spec:
+              limits: Limits | None = None, max_memory: int = DEFAULT_LIMIT) -> Spec:
     """Load and validate a spec file.
 
     Args:
@@ -108,16 +111,19 @@ def load_spec(source: str | Path, overrides: Sequence[str] = (), *, check_data: 
         overrides: ``KEY.PATH=VALUE`` strings, applied before validation.
         check_data: also check column names against the data file's header
             (skipped, without error, when the data file does not exist).
+        max_memory: refuse a spec whose training step needs more bytes (estimated
+            from shapes, with the input width known from the header or taken as 1).
 
     Raises:
         Diagnostics: every problem found, each located.
     """
     loaded = load_yaml_file(source, limits or Limits())
-    return resolve(loaded, overrides, base=Path(source).resolve().parent, check_data=check_data)
+    return resolve(loaded, overrides, base=Path(source).resolve().parent, check_data=check_data,
+                   max_memory=max_memory)
 
 
 def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
-            check_data: bool = True) -> Spec:
+            check_data: bool = True, max_memory: int = DEFAULT_LIMIT) -> Spec:
     data = loaded.data
     where: dict[tuple, Location] = {}
     for text in overrides:
@@ -131,24 +137,50 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
         raise Diagnostics(errors)
     canonical = normalize(data)
     errors = semantic.check_spec(canonical, locate)
-    if check_data:
-        errors += check_data_header(canonical, base, locate)
+    header, header_errors = read_header(canonical, base, locate)
+    if check_data and header is not None:
+        errors += header_errors or semantic.check_columns(
+            canonical, header, canonical["data"]["source"], locate)
     if errors:
         raise Diagnostics(errors)
-    return build(canonical, loaded.file, base, locate)
+    spec = build(canonical, loaded.file, base, locate)
+    width = len(semantic.feature_columns(canonical, header)) if header else 1
+    check_memory(spec, max(width, 1), max_memory)
+    return spec
+
+
+def check_memory(spec: Spec, input_shape: int | tuple, limit: int = DEFAULT_LIMIT) -> Estimate:
+    """Lower the spec (shapes only, nothing allocated) and estimate a training step's memory.
+
+    Raises:
+        Diagnostics: a layer that cannot take its input's shape, or a step needing
+            more than ``limit`` bytes (located at the layer with the most parameters).
+    """
+    graph = lower(spec.layers, input_shape, spec.locate)
+    opt = OPTIMIZERS[spec.train.optimizer]
+    est = estimate(graph, spec.train.batch_size,
+                   opt.state_per_param(dict(spec.train.optimizer_params)))
+    if est.total > limit:
+        i = largest_layer(graph)
+        raise Diagnostics([SpecError(
+            f"a training step needs about {est.describe()}, more than the limit of "
+            f"{human(limit)}; make the model or the batch smaller, or raise --max-memory",
+            spec.locate(("model", "layers", i), False), path=f"model.layers[{i}]",
+            code="resources")])
+    return est
 
 
 def data_path(canonical: dict, base: Path) -> Path:
     return (base / canonical["data"]["source"]).resolve()
 
 
-def check_data_header(canonical: dict, base: Path, locate) -> list[SpecError]:
+def read_header(canonical: dict, base: Path, locate) -> tuple[list[str] | None, list[SpecError]]:
+    """The data file's header (None when the file does not exist), or a located error."""
     path = data_path(canonical, base)
     if not path.is_file():
-        return []
+        return None, []
     try:
-        header = read_csv(path, max_rows=0).columns
+        return read_csv(path, max_rows=0).columns, []
     except DataError as e:
-        return [SpecError(f"cannot read the data file: {e.message}", locate(("data", "source")),
-                          path="data.source", code="data-file")]
-    return semantic.check_columns(canonical, header, canonical["data"]["source"], locate)
+        return [], [SpecError(f"cannot read the data file: {e.message}",
+                              locate(("data", "source")), path="data.source", code="data-file")]

@@ -1,0 +1,262 @@
+"""Built-in datasets: a registry of published files, found locally or downloaded.
+
+A file is looked for as DIR/<dataset>/<file name> in each of ``data_dirs()``
+and used only when its size and SHA-256 match the published ones; otherwise it
+is downloaded into the cache (verified before it is moved into place).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlspec.data.images import ImageSet, load_idx_pair
+from dlspec.errors import DataError, Location
+from dlspec.version import __version__
+
+ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+TIMEOUT_S = 30.0
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A published file: its name, SHA-256, size in bytes and where to get it (in order)."""
+
+    name: str
+    sha256: str
+    size: int
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A dataset of IDX files; ``files`` maps each of ``ROLES`` to its RemoteFile."""
+
+    name: str
+    description: str
+    files: dict[str, RemoteFile]
+
+    def load(self, split: str, *, download: bool = True,
+             progress: Callable[[int, int], None] | None = None) -> ImageSet:
+        """The 'train' or 'test' split as an ImageSet (fetching the files if needed)."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        images, labels = (fetch(self, f"{split}_{kind}", download=download, progress=progress)
+                          for kind in ("images", "labels"))
+        return load_idx_pair(images, labels)
+
+
+_MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                  "https://storage.googleapis.com/cvdf-datasets/mnist/",
+                  "http://yann.lecun.com/exdb/mnist/")
+
+
+def _mnist(role: str, name: str, sha256: str, size: int) -> tuple[str, RemoteFile]:
+    return role, RemoteFile(name, sha256, size, tuple(m + name for m in _MNIST_MIRRORS))
+
+
+DATASETS: dict[str, BuiltinDataset] = {
+    "mnist": BuiltinDataset("mnist", "MNIST handwritten digits: 28x28 grayscale, 10 classes, "
+                            "60,000 train and 10,000 test images", dict([
+        _mnist("train_images", "train-images-idx3-ubyte.gz",
+               "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+        _mnist("train_labels", "train-labels-idx1-ubyte.gz",
+               "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
+        _mnist("test_images", "t10k-images-idx3-ubyte.gz",
+               "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+        _mnist("test_labels", "t10k-labels-idx1-ubyte.gz",
+               "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
+    ])),
+}
+
+
+def cache_dir() -> Path:
+    """$DLSPEC_CACHE, else $XDG_CACHE_HOME/dlspec, else ~/.cache/dlspec."""
+    if os.environ.get("DLSPEC_CACHE"):
+        return Path(os.environ["DLSPEC_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "dlspec"
+
+
+def data_dirs() -> list[Path]:
+    """Where datasets are looked for: each of $DLSPEC_DATA (os.pathsep-separated), then the cache."""
+    extra = [Path(d) for d in os.environ.get("DLSPEC_DATA", "").split(os.pathsep) if d]
+    return [*extra, cache_dir()]
+
+
+def fetch(dataset: str | BuiltinDataset, role: str, *, download: bool = True,
+          progress: Callable[[int, int], None] | None = None,
+          timeout: float = TIMEOUT_S) -> Path:
+    """The verified local path of one of a dataset's files, downloading it if needed.
+
+    Args:
+        dataset: a name in DATASETS, or a BuiltinDataset.
+        role: one of ROLES.
+        progress: called as ``progress(bytes_done, total)`` while downloading.
+    """
+    ds = DATASETS.get(dataset) if isinstance(dataset, str) else dataset
+    if ds is None:
+        raise DataError(f"unknown built-in dataset {dataset!r} (known: {sorted(DATASETS)})",
+                        code="data-builtin")
+    if role not in ds.files:
+        raise ValueError(f"{ds.name} has no file {role!r} (roles: {sorted(ds.files)})")
+    file = ds.files[role]
+    cache = cache_dir() / ds.name / file.name
+    for folder in data_dirs():
+        path = folder / ds.name / file.name
+        if not path.is_file():
+            continue
+        problem = _verify(path, file)
+        if problem is None:
+            return path
+        if path != cache:  # the user's own copy is never silently replaced or used
+            raise DataError(f"{problem}; this is not the published {file.name} (replace or "
+                            "remove it)", Location(str(path)), code="data-hash")
+    if not download:
+        raise _missing(ds, file, "and downloading is off")
+    return _download(ds, file, cache, progress, timeout)
+
+
+def _verify(path: Path, file: RemoteFile) -> str | None:
+    """None when ``path`` holds ``file``, else what is wrong with it."""
+    st = path.stat()
+    if st.st_size != file.size:
+        return f"size {st.st_size:,} bytes, expected {file.size:,}"
+    stamp = f"{file.sha256} {st.st_size} {st.st_mtime_ns}\n"
+    sidecar = _sidecar(path)
+    try:
+        if sidecar.read_text() == stamp:
+            return None
+    except OSError:
+        pass
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK * 16):
+            digest.update(chunk)
+    if digest.hexdigest() != file.sha256:
+        return f"sha256 {digest.hexdigest()}, expected {file.sha256}"
+    try:  # only a cache of the check: failing to write it changes nothing
+        _atomic_write(sidecar, stamp.encode())
+    except OSError:
+        pass
+    return None
+
+
+def _sidecar(path: Path) -> Path:
+    """Where the check of ``path`` is recorded: beside it in the cache, else in the cache.
+
+    Folders in $DLSPEC_DATA may be shared or read-only, so dlspec writes nothing there.
+    """
+    cache = cache_dir()
+    if path.parent.parent == cache:
+        return path.with_name(path.name + ".sha256")
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return cache / "verified" / f"{path.name}.{key}.sha256"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _download(ds: BuiltinDataset, file: RemoteFile, target: Path,
+              progress: Callable[[int, int], None] | None, timeout: float) -> Path:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the cache folder: {e.strerror or e}",
+                        Location(str(target.parent)), code="data-download") from None
+    reasons = []
+    for url in file.urls:
+        try:
+            _download_one(url, file, target, progress, timeout)
+            return target
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            reasons.append(f"{url}: {_reason(e)}")
+    raise _missing(ds, file, "and every download failed:\n  " + "\n  ".join(reasons))
+
+
+def _download_one(url: str, file: RemoteFile, target: Path,
+                  progress: Callable[[int, int], None] | None, timeout: float) -> None:
+    """Stream ``url`` into a temp file beside ``target``; verify, fsync, rename."""
+    request = urllib.request.Request(url, headers={"User-Agent": f"dlspec/{__version__}"})
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as r:
+            length = r.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) != file.size:
+                raise ValueError(f"the server sends {int(length):,} bytes, expected {file.size:,}")
+            digest, done = hashlib.sha256(), 0
+            while chunk := r.read(min(_CHUNK, file.size + 1 - done)):
+                done += len(chunk)
+                if done > file.size:
+                    raise ValueError(f"more than the expected {file.size:,} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+                if progress is not None:
+                    progress(done, file.size)
+            if done != file.size:
+                raise ValueError(f"got {done:,} bytes, expected {file.size:,}")
+            if digest.hexdigest() != file.sha256:
+                raise ValueError(f"sha256 {digest.hexdigest()}, expected {file.sha256}")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+    stamp = f"{file.sha256} {file.size} {target.stat().st_mtime_ns}\n"
+    try:
+        _atomic_write(_sidecar(target), stamp.encode())
+    except OSError:
+        pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not possible everywhere (Windows)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        return str(e.reason)
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e) or type(e).__name__
+
+
+def _missing(ds: BuiltinDataset, file: RemoteFile, why: str) -> DataError:
+    where = ", ".join(str(d / ds.name) for d in data_dirs())
+    names = ", ".join(f.name for f in ds.files.values())
+    return DataError(
+        f"{ds.name}: {file.name} is not in {where} {why}\nTo place the files yourself, "
+        f"set DLSPEC_DATA=DIR and put them in DIR/{ds.name}/ ({names})",
+        Location(file.name), code="data-download")
