@@ -523,9 +523,8 @@ def print_report(res: dict) -> None:
             t2.add_row(k, f"{d['wall_s']:.2f}", f"{d['training_seconds']:.2f}",
                        f"{d['training_seconds'] / e2e['steps'] * 1e6:.1f}",
                        f"{d['peak_rss_mib']:.0f}", f"{d['test_accuracy']:.4f}",
-                       "?" if d["cpu_stall_s"] is None else f"{d['cpu_stall_s'] * 1e3:.0f}"
-                       + (" (disturbed)" if d["disturbed"] else ""),
-                       f"{d['foreign_cpu_s']:.2f}")
+                       "?" if d["cpu_stall_s"] is None else f"{d['cpu_stall_s'] * 1e3:.0f}",
+                       f"{d['foreign_cpu_s']:.2f}" + (" (disturbed)" if d["disturbed"] else ""))
         con.print(t2)
         d, tt = e2e["dlspec"], e2e["torch"]
         con.print(f"  speedup (torch/dlspec): wall {tt['wall_s'] / d['wall_s']:.2f}×, training "

@@ -7,6 +7,7 @@ is downloaded into the cache (verified before it is moved into place).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -24,6 +25,10 @@ from dlspec.version import __version__
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
+
+
+class _Refused(Exception):
+    """A download that arrived but is not the published file."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def cache_dir() -> Path:
 
 
 def data_dirs() -> list[Path]:
-    """Where datasets are looked for: each of $DLSPEC_DATA (os.pathsep-separated), then the cache."""
+    """Where datasets are looked for: $DLSPEC_DATA (os.pathsep-separated), then the cache."""
     extra = [Path(d) for d in os.environ.get("DLSPEC_DATA", "").split(os.pathsep) if d]
     return [*extra, cache_dir()]
 
@@ -117,7 +122,7 @@ def fetch(dataset: str | BuiltinDataset, role: str, *, download: bool = True,
         problem = _verify(path, file)
         if problem is None:
             return path
-        if path != cache:  # the user's own copy is never silently replaced or used
+        if path != cache or not download:  # a bad copy is never used, nor a user's replaced
             raise DataError(f"{problem}; this is not the published {file.name} (replace or "
                             "remove it)", Location(str(path)), code="data-hash")
     if not download:
@@ -130,28 +135,38 @@ def _verify(path: Path, file: RemoteFile) -> str | None:
     st = path.stat()
     if st.st_size != file.size:
         return f"size {st.st_size:,} bytes, expected {file.size:,}"
-    stamp = f"{file.sha256} {st.st_size} {st.st_mtime_ns}\n"
-    sidecar = _sidecar(path)
     try:
-        if sidecar.read_text() == stamp:
+        if _sidecar(path).read_text() == _stamp(file, path):
             return None
     except OSError:
         pass
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK * 16):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK * 16):
+                digest.update(chunk)
+    except OSError as e:
+        raise DataError(f"cannot read data file: {e.strerror or e}", Location(str(path)),
+                        code="data-file") from None
     if digest.hexdigest() != file.sha256:
         return f"sha256 {digest.hexdigest()}, expected {file.sha256}"
-    try:  # only a cache of the check: failing to write it changes nothing
-        _atomic_write(sidecar, stamp.encode())
-    except OSError:
-        pass
+    _record(path, file)
     return None
 
 
+def _stamp(file: RemoteFile, path: Path) -> str:
+    st = path.stat()
+    return f"{file.sha256} {st.st_size} {st.st_mtime_ns}\n"
+
+
+def _record(path: Path, file: RemoteFile) -> None:
+    """Remember that ``path`` was verified (only a cache: failing to write changes nothing)."""
+    with contextlib.suppress(OSError):
+        _atomic_write(_sidecar(path), _stamp(file, path).encode())
+
+
 def _sidecar(path: Path) -> Path:
-    """Where the check of ``path`` is recorded: beside it in the cache, else in the cache.
+    """Where the check of ``path`` is recorded: beside a cached file, else in cache/verified/.
 
     Folders in $DLSPEC_DATA may be shared or read-only, so dlspec writes nothing there.
     """
@@ -188,7 +203,7 @@ def _download(ds: BuiltinDataset, file: RemoteFile, target: Path,
         try:
             _download_one(url, file, target, progress, timeout)
             return target
-        except (OSError, http.client.HTTPException, ValueError) as e:
+        except (OSError, http.client.HTTPException, ValueError, _Refused) as e:
             reasons.append(f"{url}: {_reason(e)}")
     raise _missing(ds, file, "and every download failed:\n  " + "\n  ".join(reasons))
 
@@ -202,20 +217,20 @@ def _download_one(url: str, file: RemoteFile, target: Path,
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as r:
             length = r.headers.get("Content-Length")
             if length and length.isdigit() and int(length) != file.size:
-                raise ValueError(f"the server sends {int(length):,} bytes, expected {file.size:,}")
+                raise _Refused(f"the server sends {int(length):,} bytes, expected {file.size:,}")
             digest, done = hashlib.sha256(), 0
             while chunk := r.read(min(_CHUNK, file.size + 1 - done)):
                 done += len(chunk)
                 if done > file.size:
-                    raise ValueError(f"more than the expected {file.size:,} bytes")
+                    raise _Refused(f"more than the expected {file.size:,} bytes")
                 digest.update(chunk)
                 out.write(chunk)
                 if progress is not None:
                     progress(done, file.size)
             if done != file.size:
-                raise ValueError(f"got {done:,} bytes, expected {file.size:,}")
+                raise _Refused(f"got {done:,} bytes, expected {file.size:,}")
             if digest.hexdigest() != file.sha256:
-                raise ValueError(f"sha256 {digest.hexdigest()}, expected {file.sha256}")
+                raise _Refused(f"sha256 {digest.hexdigest()}, expected {file.sha256}")
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, target)
@@ -223,11 +238,7 @@ def _download_one(url: str, file: RemoteFile, target: Path,
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
-    stamp = f"{file.sha256} {file.size} {target.stat().st_mtime_ns}\n"
-    try:
-        _atomic_write(_sidecar(target), stamp.encode())
-    except OSError:
-        pass
+    _record(target, file)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -259,4 +270,4 @@ def _missing(ds: BuiltinDataset, file: RemoteFile, why: str) -> DataError:
     return DataError(
         f"{ds.name}: {file.name} is not in {where} {why}\nTo place the files yourself, "
         f"set DLSPEC_DATA=DIR and put them in DIR/{ds.name}/ ({names})",
-        Location(file.name), code="data-download")
+        Location(str(cache_dir() / ds.name / file.name)), code="data-download")

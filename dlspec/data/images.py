@@ -277,8 +277,10 @@ def _read_image(Image, path: Path) -> np.ndarray:
         return _error(str(path), message, "data-images")
     try:
         with Image.open(path) as im:
-            if im.mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            if im.mode == "P":  # a palette of grays (as in GIFs of grayscale) stays gray
+                pal = np.asarray(im.getpalette() or [0, 0, 0], dtype=np.uint8).reshape(-1, 3)
+                mode = "L" if (pal == pal[:, :1]).all() else "RGB"
+                im = im.convert(mode + "A" if "transparency" in im.info else mode)
             elif im.mode == "1":
                 im = im.convert("L")
             if im.mode not in ("L", "LA", "RGB", "RGBA"):
