@@ -133,6 +133,8 @@ def validate(
     fmt: Annotated[Format, typer.Option("--format", help="text, json or github "
                                         "annotations.")] = Format.text,
     max_memory: MaxMemory = "8GiB",
+    deep: Annotated[bool, typer.Option("--deep", help="Also export each network to ONNX at "
+                                       "its opset and run it in onnxruntime.")] = False,
 ) -> None:
     """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
     from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
@@ -145,13 +147,18 @@ def validate(
         for f in files:
             try:
                 spec = load_spec(f, overrides or [], max_memory=limit)
+                if deep:
+                    _deep(spec)
             except Diagnostics as d:
                 problems.extend(d.items)
+                continue
+            except Diagnostic as d:  # e.g. a bad cell met by --deep
+                problems.append(d)
                 continue
             if fmt is Format.text:
                 note = "" if spec.data.source.is_file() else \
                     f" (data file {spec.data.source_text} not found: column checks skipped)"
-                err.print(f"[green]ok[/] {f}{note}")
+                err.print(f"[green]ok[/] {f}{note}", soft_wrap=True)
     if fmt is Format.json:
         sys.stdout.write(diagnostics_json(problems) + "\n")
     elif fmt is Format.github:
@@ -163,6 +170,19 @@ def validate(
         if problems:
             err.print(f"{len(problems)} problem(s) in {bad} of {len(files)} file(s)")
     raise typer.Exit(1 if problems or not files else 0)
+
+
+def _deep(spec) -> None:
+    from dlspec.onnx.check import deep_check
+
+    width = 1
+    if spec.data.source.is_file():
+        from dlspec.data.dataset import load_dataset
+
+        width = load_dataset(spec).n_features
+    problems = deep_check(spec, width)
+    if problems:
+        raise Diagnostics(problems)
 
 
 @app.command()

@@ -23,7 +23,7 @@ from dlspec.version import __version__
 PROBABILITIES, LABEL, PREDICTION = "probabilities", "label", "prediction"
 
 
-def _emit_network(b: OnnxBuilder, net: Network, features: str) -> str:
+def emit_network(b: OnnxBuilder, net: Network, features: str) -> str:
     graph = net.graph
     names = {graph.inputs[0].id: features}
     for p, view in zip(graph.params, net.buffer.views, strict=True):
@@ -77,7 +77,7 @@ def build_model(net: Network, pre: Preprocessor, target: Target, *, opset: int,
     b = OnnxBuilder(opset)
     try:
         features = pre.emit(b)
-        out = _emit_network(b, net, features)
+        out = emit_network(b, net, features)
         outputs = _emit_outputs(b, out, net.graph.output.shape[-1], target)
     except ValueError as e:  # e.g. a column named like an output
         raise ExportError(f"cannot export: {e}") from None

@@ -283,7 +283,7 @@ def _emit_pool(onnx_op, hint):
 
 def _pool_attrs(rng) -> dict:
     kernel = (3, int(rng.integers(2, 4)))
-    return {"kernel": kernel, "strides": pair(rng.integers(1, 3, 2)),
+    return {"kernel": kernel, "strides": pair(rng.integers(1, 4, 2)),
             "pads": (int(rng.integers(0, 3)), int(rng.integers(0, kernel[1])),
                      int(rng.integers(0, 3)), int(rng.integers(0, kernel[1])))}
 

@@ -200,3 +200,23 @@ def test_predict_cuda_without_provider(trained, breast_cancer_csv):
 def test_export_of_a_non_run(tmp_path):
     r = run("export", tmp_path)
     assert r.exit_code == 1 and "not a complete run directory" in r.stderr
+
+
+def test_validate_deep_exports_and_runs_each_network(tmp_path):
+    r = run("validate", "--deep", SPECS / "breast_cancer.yaml")
+    assert r.exit_code == 0, r.output
+    spec = tmp_path / "s.yaml"
+    spec.write_text((SPECS / "breast_cancer.yaml").read_text()
+                    .replace("../examples/data/breast_cancer.csv",
+                             str(SPECS.parent / "examples/data/breast_cancer.csv")))
+    r = run("validate", "--deep", spec, "--set", "export.opset=21")
+    assert r.exit_code == 0, r.output
+
+
+def test_validate_refuses_a_model_too_big_for_the_memory_limit(tmp_path):
+    r = run("validate", SPECS / "breast_cancer.yaml", "--max-memory", "1KiB")
+    assert r.exit_code == 1
+    assert "a training step needs about" in r.stderr and "more than the limit of 1.0 KiB" \
+        in r.stderr
+    r = run("validate", SPECS / "breast_cancer.yaml", "--max-memory", "lots")
+    assert r.exit_code == 2
