@@ -23,6 +23,7 @@ FORMAT_VERSION = 1
 SCHEMA_FILE = f"dlspec-{FORMAT_VERSION}.schema.json"
 SCHEMA_ID = f"https://dlspec.dev/schemas/{SCHEMA_FILE}"
 MAX_LAYERS = 10_000
+_SHA_EXAMPLE = "ee2a5c9d6daf3aed0d91c4d883a84ebb77d271447bebc0f0c80aafb0f288ceab"
 
 
 def _d(schema: dict, description: str, example=None, **extra) -> dict:
@@ -60,7 +61,8 @@ def _layer_schema(layer) -> dict:
         branches.append({"type": "null"})
     body = branches[0] if len(branches) == 1 else {"oneOf": branches}
     hint = f" A bare value sets `{layer.shorthand}`." if layer.shorthand else ""
-    return _d(body, layer.description + "." + hint)
+    example = {k: layer.params[k]["examples"][0] for k in layer.required}
+    return _d(body, layer.description + "." + hint, example)
 
 
 def _preprocess_schema() -> dict:
@@ -89,7 +91,8 @@ def _preprocess_schema() -> dict:
 def build_schema() -> dict:
     """The schema as a dict, from the registries."""
     optimizer_entries = {
-        name: _d({"oneOf": [{"type": "null"}, _params_object(o.params)]}, o.description)
+        name: _d({"oneOf": [{"type": "null"}, _params_object(o.params)]}, o.description,
+                 {"lr": o.params["lr"]["default"]})
         for name, o in sorted(OPTIMIZERS.items())}
     layer_entries = {name: _layer_schema(layer) for name, layer in sorted(LAYERS.items())}
     metric_names = sorted(METRICS)
@@ -180,18 +183,27 @@ def build_schema() -> dict:
             "description": _d({"type": "string", "maxLength": 10_000}, "free text", "..."),
             "seed": _d({"type": "integer", "minimum": 0, "maximum": 2**32 - 1, "default": 0},
                        "seed of the split, and of training unless train.seed is set", 7),
-            "data": _d(data, "where the rows come from and how they are prepared", None),
-            "model": _d(model, "the network", None),
-            "train": _d(train, "how the network is trained", None),
-            "export": _d({**export, "default": {}}, "how the model is exported to ONNX", None),
+            "data": _d(data, "where the rows come from and how they are prepared",
+                       {"source": "../examples/data/breast_cancer.csv", "target": "diagnosis",
+                        "preprocess": [{"standardize": "all"}]}),
+            "model": _d(model, "the network",
+                        {"layers": [{"dense": {"units": 16, "activation": "relu"}},
+                                    {"dense": {"units": 1, "activation": "sigmoid"}}]}),
+            "train": _d(train, "how the network is trained",
+                        {"loss": "binary_crossentropy", "optimizer": "adam", "epochs": 50}),
+            "export": _d({**export, "default": {}}, "how the model is exported to ONNX",
+                         {"opset": DEFAULT_OPSET}),
             "lock": _d(_params_object({
                 "data_sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                                  "SHA-256 of the data file the run trained on", "ee2a5c9d..."),
+                                  "SHA-256 of the data file the run trained on",
+                                  _SHA_EXAMPLE),
                 "spec_sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                                  "SHA-256 of the resolved spec", "d4d86156..."),
+                                  "SHA-256 of the resolved spec",
+                                  "d4d861568a65d9028ce7285d74a1b7c926e8dcb783b3022aace81c1868d86d23"),
                 "dlspec_version": _d({"type": "string"}, "dlspec version of the run", "0.1.0"),
             }, ["data_sha256"]), "written by dlspec train into spec.lock.yaml; training from a"
-                " lock file refuses data whose SHA-256 differs", None),
+                " lock file refuses data whose SHA-256 differs",
+                {"data_sha256": _SHA_EXAMPLE}),
         },
     }
 
