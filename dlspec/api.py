@@ -26,6 +26,7 @@ from dlspec.engine import metrics as M
 from dlspec.engine.network import Network
 from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
 from dlspec.errors import Diagnostics, Location, ModelError, SpecError
+from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.runs import (
     load_arrays,
     new_run_id,
@@ -35,7 +36,6 @@ from dlspec.runs import (
     write_atomic,
     write_run,
 )
-from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.spec.load import check_memory, load_spec
 from dlspec.spec.model import Spec, thaw
 from dlspec.version import __version__

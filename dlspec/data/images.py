@@ -43,8 +43,6 @@ def _error(source: str, message: str, code: str = "data-idx") -> DataError:
     return DataError(message, Location(source), code=code)
 
 
-# ---------------------------------------------------------------- IDX
-
 def read_idx(path: str | os.PathLike, *, limit: int = MAX_BYTES) -> np.ndarray:
     """Read an IDX file, gzipped (detected by its magic bytes) or not.
 
@@ -125,10 +123,7 @@ def _idx_header(f, source: str, limit: int) -> tuple[np.dtype, tuple[int, ...], 
 def _drain(f, cap: int) -> int:
     """Bytes left in ``f``, reading no more than ``cap``."""
     total = 0
-    while total < cap:
-        chunk = f.read(min(_CHUNK, cap - total))
-        if not chunk:
-            break
+    while total < cap and (chunk := f.read(min(_CHUNK, cap - total))):
         total += len(chunk)
     return total
 
@@ -160,8 +155,6 @@ def _labelled(x: np.ndarray, labels: np.ndarray, source: str) -> ImageSet:
     classes, y = np.unique(labels, return_inverse=True)
     return ImageSet(x, y.reshape(-1).astype(np.int64), classes.tolist(), source)
 
-
-# ---------------------------------------------------------------- NPZ
 
 def load_npz(path: str | os.PathLike, x_key: str = "x", y_key: str = "y",
              *, limit: int = MAX_BYTES) -> ImageSet:
@@ -212,8 +205,6 @@ def _npz_arrays(source: str, keys: tuple[str, ...], limit: int) -> list[np.ndarr
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise err(f"cannot read .npz archive: {e}") from None
 
-
-# ---------------------------------------------------------------- image files
 
 def load_image_folder(root: str | os.PathLike, *, limit: int = MAX_BYTES) -> ImageSet:
     """Images in ``root/<class>/*.png`` (or .jpg, .jpeg, .bmp, .gif); needs Pillow.

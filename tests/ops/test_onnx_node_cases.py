@@ -14,12 +14,18 @@ A case is skipped only for a reason that is not a kernel difference: an input dt
 than float32, an opset whose semantics dlspec does not implement, an attribute dlspec does
 not model, or shapes its shape rule rejects (the ShapeError message is the reason).
 Numeric mismatches fail; a known kernel difference is an xfail(strict=True) in KNOWN_BUGS.
+
+Image ops are channels-first in ONNX and channels-last in dlspec: their mappings carry an
+adapter that moves the case's inputs to dlspec's layout (NCHW -> NHWC, [O, C, KH, KW] ->
+[KH, KW, C, O]), turns its attributes into the op's (``auto_pad`` into explicit pads) and
+maps dlspec's output back to ONNX's layout for the comparison.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ from onnx import helper, numpy_helper
 
 from dlspec.errors import ShapeError
 from dlspec.ops import OPS
+from dlspec.ops.conv import same_pads
 
 RTOL, ATOL = 1e-3, 1e-5
 NODE_DIR = Path(onnx.__file__).parent / "backend" / "test" / "data" / "node"
@@ -43,6 +50,9 @@ class Mapping:
     attrs: ONNX attribute name -> (dlspec keyword, ONNX default when absent).
     min_opset: the first opset whose semantics the dlspec op implements.
     min_run: how many cases must run (not skip), so the collection cannot go empty.
+    adapt: instead of ``attrs``, ``(attributes, inputs) -> (inputs, attrs, to_onnx)``: the
+        case in dlspec's layout and terms, and a map of dlspec's output to ONNX's layout;
+        raises ``Unmodelled`` (the message is the skip reason).
     """
 
     op: str
@@ -50,6 +60,127 @@ class Mapping:
     min_opset: int = 1
     opset_reason: str = ""
     min_run: int = 1
+    adapt: Callable[[dict, list], tuple[list, dict, Callable]] | None = None
+
+
+class Unmodelled(Exception):
+    """A case the dlspec op cannot express; the message says why (the skip reason)."""
+
+
+def _same(y: np.ndarray) -> np.ndarray:
+    return y
+
+
+def _nhwc(x: np.ndarray) -> np.ndarray:
+    return x.transpose(0, 2, 3, 1)
+
+
+def _nchw(y: np.ndarray) -> np.ndarray:
+    return y.transpose(0, 3, 1, 2)
+
+
+def _only(op_type: str, attributes: dict, modelled: set[str]) -> None:
+    unknown = sorted(set(attributes) - modelled)
+    if unknown:
+        raise Unmodelled(f"attribute(s) {unknown} of {op_type} are not modelled by dlspec")
+
+
+def _image(op_type: str, x: np.ndarray) -> None:
+    if x.ndim != 4:
+        raise Unmodelled(f"{x.ndim - 2}-D {op_type}: dlspec's image ops are 2-D over "
+                         "(N, H, W, C) batches")
+
+
+def _pads(attributes: dict, hw: tuple, kernel: tuple, strides: tuple, dilations: tuple) -> tuple:
+    """ONNX's pads (top, left, bottom, right: dlspec's order too), ``auto_pad`` worked out."""
+    auto = attributes.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto == "NOTSET":
+        return tuple(int(p) for p in attributes.get("pads", (0, 0, 0, 0)))
+    if auto == "VALID":
+        return (0, 0, 0, 0)
+    (t, b), (left, r) = (same_pads(n, k, s, d, upper=auto == "SAME_UPPER")
+                         for n, k, s, d in zip(hw, kernel, strides, dilations, strict=True))
+    return (t, left, b, r)
+
+
+def _conv(attributes: dict, inputs: list) -> tuple:
+    _only("Conv", attributes, {"auto_pad", "dilations", "group", "kernel_shape", "pads",
+                               "strides"})
+    if len(inputs) != 2:
+        raise Unmodelled("Conv with a bias input: dlspec adds the bias with its own add op")
+    x, w = inputs
+    _image("Conv", x)
+    strides = tuple(attributes.get("strides", (1, 1)))
+    dilations = tuple(attributes.get("dilations", (1, 1)))
+    pads = _pads(attributes, x.shape[2:], w.shape[2:], strides, dilations)
+    attrs = {"strides": strides, "pads": pads, "dilations": dilations,
+             "groups": attributes.get("group", 1)}
+    return [_nhwc(x), w.transpose(2, 3, 1, 0)], attrs, _nchw
+
+
+def _pool(op_type: str, extra: dict[str, str]):
+    def adapt(attributes: dict, inputs: list) -> tuple:
+        _only(op_type, attributes, {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
+                                    "pads", "strides", *extra})
+        (x,) = inputs
+        _image(op_type, x)
+        if attributes.get("ceil_mode", 0):
+            raise Unmodelled("ceil_mode=1 (output size rounded up) is not modelled: dlspec's "
+                             "pooling rounds down, as Keras and PyTorch do by default")
+        if any(d != 1 for d in attributes.get("dilations", (1, 1))):
+            raise Unmodelled("dilated pooling is not modelled by dlspec's pooling ops")
+        kernel = tuple(attributes["kernel_shape"])
+        strides = tuple(attributes.get("strides", (1, 1)))   # ONNX's default: stride 1
+        attrs = {"kernel": kernel, "strides": strides,
+                 "pads": _pads(attributes, x.shape[2:], kernel, strides, (1, 1))}
+        attrs.update({kw: bool(attributes.get(name, 0)) for name, kw in extra.items()})
+        return [_nhwc(x)], attrs, _nchw
+    return adapt
+
+
+def _global_avgpool(attributes: dict, inputs: list) -> tuple:
+    _only("GlobalAveragePool", attributes, set())
+    (x,) = inputs
+    _image("GlobalAveragePool", x)
+    return [_nhwc(x)], {}, lambda y: y[:, :, None, None]     # (N, C) -> (N, C, 1, 1)
+
+
+def _flatten(attributes: dict, inputs: list) -> tuple:
+    _only("Flatten", attributes, {"axis"})
+    (x,) = inputs
+    axis = attributes.get("axis", 1)
+    if axis % max(x.ndim, 1) != 1 or not -x.ndim <= axis <= x.ndim:
+        raise Unmodelled(f"Flatten at axis {axis}: dlspec's flatten keeps the batch axis and "
+                         "flattens the rest (axis 1)")
+    return [x], {}, _same
+
+
+def _reshape(attributes: dict, inputs: list) -> tuple:
+    _only("Reshape", attributes, set())     # allowzero=1 is not modelled
+    x, shape = inputs
+    target = [int(d) for d in shape]
+    if not target or target[0] not in (0, x.shape[0]):
+        raise Unmodelled(f"Reshape {x.shape} -> {target} changes the first (batch) axis; "
+                         "dlspec's reshape keeps it")
+    if 0 in target[1:]:
+        raise Unmodelled(f"Reshape to {target}: 0 (copy the input's size) past the batch axis "
+                         "is not modelled")
+    return [x], {"shape": tuple(target[1:])}, _same
+
+
+def _batchnorm(attributes: dict, inputs: list) -> tuple:
+    _only("BatchNormalization", attributes, {"epsilon", "momentum", "training_mode"})
+    if attributes.get("training_mode", 0):
+        raise Unmodelled("training_mode=1 (batch statistics, updated running statistics as "
+                         "extra outputs): dlspec's training form is batchnorm_train, which is "
+                         "train-only and never exported")
+    x, *rest = inputs
+    r = x.ndim
+    # momentum only moves the running statistics in training mode.
+    to_last = x.transpose(0, *range(2, r), 1)
+    return ([to_last, *rest], {"epsilon": attributes.get("epsilon", 1e-5)},
+            lambda y: y.transpose(0, r - 1, *range(1, r - 1)))
 
 
 _SOFTMAX_OLD = ("Softmax before opset 13 flattens the input to 2-D at `axis` (default 1) and "
@@ -71,12 +202,23 @@ ONNX_TO_DLSPEC: dict[str, Mapping] = {
     # dlspec's matmul is (batch, features) @ (features, units): ONNX's 1-D, batched and
     # broadcast MatMul cases are refused by its shape rule and skip with that message.
     "MatMul": Mapping("matmul"),
+    "Conv": Mapping("conv2d", adapt=_conv, min_run=6),
+    "MaxPool": Mapping("maxpool2d", adapt=_pool("MaxPool", {}), min_run=7),
+    "AveragePool": Mapping("avgpool2d", min_run=9, adapt=_pool(
+        "AveragePool", {"count_include_pad": "count_include_pad"})),
+    "GlobalAveragePool": Mapping("global_avgpool", adapt=_global_avgpool, min_run=2),
+    "Flatten": Mapping("flatten", adapt=_flatten, min_run=3),
+    "Reshape": Mapping("reshape", adapt=_reshape, min_run=4),
+    "BatchNormalization": Mapping("batchnorm", adapt=_batchnorm, min_run=2),
 }
 
 # dlspec ops that no ONNX node case exercises, with the reason.
 NO_NODE_CASE: dict[str, str] = {
     "dropout": ("train-only: exported as Identity; ONNX's Dropout cases test either the "
                 "inference identity or a seeded training mask dlspec does not reproduce"),
+    "batchnorm_train": ("train-only: exported as Identity of its inference form (batchnorm); "
+                        "ONNX's training-mode BatchNormalization cases also return updated "
+                        "running statistics, which this pure op does not produce"),
 }
 
 # Case name -> precise reason, for a real kernel difference that cannot be fixed here.
@@ -162,6 +304,17 @@ def _load_cases() -> tuple[str, list[NodeCase]]:
 SOURCE, CASES = _load_cases()
 
 
+def _prepare(case: NodeCase, m: Mapping, inputs: list) -> tuple[list, dict, Callable]:
+    """One data set's inputs and the op's attributes in dlspec's terms, and the map of its
+    output to ONNX's layout. Raises Unmodelled."""
+    if m.adapt is not None:
+        return m.adapt(case.attributes, list(inputs))
+    attrs, reason = _translate(case, m)
+    if reason:
+        raise Unmodelled(reason)
+    return list(inputs), attrs, _same
+
+
 def _translate(case: NodeCase, m: Mapping) -> tuple[dict[str, Any], str | None]:
     unknown = sorted(set(case.attributes) - set(m.attrs))
     if unknown:
@@ -178,14 +331,19 @@ def _skip_reason(case: NodeCase) -> str | None:
     op = OPS[m.op]
     if case.opset < m.min_opset:
         return f"opset {case.opset}: {m.opset_reason}"
-    attrs, reason = _translate(case, m)
-    if reason:
-        return reason
+    if m.adapt is None:
+        _, reason = _translate(case, m)
+        if reason:
+            return reason
     if not case.data_sets:
         return "the case has no test data set"
     for inputs, outputs in case.data_sets:
         if any(x is None for x in inputs + outputs):
             return "sequence or optional values: dlspec ops take tensors only"
+        try:
+            inputs, attrs, _ = _prepare(case, m, inputs)
+        except Unmodelled as e:
+            return str(e)
         if len(inputs) != op.arity or len(outputs) != 1:
             return (f"{len(inputs)} input(s) and {len(outputs)} output(s); "
                     f"dlspec.{m.op} takes {op.arity} and gives 1")
@@ -216,16 +374,18 @@ def _params() -> list:
 def test_node_case_matches_onnx(case: NodeCase) -> None:
     m = ONNX_TO_DLSPEC[case.onnx_op]
     op = OPS[m.op]
-    attrs, _ = _translate(case, m)
-    for i, (inputs, (expected,)) in enumerate(case.data_sets):
+    for i, (onnx_inputs, (expected,)) in enumerate(case.data_sets):
+        inputs, attrs, to_onnx = _prepare(case, m, onnx_inputs)
         where = f"{case.name} data set {i}: dlspec.{m.op}(**{attrs})"
         kept = [x.copy() for x in inputs]
         y = np.asarray(op.forward(*kept, **attrs))
         for x, x0 in zip(kept, inputs, strict=True):
             np.testing.assert_array_equal(x, x0, err_msg=f"{where} changed its input")
         assert y.dtype == np.float32, f"{where} gives {y.dtype} for float32 inputs"
+        y = to_onnx(y)
         assert y.shape == expected.shape, f"{where} gives shape {y.shape}, ONNX {expected.shape}"
         predicted = tuple(op.shape(*(x.shape for x in inputs), **attrs))
+        predicted = to_onnx(np.empty(predicted, dtype=np.float32)).shape
         assert predicted == expected.shape, f"{where}: shape rule says {predicted}"
         np.testing.assert_allclose(y, expected, rtol=RTOL, atol=ATOL, err_msg=where)
 
