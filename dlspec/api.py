@@ -259,31 +259,55 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
 
 def predict(model: str | Path, data: str | Path, out: str | Path | None = None, *,
             backend: str = "onnxruntime", device: str = "cpu", batch_size: int | None = None,
-            on_unknown: str = "error", progress: Callable[[int], None] | None = None) -> dict:
-    """Predict every row of a CSV file; writes ``out`` (.csv, .jsonl, .npy; stdout if None).
+            on_unknown: str = "error", on_missing: str = "error",
+            input_format: str | None = None, keep: Sequence[str] = (),
+            progress: Callable[[int], None] | None = None) -> dict:
+    """Predict every row of ``data``; writes ``out`` (.csv, .jsonl, .npy, .parquet; stdout CSV
+    if None), one row per input row, in order.
 
-    ``model`` is an .onnx file or a run directory (``backend="numpy"`` needs a run directory).
-    Returns a report: rows, backend, provider.
+    Args:
+        model: an .onnx file or a run directory (``backend="numpy"`` needs a run directory).
+        data: a .csv, .jsonl, .npy, .npz or .parquet file, or "-" for standard input.
+        on_unknown: "error" or "zeros" (an unseen category encodes as all zeros / -1).
+        on_missing: "error" or "impute" (training mean; a category as unseen).
+        input_format: csv, jsonl, npy, npz or parquet (default: by extension; CSV for "-").
+        keep: input columns copied, as read, to the front of each output row.
+
+    Returns a report: rows, backend, provider, seconds, rows_per_second.
     """
+    import time
+
+    from dlspec.data.preprocess import ON_MISSING, ON_UNKNOWN
+    from dlspec.errors import UsageError
     from dlspec.runtime.contract import Contract
     from dlspec.runtime.predict import DEFAULT_BATCH, engine_runner, onnx_runner, predict_file
     from dlspec.runtime.session import load_model
 
+    if on_unknown not in ON_UNKNOWN or on_missing not in ON_MISSING:
+        raise UsageError(f"on_unknown must be one of {ON_UNKNOWN} and on_missing one of "
+                         f"{ON_MISSING}; got {on_unknown!r}, {on_missing!r}", code="usage")
+    start = time.perf_counter()
     model = Path(model)
     bs = batch_size or DEFAULT_BATCH
+    options = {"input_format": input_format, "keep": keep}
+    output = Path(out) if out else None
     if backend == "numpy":
         r = load_run(model)
         contract = Contract(r.preprocessor.inputs, r.target.name, r.target.task,
                             r.target.classes)
         width = r.net.graph.output.shape[-1] if r.target.task == "regression" else 0
-        n = predict_file(engine_runner(r, on_unknown), contract, width, Path(data),
-                         Path(out) if out else None, bs, progress)
-        return {"rows": n, "backend": "numpy", "provider": "numpy"}
-    if model.is_dir() or model.name == "latest":
-        model = resolve_run_dir(model) / "model.onnx"
-    loaded = load_model(model, device)
-    shape = loaded.session.get_outputs()[0].shape
-    width = shape[-1] if loaded.contract.task == "regression" else 0
-    n = predict_file(onnx_runner(loaded.session, loaded.contract, on_unknown), loaded.contract,
-                     width, Path(data), Path(out) if out else None, bs, progress)
-    return {"rows": n, "backend": "onnxruntime", "provider": loaded.provider}
+        n = predict_file(engine_runner(r, on_unknown, on_missing), contract, width, data,
+                         output, bs, progress, **options)
+        provider = "numpy"
+    else:
+        if model.is_dir() or model.name == "latest":
+            model = resolve_run_dir(model) / "model.onnx"
+        loaded = load_model(model, device)
+        shape = loaded.session.get_outputs()[0].shape
+        width = shape[-1] if loaded.contract.task == "regression" else 0
+        n = predict_file(onnx_runner(loaded.session, loaded.contract, on_unknown, on_missing),
+                         loaded.contract, width, data, output, bs, progress, **options)
+        provider = loaded.provider
+    seconds = time.perf_counter() - start
+    return {"rows": n, "backend": backend, "provider": provider, "seconds": seconds,
+            "rows_per_second": n / seconds if seconds > 0 else 0.0}

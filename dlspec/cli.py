@@ -186,6 +186,22 @@ def _deep(spec) -> None:
 
 
 @app.command()
+def doctor() -> None:
+    """Print versions, onnxruntime's providers, whether CUDA works, and the BLAS in use."""
+    from rich.table import Table
+
+    from dlspec.runtime.doctor import report
+
+    with _errors():
+        from rich.markup import escape
+
+        t = Table(show_header=False, box=None)
+        for k, v in report():
+            t.add_row(escape(k), escape(v))
+        out.print(t)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the spec format (for editors and other tools)."""
     from dlspec.spec.schema import schema_path

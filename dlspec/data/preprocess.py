@@ -1,8 +1,15 @@
 """Fitted preprocessing: raw columns -> float32 feature matrix, in NumPy and ONNX.
 
 Both paths do the same float32 arithmetic in the same order (assemble the
-features, then one ``(x - mean) / scale`` over the whole row), so the exported
-model and the training engine agree to the last bit or nearly so.
+features, fill missing numbers with their training means, then one
+``(x - mean) / scale`` over the whole row), so the exported model and the
+training engine agree to the last bit or nearly so.
+
+Missing and unseen values have one meaning everywhere: a missing number (NaN
+in the graph) becomes the raw column's training mean; a missing category (""
+in the graph) and an unseen one encode as all-zero one-hot or label -1. The
+policies (``on_unknown``, ``on_missing``) only decide whether the engine and
+the runtime's input check refuse such rows first.
 """
 
 from __future__ import annotations
@@ -20,16 +27,41 @@ from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
 
 ENCODINGS = ("onehot", "label_encode")
 STEPS = (*ENCODINGS, "standardize")
-_FORMAT = 1  # version of the to_dict layout
+_FORMAT = 2  # version of the to_dict layout (2: numeric inputs carry their training mean)
+ON_UNKNOWN = ("error", "zeros")
+ON_MISSING = ("error", "impute")
 
 
 @dataclass(frozen=True)
 class InputColumn:
-    """One raw input of the model: its name, kind and (categorical) vocabulary."""
+    """One raw input of the model: its name, kind, vocabulary, and fill for missing values."""
 
     name: str
     kind: str  # "numeric" | "categorical"
     categories: tuple[str, ...] = ()  # sorted vocabulary of the training rows
+    impute: float | None = None  # numeric: the raw column's training mean
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "categories": list(self.categories),
+                "impute": self.impute}
+
+    @classmethod
+    def from_dict(cls, d: dict, *, need_impute: bool = True) -> InputColumn:
+        """Rebuild from ``to_dict``; a numeric column needs its ``impute`` unless told not to.
+
+        Raises KeyError, TypeError or ValueError for a malformed entry.
+        """
+        kind, impute = d["kind"], None
+        if kind not in ("numeric", "categorical"):
+            raise ValueError(f"input {d['name']!r}: unknown kind {kind!r}")
+        if kind == "numeric":
+            raw = d["impute"] if need_impute else d.get("impute")
+            impute = None if raw is None else float(raw)
+            if (need_impute or impute is not None) and \
+                    (impute is None or not np.isfinite(impute)):
+                raise ValueError(f"numeric input {d['name']!r} needs a finite 'impute' "
+                                 f"(its training mean), got {raw!r}")
+        return cls(str(d["name"]), kind, tuple(str(c) for c in d["categories"]), impute)
 
 
 @dataclass(frozen=True)
@@ -137,7 +169,8 @@ class Preprocessor:
                         f"column {name!r}: cannot parse {bad[1]!r} as a number; if the column "
                         "is categorical, encode it with onehot or label_encode (or drop it)",
                         Location(table.source, bad[0]), code="data-type")
-                inputs.append(InputColumn(name, "numeric"))
+                mean = float(table.numeric(name, rows).mean())
+                inputs.append(InputColumn(name, "numeric", impute=mean))
                 new = [name]
             names += new
             std_mask += [name in standardized] * len(new)
@@ -146,7 +179,7 @@ class Preprocessor:
                              "drop_first gives none)")
         fitted = cls(inputs, names, {k: encodings[k] for k in features if k in encodings},
                      np.zeros(len(names), np.float32), np.ones(len(names), np.float32))
-        x = fitted._assemble(table, rows, "error").astype(np.float64)
+        x = fitted._assemble(table, rows, "error", "error").astype(np.float64)
         mask = np.array(std_mask, dtype=bool)
         mean, std = x.mean(axis=0), x.std(axis=0)
         # A constant feature keeps scale 1, as sklearn's StandardScaler does.
@@ -156,29 +189,33 @@ class Preprocessor:
         return fitted
 
     def transform(self, table: Table, rows: np.ndarray | None = None, *,
-                  on_unknown: str = "error") -> np.ndarray:
+                  on_unknown: str = "error", on_missing: str = "error") -> np.ndarray:
         """The float32 (N, F) C-contiguous feature matrix of ``rows`` (default all).
 
         ``on_unknown``: "error" raises DataError for a category not seen in
         training; "zeros" encodes it as all-zero one-hot / label -1, like the
-        exported graph.
+        exported graph. ``on_missing``: "error" raises DataError for a missing
+        value; "impute" fills a number with its training mean and encodes a
+        category as unseen, like the exported graph.
         """
-        if on_unknown not in ("error", "zeros"):
-            raise ValueError(f"on_unknown must be 'error' or 'zeros', got {on_unknown!r}")
-        x = self._assemble(table, rows, on_unknown)
+        check_policies(on_unknown, on_missing)
+        x = self._assemble(table, rows, on_unknown, on_missing)
         return np.ascontiguousarray((x - self.mean) / self.scale)
 
-    def _assemble(self, table: Table, rows: np.ndarray | None, on_unknown: str) -> np.ndarray:
+    def _assemble(self, table: Table, rows: np.ndarray | None, on_unknown: str,
+                  on_missing: str) -> np.ndarray:
         require_columns(table, self.columns)
         n = len(table) if rows is None else len(rows)
         x = np.empty((n, len(self.feature_names)), dtype=np.float32)
         j = 0
         for col in self.inputs:
             if col.kind == "numeric":
-                x[:, j] = table.numeric(col.name, rows).astype(np.float32)
+                x[:, j] = numeric_input(table, col, rows, on_missing)
+                if on_missing == "impute":
+                    x[np.isnan(x[:, j]), j] = np.float32(col.impute)
                 j += 1
                 continue
-            index = category_index(table, col, rows, on_unknown)
+            index = category_index(table, col, rows, on_unknown, on_missing)
             enc = self.encodings[col.name]
             if enc.kind == "label_encode":
                 x[:, j] = index.astype(np.float32)
@@ -196,17 +233,27 @@ class Preprocessor:
     def emit(self, b: OnnxBuilder) -> str:
         """Add the raw inputs (one ['N', 1] per column) and the preprocessing nodes.
 
-        Returns the name of the float32 ['N', F] feature tensor.
+        A NaN numeric input becomes the column's training mean (IsNaN + Where on
+        the assembled features); "" or an unseen category encodes as all zeros
+        (one-hot) or -1 (label). Returns the name of the float32 ['N', F] feature
+        tensor.
         """
         for col in self.inputs:
             kind = TensorProto.FLOAT if col.kind == "numeric" else TensorProto.STRING
             b.add_input(col.name, kind, ["N", 1])
         parts = []
+        fill = np.zeros(len(self.feature_names), dtype=np.float32)
+        j = 0  # feature position of the next column
         for col in self.inputs:
             enc = self.encodings.get(col.name)
             if enc is None:
+                if col.impute is None:
+                    raise ValueError(f"numeric input {col.name!r} has no training mean")
+                fill[j] = np.float32(col.impute)
+                j += 1
                 parts.append(col.name)
             elif enc.kind == "label_encode":
+                j += 1
                 parts.append(b.node(
                     "LabelEncoder", [col.name], f"{col.name}_label", domain=ML_DOMAIN,
                     keys_strings=list(col.categories),
@@ -216,6 +263,7 @@ class Preprocessor:
                 # Leaving the first category out of the vocabulary maps it to all
                 # zeros, exactly what drop_first means.
                 cats = list(col.categories[1:] if enc.drop_first else col.categories)
+                j += len(cats)
                 if not cats:
                     continue  # a one-category column with drop_first has no features
                 hot = b.node("OneHotEncoder", [col.name], f"{col.name}_onehot",
@@ -223,6 +271,9 @@ class Preprocessor:
                 axes = b.const(np.array([1], dtype=np.int64), "axes")
                 parts.append(b.node("Squeeze", [hot, axes], f"{col.name}_onehot2d"))
         x = b.node("Concat", parts, "features_raw", axis=1)
+        if any(c.kind == "numeric" for c in self.inputs):
+            nan = b.node("IsNaN", [x], "features_missing")
+            x = b.node("Where", [nan, b.const(fill, "feature_impute"), x], "features_filled")
         x = b.node("Sub", [x, b.const(self.mean, "feature_mean")], "features_centered")
         return b.node("Div", [x, b.const(self.scale, "feature_scale")], "features")
 
@@ -230,8 +281,7 @@ class Preprocessor:
         """The full fitted state as plain JSON-serialisable data."""
         return {
             "format": _FORMAT,
-            "inputs": [{"name": c.name, "kind": c.kind, "categories": list(c.categories)}
-                       for c in self.inputs],
+            "inputs": [c.to_dict() for c in self.inputs],
             "encodings": {k: {"kind": e.kind, "drop_first": e.drop_first}
                           for k, e in self.encodings.items()},
             "feature_names": list(self.feature_names),
@@ -244,10 +294,12 @@ class Preprocessor:
     def from_dict(cls, d: dict) -> Preprocessor:
         """Rebuild from ``to_dict`` output; a malformed state raises ModelError."""
         try:
+            if d["format"] == 1:
+                raise ValueError("format 1 (from an older dlspec) lacks the training means "
+                                 "used to impute missing values; train the run again")
             if d["format"] != _FORMAT:
                 raise ValueError(f"unknown format {d['format']!r}")
-            inputs = [InputColumn(c["name"], c["kind"], tuple(c["categories"]))
-                      for c in d["inputs"]]
+            inputs = [InputColumn.from_dict(c) for c in d["inputs"]]
             encodings = {k: Encoding(e["kind"], bool(e["drop_first"]))
                          for k, e in d["encodings"].items()}
             out = cls(inputs, list(d["feature_names"]), encodings,
@@ -260,30 +312,63 @@ class Preprocessor:
         return out
 
 
+def check_policies(on_unknown: str, on_missing: str) -> None:
+    if on_unknown not in ON_UNKNOWN:
+        raise ValueError(f"on_unknown must be 'error' or 'zeros', got {on_unknown!r}")
+    if on_missing not in ON_MISSING:
+        raise ValueError(f"on_missing must be 'error' or 'impute', got {on_missing!r}")
+
+
+def numeric_input(table: Table, col: InputColumn, rows: np.ndarray | None,
+                  on_missing: str) -> np.ndarray:
+    """A numeric input as float32; NaN where a value is missing and ``on_missing`` allows it."""
+    if on_missing == "impute" and col.impute is None:
+        raise ModelError(f"input {col.name!r} has no training mean to impute with (the model "
+                         "predates --on-missing impute); train and export it again",
+                         code="model-contract")
+    return table.numeric(col.name, rows, missing="nan" if on_missing == "impute"
+                         else "error").astype(np.float32)
+
+
 def _categorical_cells(table: Table, name: str, rows: np.ndarray | None) -> np.ndarray:
-    cells, lines = table.cells[name], table.lines
-    if rows is not None:
-        cells, lines = cells[rows], lines[rows]
+    """The category strings of a training column; a missing one is an error."""
+    cells = table.strings(name, rows)
     empty = np.flatnonzero(cells == "")
     if len(empty):
-        raise DataError(f"column {name!r}: missing value",
-                        Location(table.source, int(lines[empty[0]])), code="data-value")
+        lines = table.lines if rows is None else table.lines[rows]
+        raise table.error(f"column {name!r}: missing value", lines[empty[0]], "data-value")
     return cells
 
 
-def category_index(table: Table, col: InputColumn, rows: np.ndarray | None,
-                    on_unknown: str) -> np.ndarray:
-    """Index of each cell in the vocabulary, -1 for an unseen category."""
-    cells = _categorical_cells(table, col.name, rows)
-    lookup = {cat: i for i, cat in enumerate(col.categories)}
-    index = np.fromiter((lookup.get(c, -1) for c in cells), dtype=np.int64, count=len(cells))
-    unseen = np.flatnonzero(index < 0)
-    if len(unseen) and on_unknown == "error":
-        lines = table.lines if rows is None else table.lines[rows]
+def check_categories(table: Table, col: InputColumn, cells: np.ndarray,
+                     rows: np.ndarray | None, on_unknown: str, on_missing: str) -> None:
+    """Raise the located DataError for a missing or unseen category the policies refuse.
+
+    ``cells`` are ``table.strings(col.name, rows)``. Missing ("") is checked first.
+    """
+    seen = set(cells.tolist())
+    vocab = set(col.categories)
+    if seen <= vocab:
+        return
+    lines = table.lines if rows is None else table.lines[rows]
+    if "" in seen and "" not in vocab and on_missing == "error":
+        first = int(np.flatnonzero(cells == "")[0])
+        raise table.error(f"column {col.name!r}: missing value", lines[first], "data-value")
+    if on_unknown == "error" and seen - vocab - {""}:
+        unseen = np.flatnonzero(np.fromiter((c != "" and c not in vocab for c in cells),
+                                            dtype=bool, count=len(cells)))
         first = list(dict.fromkeys(cells[unseen].tolist()))[:3]
         count = (f"{len(unseen)} rows have categories" if len(unseen) > 1
                  else "1 row has a category")
-        raise DataError(f"column {col.name!r}: {count} not seen in training "
-                        f"(first: {', '.join(repr(c) for c in first)})",
-                        Location(table.source, int(lines[unseen[0]])), code="data-category")
-    return index
+        raise table.error(f"column {col.name!r}: {count} not seen in training "
+                          f"(first: {', '.join(repr(c) for c in first)})", lines[unseen[0]],
+                          "data-category")
+
+
+def category_index(table: Table, col: InputColumn, rows: np.ndarray | None,
+                   on_unknown: str, on_missing: str = "error") -> np.ndarray:
+    """Index of each cell in the vocabulary; -1 for an unseen or (allowed) missing category."""
+    cells = table.strings(col.name, rows)
+    check_categories(table, col, cells, rows, on_unknown, on_missing)
+    lookup = {cat: i for i, cat in enumerate(col.categories)}
+    return np.fromiter((lookup.get(c, -1) for c in cells), dtype=np.int64, count=len(cells))

@@ -1,41 +1,70 @@
-"""CSV tables of raw cell strings, read whole or in chunks.
+"""Tables of raw cells: CSV files read whole or in chunks, and the checks on their values.
 
-Cells stay strings until a consumer asks for numbers (``Table.numeric``), so
-one reader serves training, categorical encoding and prediction. Every problem
-with a file's content is a located ``DataError``, never a traceback.
+Cells stay as read until a consumer asks for numbers (``Table.numeric``) or
+categories (``Table.strings``), so one reader serves training, categorical
+encoding and prediction. Every problem with a file's content is a located
+``DataError``, never a traceback.
+
+CSV is read in blocks of whole lines. A block without double quotes is split
+with ``str`` methods after a NumPy check that every line has the header's
+field count; a block that fails the check, and everything from the first
+double quote on, goes through the ``csv`` module, which locates each problem
+exactly. Both paths give the same cells and line numbers. Other sources (JSON
+Lines, NumPy and Parquet files: ``dlspec.runtime.readers``) fill the same
+Table with typed arrays or raw values.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
+import io
 import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from typing import BinaryIO
 
 import numpy as np
 
 from dlspec.errors import DataError, Location
 
 _HEADER_SHOWN = 20  # header names listed in a missing-column message
+_BLOCK = 4 << 20  # bytes read at a time; memory stays a few times this
+_SLOW_BATCH = 65_536  # rows per batch handed on from the csv module
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\x0b\x0c\x1c\x1d\x1e\x1f"  # ASCII that str.strip removes, besides \r\n
+MISSING = "missing value"
 
 
 @dataclass
 class Table:
-    """Raw cells of some rows of a CSV file.
+    """Raw cells of some rows of a file.
 
-    ``cells`` maps each column to an object array of whitespace-stripped
-    strings; ``lines`` holds the 1-based file line where each row starts.
+    ``cells`` maps each column to an array: for CSV an object array of
+    whitespace-stripped strings (``text`` is True); for other sources a typed
+    array (NaN is a missing number) or an object array of raw values (None is
+    missing). ``lines`` holds the 1-based file line where each row starts, or,
+    when ``by_row`` is True (NumPy and Parquet files), the 0-based row index.
     """
 
     source: str
     columns: list[str]
     cells: dict[str, np.ndarray]
     lines: np.ndarray
+    by_row: bool = False
+    text: bool = True
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    def error(self, message: str, line, code: str) -> DataError:
+        """A DataError at a row: ``file:17: message``, or ``file: row 17: message``."""
+        if self.by_row:
+            return DataError(f"row {int(line)}: {message}", Location(self.source), code=code)
+        return DataError(message, Location(self.source, int(line)), code=code)
 
     def _column(self, column: str, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if column not in self.cells:
@@ -45,27 +74,85 @@ class Table:
             cells, lines = cells[rows], lines[rows]
         return cells, lines
 
-    def numeric(self, column: str, rows: np.ndarray | None = None) -> np.ndarray:
+    def numeric(self, column: str, rows: np.ndarray | None = None, *,
+                missing: str = "error") -> np.ndarray:
         """The column's values (of ``rows``, default all) as float64.
 
-        Raises DataError (code ``data-value``) at the first empty, unparsable
-        or non-finite cell.
+        ``missing``: "error" raises at the first missing cell; "nan" gives NaN
+        there. Raises DataError (code ``data-value``) at the first unparsable or
+        non-finite cell, and (code ``data-type``) for values of the wrong type:
+        strings in a typed array, objects or lists from JSON. Booleans count as 0/1.
         """
         cells, lines = self._column(column, rows)
+        kind = cells.dtype.kind
+        if kind in "iub":
+            return cells.astype(np.float64)
+        if kind not in "fO":
+            raise DataError(f"column {column!r}: expected numbers, got {_dtype_name(cells.dtype)}",
+                            Location(self.source), code="data-type")
         try:
             values = cells.astype(np.float64)
-            if np.isfinite(values).all():
-                return values
         except (ValueError, TypeError):
-            pass
-        # Slow path, only to find and name the first bad cell.
+            values = None
+            if missing == "nan" and self.text:  # CSV with empty cells: parse the rest at once
+                filled = cells != ""
+                with contextlib.suppress(ValueError, TypeError):
+                    part = cells[filled].astype(np.float64)
+                    if np.isfinite(part).all():
+                        values = np.full(len(cells), np.nan)
+                        values[filled] = part
+                        return values
+        if values is not None:
+            finite = np.isfinite(values)
+            if finite.all():
+                return values
+            if kind == "f":  # typed: NaN is missing, inf is an error
+                bad = np.flatnonzero(~finite & ~np.isnan(values))
+                nan = np.flatnonzero(np.isnan(values))
+                if len(bad) and (missing == "nan" or not len(nan) or bad[0] < nan[0]):
+                    raise self.error(f"column {column!r}: {values[bad[0]]!r} is not a finite "
+                                     "number", lines[bad[0]], "data-value")
+                if missing == "nan":
+                    return values
+                raise self.error(f"column {column!r}: {MISSING}", lines[nan[0]], "data-value")
+        # Slow path: each cell on its own, to name the first bad one.
         out = np.empty(len(cells), dtype=np.float64)
-        for i, (cell, line) in enumerate(zip(cells, lines, strict=True)):
+        for i, (cell, line) in enumerate(zip(cells.tolist(), lines, strict=True)):
             value = _parse_number(cell)
             if isinstance(value, str):
-                raise DataError(f"column {column!r}: {value}", Location(self.source, int(line)),
-                                code="data-value")
+                if value is MISSING and missing == "nan":
+                    value = math.nan
+                else:
+                    code = "data-type" if value.startswith("expected") else "data-value"
+                    raise self.error(f"column {column!r}: {value}", line, code)
             out[i] = value
+        return out
+
+    def strings(self, column: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """The column as an object array of category strings; "" where a value is missing.
+
+        Integers (and integral floats) become their decimal text. Raises DataError
+        (code ``data-type``) for other types: booleans, fractions, objects, lists.
+        """
+        cells, lines = self._column(column, rows)
+        kind = cells.dtype.kind
+        if kind == "O" and self.text:
+            return cells
+        if kind == "U":
+            return np.strings.strip(cells).astype(object)
+        if kind in "iu":
+            return cells.astype(str).astype(object)
+        if kind not in "OfS":
+            raise DataError(f"column {column!r}: expected strings (categories), got "
+                            f"{_dtype_name(cells.dtype)}", Location(self.source),
+                            code="data-type")
+        out = np.empty(len(cells), dtype=object)
+        for i, (cell, line) in enumerate(zip(cells.tolist(), lines, strict=True)):
+            text = _category_text(cell)
+            if text is None:
+                raise self.error(f"column {column!r}: expected a category (a string), got "
+                                 f"{_describe(cell)}", line, "data-type")
+            out[i] = text
         return out
 
     def first_non_numeric(self, column: str,
@@ -88,17 +175,72 @@ class Table:
         return self.first_non_numeric(column) is None
 
 
-def _parse_number(cell: str) -> float | str:
-    """The cell as a finite float, or a description of why it is not one."""
-    if cell == "":
-        return "missing value"
-    try:
-        value = float(cell)
-    except ValueError:
-        return f"cannot parse {_show(cell)} as a number"
-    if not math.isfinite(value):
-        return f"{_show(cell)} is not a finite number"
-    return value
+def _parse_number(cell) -> float | str:
+    """The cell as a finite float, or why it is not one (``MISSING`` when it is empty)."""
+    if isinstance(cell, str):
+        text = cell.strip()
+        if text == "":
+            return MISSING
+        try:
+            value = float(text)
+        except ValueError:
+            return f"cannot parse {_show(cell)} as a number"
+        if not math.isfinite(value):
+            return f"{_show(cell)} is not a finite number"
+        return value
+    if cell is None:
+        return MISSING
+    if isinstance(cell, (bool, int, float, np.number, np.bool_)):
+        try:
+            value = float(cell)
+        except OverflowError:
+            return f"{_show(str(cell))} is not a finite number"
+        if math.isnan(value):
+            return MISSING
+        if not math.isfinite(value):
+            return f"{value!r} is not a finite number"
+        return value
+    return f"expected a number, got {_describe(cell)}"
+
+
+def _category_text(cell) -> str | None:
+    """A raw value as category text ("" when missing); None when it cannot be one."""
+    if isinstance(cell, str):
+        return cell.strip()
+    if isinstance(cell, bytes):
+        try:
+            return cell.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            return None
+    if cell is None:
+        return ""
+    if isinstance(cell, (bool, np.bool_)):
+        return None
+    if isinstance(cell, (int, np.integer)):
+        return str(int(cell))
+    if isinstance(cell, (float, np.floating)):
+        if math.isnan(cell):
+            return ""
+        return str(int(cell)) if float(cell).is_integer() else None
+    return None
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, (bool, np.bool_)):
+        return "a boolean"
+    if isinstance(value, (int, float, np.number)):
+        return repr(value.item() if isinstance(value, np.number) else value)
+    return type(value).__name__
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    kinds = {"U": "strings", "S": "bytes", "b": "booleans", "c": "complex numbers",
+             "M": "dates", "m": "time spans", "V": "records", "f": "numbers"}
+    return f"{kinds.get(dtype.kind, 'values')} (dtype {dtype.str})"
 
 
 def _show(cell: str, limit: int = 40) -> str:
@@ -106,7 +248,7 @@ def _show(cell: str, limit: int = 40) -> str:
 
 
 def missing_columns_error(source: str, header: Sequence[str], missing: Sequence[str],
-                          line: int = 1) -> DataError:
+                          line: int = 1, has: str = "the header has") -> DataError:
     """The located error for columns a caller needs but the header lacks."""
     parts = []
     for name in missing:
@@ -115,7 +257,7 @@ def missing_columns_error(source: str, header: Sequence[str], missing: Sequence[
     shown = ", ".join(header[:_HEADER_SHOWN])
     if len(header) > _HEADER_SHOWN:
         shown += f", ... ({len(header)} columns in all)"
-    return DataError(f"missing column(s) {', '.join(parts)} (the header has: {shown})",
+    return DataError(f"missing column(s) {', '.join(parts)} ({has}: {shown})",
                      Location(source, line), code="data-columns")
 
 
@@ -123,7 +265,8 @@ def require_columns(table: Table, names: Sequence[str]) -> None:
     """Raise the located missing-column error unless ``table`` has all ``names``."""
     missing = [n for n in names if n not in table.cells]
     if missing:
-        raise missing_columns_error(table.source, table.columns, missing)
+        raise missing_columns_error(table.source, table.columns, missing,
+                                    0 if table.by_row else 1)
 
 
 def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
@@ -137,7 +280,7 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
     """
     if max_rows is not None and max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows}")
-    chunks = _chunks(path, columns, max_rows)
+    chunks = _chunks(os.fspath(path), None, columns, max_rows)
     try:
         return next(chunks)
     finally:
@@ -154,117 +297,265 @@ def iter_csv(path: str | os.PathLike, chunk_rows: int, *,
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    return _chunks(path, columns, chunk_rows)
+    return _chunks(os.fspath(path), None, columns, chunk_rows)
 
 
-def _chunks(path: str | os.PathLike, columns: Sequence[str] | None,
+def iter_csv_stream(raw: BinaryIO, source: str, chunk_rows: int, *,
+                    columns: Sequence[str] | None = None) -> Iterator[Table]:
+    """``iter_csv`` over an open binary stream (standard input), named ``source`` in errors."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    return _chunks(source, raw, columns, chunk_rows)
+
+
+def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             chunk_rows: int | None) -> Iterator[Table]:
     """Tables of ``chunk_rows`` rows (all rows in one when None); see ``iter_csv``."""
-    source = os.fspath(path)
-    records = _records(source)
+    own = raw is None
+    if own:
+        try:
+            raw = open(source, "rb")  # noqa: SIM115 (closed below)
+        except OSError as e:
+            raise _unreadable(source, e) from None
+    parsed = _parse(raw, source)
     try:
-        header_line, header = _read_header(source, records)
+        header_line, header = next(parsed)
         names = header if columns is None else list(dict.fromkeys(columns))
         missing = [n for n in names if n not in header]
         if missing:
             raise missing_columns_error(source, header, missing, header_line)
         kept = [(i, n) for i, n in enumerate(header) if n in names]
         width = len(header)
-        lists: list[list[str]] = [[] for _ in kept]
-        lines: list[int] = []
 
-        def table() -> Table:
-            cells = {name: np.array(col, dtype=object) for (_, name), col in
-                     zip(kept, lists, strict=True)}
-            return Table(source, [n for _, n in kept], cells, np.array(lines, dtype=np.int64))
+        def table(cols: list[np.ndarray], lines: np.ndarray, start: int, stop: int) -> Table:
+            return Table(source, [n for _, n in kept],
+                         {n: c[start:stop] for (_, n), c in zip(kept, cols, strict=True)},
+                         lines[start:stop])
 
-        yielded = False
+        empty = [np.empty(0, dtype=object) for _ in kept]
         if chunk_rows == 0:  # read_csv(max_rows=0): the header only
-            yield table()
+            yield table(empty, np.empty(0, dtype=np.int64), 0, 0)
             return
-        for line, row in records:
-            if len(row) != width:
-                if width > 1 and len(row) == 1 and not row[0].strip():
-                    continue  # a whitespace-only line
-                raise DataError(f"expected {width} fields, got {len(row)}",
-                                Location(source, line), code="data-row")
-            for (i, _), col in zip(kept, lists, strict=True):
-                col.append(row[i].strip())
-            lines.append(line)
-            if len(lines) == chunk_rows:
-                yield table()
-                yielded = True
-                lists = [[] for _ in kept]
-                lines = []
-        if lines or not yielded:
-            yield table()
+        pending: list[list[np.ndarray]] = [[c] for c in empty]
+        pending_lines = [np.empty(0, dtype=np.int64)]
+        count, yielded = 0, False
+        for lines, flat, strip in parsed:
+            for (i, _), p in zip(kept, pending, strict=True):
+                column = flat[i::width]
+                p.append(np.array([s.strip() for s in column] if strip else column,
+                                  dtype=object))
+            pending_lines.append(lines)
+            count += len(lines)
+            del flat
+            if chunk_rows is None or count < chunk_rows:
+                continue
+            cols = [np.concatenate(p) for p in pending]
+            lines = np.concatenate(pending_lines)
+            full = count - count % chunk_rows
+            for start in range(0, full, chunk_rows):
+                yield table(cols, lines, start, start + chunk_rows)
+            yielded = True
+            pending, pending_lines = [[c[full:]] for c in cols], [lines[full:]]
+            count -= full
+        if count or not yielded:
+            yield table([np.concatenate(p) for p in pending], np.concatenate(pending_lines),
+                        0, count)
     finally:
-        records.close()
+        parsed.close()
+        if own:
+            raw.close()
 
 
-def _records(source: str) -> Iterator[tuple[int, list[str]]]:
-    """(line where the record starts, fields) for every non-blank CSV record."""
-    try:
-        f = open(source, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
-    except OSError as e:
-        raise _unreadable(source, e) from None
-    with f:
-        reader = csv.reader(f)
-        end = 0  # last physical line consumed
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError:
-                raise _encoding_error(source) from None
-            except csv.Error as e:
-                raise DataError(f"malformed CSV: {e}", Location(source, reader.line_num),
-                                code="data-row") from None
-            except OSError as e:
-                raise _unreadable(source, e) from None
-            start, end = end + 1, reader.line_num
-            if row:  # csv yields [] for an empty line
-                yield start, row
+def _parse(raw: BinaryIO, source: str) -> Iterator:
+    """The header ``(line, names)`` first, then batches ``(lines, flat fields, strip)``.
+
+    ``flat`` holds the fields row after row (every row has the header's width);
+    ``strip`` says whether the fields may still carry surrounding whitespace.
+    """
+    blocks = _text_blocks(raw, source)
+    width = None
+    for text, line in blocks:
+        if '"' in text or ("\r" in text and text.count("\r") != text.count("\r\n")):
+            # A quoted field may span blocks, and a lone \r ends a line for the csv
+            # module: the csv module reads everything from here on.
+            width = yield from _parse_slow(chain([(text, line)], blocks), width, source)
+            break
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        if width is None:
+            found = _fast_header(text, line, source)
+            if found is None:
+                continue
+            header_line, header, skip = found
+            width = len(header)
+            yield header_line, header
+            line += text.count("\n", 0, skip)
+            text = text[skip:]
+            if not text:
+                continue
+        batch = _fast_block(text, line, width)
+        if batch is None:  # blank lines or a wrong field count: no quotes, so this block alone
+            yield from _parse_slow(iter([(text, line)]), width, source)
+        else:
+            yield batch
+    if width is None:
+        raise DataError("the file has no header row", Location(source), code="data-header")
 
 
-def _read_header(source: str, records: Iterator[tuple[int, list[str]]]) -> tuple[int, list[str]]:
-    for line, row in records:
-        if len(row) == 1 and not row[0].strip():
+def _text_blocks(raw: BinaryIO, source: str) -> Iterator[tuple[str, int]]:
+    """Decoded blocks of whole lines, each with the file line it starts on."""
+    line, carry, first = 1, b"", True
+    while True:
+        try:
+            data = raw.read(_BLOCK)
+        except OSError as e:
+            raise _unreadable(source, e) from None
+        buf = carry + data if carry else data
+        if data:
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:  # a line longer than a block: read on
+                carry = buf
+                continue
+            block, carry = buf[:cut], buf[cut:]
+        else:
+            block, carry = buf, b""
+        if not block:
+            return
+        skip = len(_BOM) if first and block.startswith(_BOM) else 0
+        first = False
+        try:
+            text = block[skip:].decode("utf-8") if skip else block.decode("utf-8")
+        except UnicodeDecodeError as e:
+            at = e.start + skip
+            start = block.rfind(b"\n", 0, at) + 1
+            raise DataError(f"the file is not valid UTF-8 (byte 0x{block[at]:02x}); save it "
+                            "with UTF-8 encoding",
+                            Location(source, line + block.count(b"\n", 0, at), at - start + 1),
+                            code="data-encoding") from None
+        yield text, line
+        line += block.count(b"\n")
+        if not data:
+            return
+
+
+def _fast_header(text: str, line: int, source: str) -> tuple[int, list[str], int] | None:
+    """(line, names, end of the header line) of the first non-blank line; None if all blank."""
+    pos = 0
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end + 1
+        row = text[pos:end].rstrip("\n")
+        if row.strip():
+            header = [name.strip() for name in row.split(",")]
+            _check_header(header, source, line)
+            return line, header, end
+        pos, line = end, line + 1
+    return None
+
+
+def _fast_block(text: str, line: int, width: int) -> tuple[np.ndarray, list[str], bool] | None:
+    """The batch of a quote-free block (``\\n`` line ends), or None when the csv module
+    must read it (a blank line, a wrong field count, a line over the field limit)."""
+    body = text[:-1] if text.endswith("\n") else text
+    if not body:
+        return None
+    n = body.count("\n") + 1
+    if width == 1:
+        if body.startswith("\n") or body.endswith("\n") or "\n\n" in body:
+            return None
+        fields = body.split("\n")
+    else:
+        fields = body.replace("\n", ",").split(",")
+        if len(fields) != n * width:
+            return None
+    data = body.encode("utf-8")
+    u = np.frombuffer(data, dtype=np.uint8)
+    ends = np.append(np.flatnonzero(u == 10), len(u))
+    if width > 1:
+        commas = np.flatnonzero(u == 44)
+        if not np.array_equal(np.searchsorted(commas, ends), np.arange(1, n + 1) * (width - 1)):
+            return None  # some line has too many fields and another too few
+    if len(data) > csv.field_size_limit() and np.diff(ends, prepend=-1).max() > \
+            csv.field_size_limit():
+        return None
+    return np.arange(line, line + n, dtype=np.int64), fields, _needs_strip(data, u)
+
+
+def _needs_strip(data: bytes, u: np.ndarray) -> bool:
+    """Whether some field may start or end with whitespace (str.strip's idea of it)."""
+    if not data.isascii():
+        return True
+    if len(data.translate(None, _WHITESPACE)) == len(data):
+        return False
+    ws = np.flatnonzero(np.isin(u, np.frombuffer(_WHITESPACE, dtype=np.uint8)))
+    edge = np.array([10, 44], dtype=np.uint8)
+    before = np.isin(u[np.maximum(ws - 1, 0)], edge) | (ws == 0)
+    after = np.isin(u[np.minimum(ws + 1, len(u) - 1)], edge) | (ws == len(u) - 1)
+    return bool((before | after).any())
+
+
+def _parse_slow(pieces: Iterator[tuple[str, int]], width: int | None,
+                source: str) -> Iterator:
+    """``_parse``'s items from the csv module, over text pieces that end at line ends.
+
+    Returns the header's width (None when no header was found).
+    """
+    first = next(pieces, None)
+    if first is None:
+        return width
+    offset = first[1] - 1  # file line before the first piece
+    reader = csv.reader(chain.from_iterable(io.StringIO(t, newline="")
+                                            for t, _ in chain([first], pieces)))
+    end = 0  # last physical line consumed
+    flat: list[str] = []
+    lines: list[int] = []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise DataError(f"malformed CSV: {e}", Location(source, offset + reader.line_num),
+                            code="data-row") from None
+        start, end = offset + end + 1, reader.line_num
+        if not row:  # csv yields [] for an empty line
             continue
-        header = [name.strip() for name in row]
-        seen: dict[str, int] = {}
-        for pos, name in enumerate(header, 1):
-            if not name:
-                raise DataError(f"header column {pos} has no name; every column needs one",
-                                Location(source, line), code="data-header")
-            if name in seen:
-                raise DataError(f"column {name!r} appears twice in the header "
-                                f"(columns {seen[name]} and {pos})",
-                                Location(source, line), code="data-header")
-            seen[name] = pos
-        return line, header
-    raise DataError("the file has no header row", Location(source), code="data-header")
+        if width is None:
+            if len(row) == 1 and not row[0].strip():
+                continue
+            header = [name.strip() for name in row]
+            _check_header(header, source, start)
+            width = len(header)
+            yield start, header
+            continue
+        if len(row) != width:
+            if width > 1 and len(row) == 1 and not row[0].strip():
+                continue  # a whitespace-only line
+            raise DataError(f"expected {width} fields, got {len(row)}",
+                            Location(source, start), code="data-row")
+        flat.extend(row)
+        lines.append(start)
+        if len(lines) == _SLOW_BATCH:
+            yield np.array(lines, dtype=np.int64), flat, True
+            flat, lines = [], []
+    if lines:
+        yield np.array(lines, dtype=np.int64), flat, True
+    return width
+
+
+def _check_header(header: list[str], source: str, line: int) -> None:
+    seen: dict[str, int] = {}
+    for pos, name in enumerate(header, 1):
+        if not name:
+            raise DataError(f"header column {pos} has no name; every column needs one",
+                            Location(source, line), code="data-header")
+        if name in seen:
+            raise DataError(f"column {name!r} appears twice in the header "
+                            f"(columns {seen[name]} and {pos})",
+                            Location(source, line), code="data-header")
+        seen[name] = pos
 
 
 def _unreadable(source: str, e: OSError) -> DataError:
     reason = e.strerror or str(e)
     return DataError(f"cannot read data file: {reason}", Location(source), code="data-file")
-
-
-def _encoding_error(source: str) -> DataError:
-    """Locate the first line that is not UTF-8 (the text reader decodes in blocks)."""
-    try:
-        with open(source, "rb") as f:
-            for line, raw in enumerate(f, 1):
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    return DataError(
-                        f"the file is not valid UTF-8 (byte 0x{raw[e.start]:02x}); "
-                        "save it with UTF-8 encoding",
-                        Location(source, line, e.start + 1), code="data-encoding")
-    except OSError as e:
-        return _unreadable(source, e)
-    return DataError("the file is not valid UTF-8; save it with UTF-8 encoding",
-                     Location(source), code="data-encoding")

@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dlspec.errors import ShapeError
 from dlspec.graph.initializers import INITIALIZERS
 from dlspec.graph.ir import GraphBuilder, Value
+from dlspec.ops.conv import pair, same_pads
+from dlspec.ops.registry import fmt_shape
 
 
 @dataclass(frozen=True)
@@ -135,4 +138,157 @@ register_layer(LayerDef(
                            "description": "the function", "examples": ["relu"]}},
     required=("activation",), shorthand="activation",
     lower=lambda gb, x, p: apply_activation(gb, x, p["activation"]),
+))
+
+
+# ----------------------------------------------------------------------------- images
+# Images are channels-last: (N, height, width, channels).
+
+def _hw(description: str, example, default=None) -> dict:
+    """A size for both image axes (an integer) or [height, width]."""
+    one = {"type": "integer", "minimum": 1, "maximum": 4096}
+    out = {"oneOf": [one, {"type": "array", "items": one, "minItems": 2, "maxItems": 2}],
+           "description": description, "examples": [example]}
+    if default is not None:
+        out["default"] = default
+    return out
+
+
+_PADDING = {
+    "oneOf": [{"type": "string", "enum": ["valid", "same"]},
+              {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 4096},
+               "minItems": 4, "maxItems": 4}],
+    "default": "valid", "examples": ["same"],
+    "description": "'valid': no padding; 'same': pad so the output has ceil(size / stride)"
+                   " pixels per axis (an odd pixel of padding goes at the bottom/right, as in"
+                   " Keras); or explicit [top, left, bottom, right]",
+}
+
+
+def _image_input(gb: GraphBuilder, x: Value, layer: str) -> None:
+    if len(x.shape) != 4:
+        raise ShapeError(f"layer {gb.layer!r}: {layer} expects images (N, height, width, "
+                         f"channels), got {fmt_shape(x.shape)}; give the model image input, "
+                         "or reshape to (height, width, channels) first")
+
+
+def _explicit_pads(padding, hw: tuple, kernel: tuple, strides: tuple,
+                   dilations: tuple = (1, 1)) -> tuple[int, int, int, int]:
+    """'valid' / 'same' / [t, l, b, r] -> (top, left, bottom, right)."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        (t, b), (left, r) = (same_pads(n, k, s, d) for n, k, s, d in
+                             zip(hw, kernel, strides, dilations, strict=True))
+        return (t, left, b, r)
+    return tuple(int(p) for p in padding)
+
+
+def _lower_conv2d(gb: GraphBuilder, x: Value, p: dict) -> Value:
+    _image_input(gb, x, "conv2d")
+    kernel, strides, dilations = pair(p["kernel_size"]), pair(p["strides"]), pair(p["dilation"])
+    groups, c = p["groups"], x.shape[3]
+    w = gb.param("kernel", (*kernel, c // groups, p["filters"]),
+                 INITIALIZERS[p["initializer"]].fn, p["trainable"])
+    y = gb.op("conv2d", x, w, strides=strides, dilations=dilations, groups=groups,
+              pads=_explicit_pads(p["padding"], x.shape[1:3], kernel, strides, dilations))
+    if p["bias"]:
+        b = gb.param("bias", (p["filters"],), INITIALIZERS[p["bias_initializer"]].fn,
+                     p["trainable"])
+        y = gb.op("add", y, b)
+    return apply_activation(gb, y, p["activation"])
+
+
+register_layer(LayerDef(
+    "conv2d", "2-D convolution over channels-last images: activation(conv(x, kernel) + bias),"
+    " kernel [height, width, channels / groups, filters]",
+    params={
+        **_COMMON,
+        "filters": {"type": "integer", "minimum": 1, "maximum": 1_000_000,
+                    "description": "number of output channels", "examples": [32]},
+        "kernel_size": _hw("height and width of the kernel (one integer for both)", 3,
+                           default=3),
+        "strides": _hw("step between kernel positions, per axis", 2, default=1),
+        "padding": _PADDING,
+        "dilation": _hw("spacing between kernel taps (1: adjacent; 2: every other pixel)", 2,
+                        default=1),
+        "groups": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1,
+                   "description": "split channels into this many groups convolved separately"
+                   " (channels and filters must divide by it; = channels: depthwise)",
+                   "examples": [1]},
+        "activation": _enum(ACTIVATIONS, "activation applied to the output", "linear"),
+        "initializer": _enum(INITIALIZERS, "how the kernel starts", "glorot_uniform"),
+        "bias": {"type": "boolean", "default": True, "description": "add a learned bias per"
+                 " filter", "examples": [True]},
+        "bias_initializer": _enum(INITIALIZERS, "how the bias starts", "zeros"),
+        "trainable": {"type": "boolean", "default": True,
+                      "description": "false freezes the layer's parameters", "examples": [False]},
+    },
+    required=("filters",), shorthand="filters", lower=_lower_conv2d,
+))
+
+
+def _pool_lowering(op: str, layer: str):
+    def lower(gb: GraphBuilder, x: Value, p: dict) -> Value:
+        _image_input(gb, x, layer)
+        kernel = pair(p["pool_size"])
+        strides = kernel if p["strides"] is None else pair(p["strides"])
+        return gb.op(op, x, kernel=kernel, strides=strides,
+                     pads=_explicit_pads(p["padding"], x.shape[1:3], kernel, strides))
+    return lower
+
+
+def _pool_params(what: str) -> dict:
+    strides = _hw("step between windows, per axis (default: the pool size)", 2)
+    strides["oneOf"].insert(0, {"type": "null"})
+    return {**_COMMON,
+            "pool_size": _hw(f"height and width of the window {what}", 2, default=2),
+            "strides": {**strides, "default": None},
+            "padding": {**_PADDING, "description": _PADDING["description"] +
+                        "; padded pixels never count (they are not in any maximum or average)"}}
+
+
+register_layer(LayerDef(
+    "max_pool2d", "the maximum of each window of channels-last images, per channel",
+    params=_pool_params("whose maximum is taken"), required=(), shorthand="pool_size",
+    lower=_pool_lowering("maxpool2d", "max_pool2d"),
+))
+
+register_layer(LayerDef(
+    "avg_pool2d", "the average of each window of channels-last images, per channel",
+    params=_pool_params("that is averaged"), required=(), shorthand="pool_size",
+    lower=_pool_lowering("avgpool2d", "avg_pool2d"),
+))
+
+
+def _lower_global_avg_pool2d(gb: GraphBuilder, x: Value, p: dict) -> Value:
+    _image_input(gb, x, "global_avg_pool2d")
+    return gb.op("global_avgpool", x)
+
+
+register_layer(LayerDef(
+    "global_avg_pool2d", "the average over height and width of channels-last images: one"
+    " value per channel, (N, H, W, C) -> (N, C)",
+    params=dict(_COMMON), required=(), shorthand=None, lower=_lower_global_avg_pool2d,
+))
+
+register_layer(LayerDef(
+    "flatten", "one feature vector per example, in (height, width, channels) order for"
+    " images; (N, H, W, C) -> (N, H*W*C)",
+    params=dict(_COMMON), required=(), shorthand=None,
+    lower=lambda gb, x, p: x if len(x.shape) == 2 else gb.op("flatten", x),
+))
+
+register_layer(LayerDef(
+    "reshape", "gives each example a new shape with the same number of values (the batch"
+    " axis stays)",
+    params={**_COMMON,
+            "target_shape": {"type": "array", "minItems": 1, "maxItems": 8,
+                             "items": {"type": "integer", "minimum": -1, "maximum": 10**9,
+                                       "not": {"const": 0}},
+                             "description": "the shape of one example, without the batch axis;"
+                             " one entry may be -1 (worked out from the others)",
+                             "examples": [[28, 28, 1]]}},
+    required=("target_shape",), shorthand="target_shape",
+    lower=lambda gb, x, p: gb.op("reshape", x, shape=tuple(p["target_shape"])),
 ))

@@ -1,9 +1,11 @@
 """Spatial ops on channels-last images (N, H, W, C): conv2d, max/average pooling, global pooling.
 
-NumPy runs them NHWC (PERF-NOTES, lever 4). Convolution is im2col + ONE GEMM: the padded
-input is copied, one strided slice per kernel offset (KH*KW copies, no loop over pixels),
-into an (N*OH*OW, KH*KW*C) matrix that multiplies the [KH, KW, C/groups, O] kernel seen as
-(KH*KW*C/groups, O). Pooling is elementwise work over the same KH*KW strided views.
+NumPy runs them NHWC (PERF-NOTES, lever 4). Convolution is im2col + ONE GEMM: the input is
+copied, one strided slice per kernel tap (KH*KW copies, no loop over pixels; padding is
+clipped, never materialised), into an (N*OH*OW, KH*KW*C) matrix that multiplies the
+[KH, KW, C/groups, O] kernel seen as (KH*KW*C/groups, O); its gradient is the transposed
+GEMMs and col2im, the same KH*KW slices added back. Pooling is elementwise work over the
+KH*KW strided views of the (padded) input.
 ONNX is NCHW, so each emission is Transpose -> op -> Transpose back; onnxruntime cancels
 the adjacent pairs between consecutive layers.
 
@@ -113,15 +115,40 @@ def _conv_shape(x, w, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group
     return (x[0], oh, ow, w[3])
 
 
-def _im2col(xp: np.ndarray, kernel, strides, dilations) -> tuple[np.ndarray, int, int]:
-    """(N*OH*OW, KH*KW*C) patches of the padded input: one strided copy per kernel offset."""
-    n, c = xp.shape[0], xp.shape[3]
-    oh, ow = _out_hw(xp, kernel, strides, dilations)
-    kh, kw = kernel
-    cols = np.empty((n, oh, ow, kh, kw, c), dtype=xp.dtype)
-    for (i, j), view in zip(np.ndindex(kh, kw), _windows(kernel, strides, dilations, oh, ow),
-                            strict=True):
-        cols[:, :, :, i, j] = xp[view]
+def _span(size: int, offset: int, stride: int, before: int, n_out: int) -> tuple[slice, slice]:
+    """Along one axis, for the kernel tap at ``offset``: the outputs whose tap reads a real
+    (not padding) pixel, and those pixels."""
+    r0 = max(0, -(-(before - offset) // stride))
+    r1 = max(r0, min(n_out, (size - 1 + before - offset) // stride + 1))
+    first = r0 * stride + offset - before
+    return slice(r0, r1), slice(first, first + (r1 - r0 - 1) * stride + 1 if r1 > r0 else first,
+                                stride)
+
+
+def _taps(x_shape: tuple, kernel, strides, pads, dilations, oh: int, ow: int) -> Iterator:
+    """(region of the (N, OH, OW, KH, KW, C) patches, input view) per kernel tap (i, j), with
+    padding clipped away: im2col and col2im never build a padded copy of the image."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
+    t, left, *_ = pads
+    cols = [_span(x_shape[2], j * dw, sw, left, ow) for j in range(kw)]
+    for i in range(kh):
+        out_r, in_r = _span(x_shape[1], i * dh, sh, t, oh)
+        for j, (out_c, in_c) in enumerate(cols):
+            yield (slice(None), out_r, out_c, i, j), (slice(None), in_r, in_c)
+
+
+def _im2col(x: np.ndarray, kernel, strides, pads, dilations) -> tuple[np.ndarray, int, int]:
+    """(N*OH*OW, KH*KW*C) patches: one strided copy per kernel tap (zeros where padded)."""
+    (n, h, w, c), (kh, kw), (t, left, b, r) = x.shape, kernel, pads
+    oh = out_size(h, kh, strides[0], t, b, dilations[0])
+    ow = out_size(w, kw, strides[1], left, r, dilations[1])
+    cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    for out, view in _taps(x.shape, kernel, strides, pads, dilations, oh, ow):
+        cols[out] = x[view]
+        if any(pads):   # zero what the tap reads from padding: the border strips only
+            _, rows, cs, i, j = out
+            cols[:, :rows.start, :, i, j] = cols[:, rows.stop:, :, i, j] = 0
+            cols[:, rows, :cs.start, i, j] = cols[:, rows, cs.stop:, i, j] = 0
     return cols.reshape(n * oh * ow, kh * kw * c), oh, ow
 
 
@@ -133,7 +160,7 @@ def _by_group(cols: np.ndarray, taps: int, groups: int) -> np.ndarray:
 
 def _conv2d(x, w, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), groups=1):
     kh, kw, _, o = w.shape
-    cols, oh, ow = _im2col(_pad(x, pads, 0), (kh, kw), strides, dilations)
+    cols, oh, ow = _im2col(x, (kh, kw), strides, pads, dilations)
     if groups == 1:
         y = cols @ w.reshape(-1, o)
     else:
@@ -144,8 +171,7 @@ def _conv2d(x, w, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), groups=1)
 
 def _conv2d_vjp(g, y, x, w, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), groups=1):
     kh, kw, cg, o = w.shape
-    xp = _pad(x, pads, 0)
-    cols, oh, ow = _im2col(xp, (kh, kw), strides, dilations)
+    cols, oh, ow = _im2col(x, (kh, kw), strides, pads, dilations)
     g2 = g.reshape(-1, o)
     if groups == 1:
         dw = (cols.T @ g2).reshape(w.shape)
@@ -158,13 +184,12 @@ def _conv2d_vjp(g, y, x, w, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
         dw = dw.transpose(1, 0, 2).reshape(w.shape)
         dcols = (gg @ wg.transpose(0, 2, 1)).reshape(groups, -1, kh * kw, cg)
         dcols = dcols.transpose(1, 2, 0, 3)                          # (M, K, G, Cg)
-    # col2im: each kernel offset's patch gradients added back where the patch was read.
+    # col2im: each tap's patch gradients added back where the patch was read.
     dc = dcols.reshape(x.shape[0], oh, ow, kh, kw, x.shape[3])
-    dxp = np.zeros(xp.shape, dtype=dc.dtype)
-    for (i, j), view in zip(np.ndindex(kh, kw), _windows((kh, kw), strides, dilations, oh, ow),
-                            strict=True):
-        dxp[view] += dc[:, :, :, i, j]
-    return _crop(dxp, pads, x.shape), dw
+    dx = np.zeros(x.shape, dtype=dc.dtype)
+    for out, view in _taps(x.shape, (kh, kw), strides, pads, dilations, oh, ow):
+        dx[view] += dc[out]
+    return dx, dw
 
 
 def _emit_conv2d(b, names, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), groups=1):

@@ -3,6 +3,9 @@
 The exporter writes the contract into the ONNX metadata; ``predict`` reads it
 back and checks every input chunk against it before onnxruntime runs, so a bad
 file ends in one located message and never in a raw onnxruntime error.
+
+Format 2 adds each numeric input's training mean (``impute``), which the
+graph uses for a NaN input; models of format 1 load, but cannot impute.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlspec.data.preprocess import InputColumn, category_index
+from dlspec.data.preprocess import InputColumn, check_categories, check_policies, numeric_input
 from dlspec.data.table import Table, require_columns
 from dlspec.errors import ModelError
 
 CONTRACT_KEY = "dlspec.contract"
-CONTRACT_FORMAT = 1
+CONTRACT_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 @dataclass
@@ -41,8 +45,7 @@ class Contract:
     def to_json(self) -> str:
         return json.dumps({
             "format": CONTRACT_FORMAT,
-            "inputs": [{"name": c.name, "kind": c.kind, "categories": list(c.categories)}
-                       for c in self.inputs],
+            "inputs": [c.to_dict() for c in self.inputs],
             "target": self.target, "task": self.task, "classes": list(self.classes),
             "outputs": list(self.outputs)})
 
@@ -50,9 +53,9 @@ class Contract:
     def from_json(cls, text: str, source: str) -> Contract:
         try:
             d = json.loads(text)
-            if d["format"] != CONTRACT_FORMAT:
+            if d["format"] not in READABLE_FORMATS:
                 raise ValueError(f"contract format {d['format']} is not supported")
-            inputs = [InputColumn(c["name"], c["kind"], tuple(c["categories"]))
+            inputs = [InputColumn.from_dict(c, need_impute=d["format"] >= 2)
                       for c in d["inputs"]]
             return cls(inputs, d["target"], d["task"], list(d["classes"]), list(d["outputs"]))
         except (ValueError, KeyError, TypeError) as e:
@@ -60,15 +63,22 @@ class Contract:
                              code="model-contract") from None
 
     def feeds(self, table: Table, rows: np.ndarray | None = None, *,
-              on_unknown: str = "error") -> dict[str, np.ndarray]:
-        """onnxruntime inputs for ``table``; bad cells raise located DataErrors first."""
+              on_unknown: str = "error", on_missing: str = "error") -> dict[str, np.ndarray]:
+        """onnxruntime inputs for ``table``; bad cells raise located DataErrors first.
+
+        With ``on_missing="error"`` a missing value, and with ``on_unknown="error"``
+        an unseen category, is refused here; otherwise a missing number goes in as
+        NaN and a category as its text ("" when missing), which the graph encodes
+        exactly as ``Preprocessor.transform`` does.
+        """
+        check_policies(on_unknown, on_missing)
         require_columns(table, self.columns)
         out = {}
         for col in self.inputs:
             if col.kind == "numeric":
-                out[col.name] = table.numeric(col.name, rows).astype(np.float32).reshape(-1, 1)
+                out[col.name] = numeric_input(table, col, rows, on_missing).reshape(-1, 1)
             else:
-                category_index(table, col, rows, on_unknown)  # checks missing/unseen
-                cells = table.cells[col.name] if rows is None else table.cells[col.name][rows]
-                out[col.name] = cells.astype(object).reshape(-1, 1)
+                cells = table.strings(col.name, rows)
+                check_categories(table, col, cells, rows, on_unknown, on_missing)
+                out[col.name] = cells.reshape(-1, 1)
         return out

@@ -220,3 +220,10 @@ def test_validate_refuses_a_model_too_big_for_the_memory_limit(tmp_path):
         in r.stderr
     r = run("validate", SPECS / "breast_cancer.yaml", "--max-memory", "lots")
     assert r.exit_code == 2
+
+
+def test_doctor_reports_versions_and_providers():
+    r = run("doctor")
+    assert r.exit_code == 0, r.output
+    for item in ("dlspec", "onnxruntime providers", "CUDA works", "BLAS", "numpy"):
+        assert item in r.stdout

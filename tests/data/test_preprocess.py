@@ -75,7 +75,8 @@ def test_tutorial_steps_match_sklearn(churn):
         "CreditScore", "Geography=Germany", "Geography=Spain", "Gender", "Age", "Tenure",
         "Balance", "NumOfProducts", "HasCrCard", "IsActiveMember", "EstimatedSalary"]
     assert pre.inputs[1] == InputColumn("Geography", "categorical", ("France", "Germany", "Spain"))
-    assert pre.inputs[0] == InputColumn("CreditScore", "numeric")
+    mean = float(table.numeric("CreditScore", train).mean())  # raw, for imputation
+    assert pre.inputs[0] == InputColumn("CreditScore", "numeric", impute=mean)
 
     geo = table.cells["Geography"].reshape(-1, 1)
     onehot = OneHotEncoder(drop="first", sparse_output=False).fit(geo[train])

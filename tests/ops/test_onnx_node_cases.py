@@ -203,8 +203,8 @@ ONNX_TO_DLSPEC: dict[str, Mapping] = {
     # broadcast MatMul cases are refused by its shape rule and skip with that message.
     "MatMul": Mapping("matmul"),
     "Conv": Mapping("conv2d", adapt=_conv, min_run=6),
-    "MaxPool": Mapping("maxpool2d", adapt=_pool("MaxPool", {}), min_run=7),
-    "AveragePool": Mapping("avgpool2d", min_run=9, adapt=_pool(
+    "MaxPool": Mapping("maxpool2d", adapt=_pool("MaxPool", {}), min_run=8),
+    "AveragePool": Mapping("avgpool2d", min_run=10, adapt=_pool(
         "AveragePool", {"count_include_pad": "count_include_pad"})),
     "GlobalAveragePool": Mapping("global_avgpool", adapt=_global_avgpool, min_run=2),
     "Flatten": Mapping("flatten", adapt=_flatten, min_run=3),
