@@ -226,16 +226,17 @@ class Timer:
     records the CPU pressure stall (PSI: time some runnable task waited for a CPU)
     and the CPU time other processes used. A clean repetition has a stall of ~0-2 ms;
     a disturbed one is repeated once the other processes leave the CPUs alone (up to
-    ``retries`` times, within ``budget_s`` seconds of waiting for the whole run), and
-    otherwise kept and counted as disturbed.
+    ``retries`` times, and only until ``deadline``, a time.perf_counter() value that
+    keeps the whole run within its time limit), and otherwise kept and counted as
+    disturbed.
 
     Before each repetition the timer sleeps ``gap`` seconds: after numpy's last BLAS
     call OpenBLAS's worker threads keep spinning for ~0.1 s, and a torch repetition
     started at once runs on one core less (measured: 2x slower for the 784 MLP).
     """
 
-    def __init__(self, gap: float, retries: int, budget_s: float) -> None:
-        self.gap, self.retries, self.budget = gap, retries, budget_s
+    def __init__(self, gap: float, retries: int, deadline: float) -> None:
+        self.gap, self.retries, self.deadline = gap, retries, deadline
         self.ncpu = len(os.sched_getaffinity(0))
         self.retried = 0
 
@@ -280,12 +281,11 @@ class Timer:
                     best["disturbed"] and r["foreign"] + (r["stall"] or 0)
                     < best["foreign"] + (best["stall"] or 0)):
                 best = r
-            if not r["disturbed"] or tries > self.retries or self.budget <= 0:
+            left = self.deadline - time.perf_counter()
+            if not r["disturbed"] or tries > self.retries or left < 2 * r["wall"]:
                 break
             self.retried += 1
-            t = time.perf_counter()
-            self.wait_quiet(min(self.budget, 15.0))
-            self.budget -= r["wall"] + time.perf_counter() - t
+            self.wait_quiet(min(left - 2 * r["wall"], 15.0))
         return dict(best, attempts=tries)
 
 
@@ -586,8 +586,10 @@ def main(argv: list[str] | None = None) -> int:
                  "environment": environment(), "workloads": {}}
     churn = churn_workload(a.data)
     print(f"churn: {churn['source']}", file=sys.stderr)
-    timer = Timer(a.gap, a.retries, 20.0 if a.quick else 150.0)
-    if not timer.wait_quiet(5.0 if a.quick else 30.0):
+    # retries stop at the deadline, so a run stays within ~60 s (quick) or ~5 min even
+    # on a busy machine; on a quiet one it takes ~15 s / ~70 s
+    timer = Timer(a.gap, a.retries, t0 + (40.0 if a.quick else 230.0))
+    if not timer.wait_quiet(5.0 if a.quick else 20.0):
         print("other processes are using the CPUs; measuring anyway", file=sys.stderr)
     res["workloads"]["churn"] = bench_workload(churn, repeats, 800, a.profile, timer)
     mlp = mlp_workload(mlp_rows)

@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from dlspec.data.dataset import Dataset, Target, load_dataset
+from dlspec.data.image_prep import ImagePreprocessor
 from dlspec.data.preprocess import Preprocessor
 from dlspec.data.table import read_csv
 from dlspec.engine import metrics as M
@@ -41,6 +42,7 @@ from dlspec.spec.model import Spec, thaw
 from dlspec.version import __version__
 
 HOLDOUT = "holdout.csv"
+HOLDOUT_IMAGES = "holdout.npz"
 
 
 @dataclass
@@ -58,7 +60,7 @@ class Run:
     path: Path
     spec: Spec
     net: Network
-    preprocessor: Preprocessor
+    preprocessor: Preprocessor | ImagePreprocessor
     target: Target
 
 
@@ -104,21 +106,21 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     """
     from dlspec.onnx.export import build_model
     from dlspec.onnx.parity import check_parity
-    from dlspec.runtime.contract import Contract
 
     spec = _as_spec(spec, overrides)
     ds = load_dataset(spec)
     _check_lock(spec, ds)
-    check_memory(spec, ds.n_features, max_memory)
-    net = Network(spec.layers, ds.n_features, spec.train.loss, spec.locate)
-    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch)
+    check_memory(spec, ds.input_shape, max_memory)
+    net = Network(spec.layers, ds.input_shape, spec.train.loss, spec.locate)
+    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
+                      augment=_augment(spec, ds))
     model = build_model(net, ds.preprocessor, ds.target, opset=spec.opset, name=spec.name,
                         spec_sha256=spec.sha256)
     held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
-    session = _cpu_session(model.SerializeToString())
-    parity = check_parity(session, Contract.from_json(
-        dict((p.key, p.value) for p in model.metadata_props)["dlspec.contract"], "model"),
-        net, ds.preprocessor, ds.table, held)
+    contract = _contract(model)
+    parity = check_parity(_cpu_session(model.SerializeToString()), contract.outputs[0], net,
+                          ds.target.task, _raw_rows(ds.preprocessor, contract, ds.table,
+                                                    ds.images), held)
     metrics = {
         "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
         "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
@@ -141,7 +143,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         "metrics.json": json.dumps(metrics, indent=2).encode(),
         "history.csv": _history_csv(result.history),
         "curve.svg": _curve_svg(result.history, spec.name),
-        HOLDOUT: _holdout_csv(ds, held),
+        **_holdout(ds, held),
         "model.onnx": model.SerializeToString(),
     }
     if run_dir is None:
@@ -180,8 +182,40 @@ def _history_csv(history: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
+def _contract(model):
+    from dlspec.runtime.contract import CONTRACT_KEY, Contract
+
+    meta = {p.key: p.value for p in model.metadata_props}
+    return Contract.from_json(meta[CONTRACT_KEY], "model")
+
+
+def _raw_rows(pre, contract, table, images):
+    from dlspec.onnx.parity import image_rows, table_rows
+
+    return image_rows(pre, images) if images is not None else table_rows(contract, pre, table)
+
+
+def _augment(spec: Spec, ds: Dataset):
+    if not spec.data.augment:
+        return None
+    from dlspec.data.augment import make_augment
+
+    blank = ds.preprocessor.transform(np.zeros((1, *ds.input_shape), np.uint8))[0, 0, 0]
+    return make_augment([thaw(a) for a in spec.data.augment], blank)
+
+
+def _holdout(ds: Dataset, rows: np.ndarray) -> dict[str, bytes]:
+    """Up to 512 held-out raw rows, so export can re-check parity without the data."""
+    from dlspec.onnx.parity import MAX_ROWS
+
+    if ds.images is not None:
+        buf = io.BytesIO()
+        np.savez(buf, images=ds.images[rows[:MAX_ROWS]])
+        return {HOLDOUT_IMAGES: buf.getvalue()}
+    return {HOLDOUT: _holdout_csv(ds, rows)}
+
+
 def _holdout_csv(ds: Dataset, rows: np.ndarray) -> bytes:
-    """Up to 512 held-out raw rows, so export can re-check parity without the data file."""
     from dlspec.onnx.parity import MAX_ROWS
 
     cols = ds.preprocessor.columns
@@ -209,7 +243,9 @@ def load_run(path: str | Path) -> Run:
     spec = load_spec(run_dir / "spec.lock.yaml", check_data=False)
     try:
         state = json.loads((run_dir / "preprocess.json").read_text())
-        pre = Preprocessor.from_dict(state["preprocessing"])
+        kind = state["preprocessing"].get("kind")
+        pre = (ImagePreprocessor if kind == "image" else Preprocessor).from_dict(
+            state["preprocessing"])
         target = Target.from_dict(state["target"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ModelError(f"invalid preprocess.json: {e}", Location(str(run_dir)),
@@ -219,7 +255,8 @@ def load_run(path: str | Path) -> Run:
         raise ModelError(f"weights were trained for spec {manifest['spec_sha256'][:12]}..., "
                          f"but spec.lock.yaml is {spec.sha256[:12]}...", Location(str(run_dir)),
                          code="run-mismatch")
-    net = Network(spec.layers, len(pre.feature_names), spec.train.loss, spec.locate)
+    shape = pre.shape if isinstance(pre, ImagePreprocessor) else len(pre.feature_names)
+    net = Network(spec.layers, shape, spec.train.loss, spec.locate)
     names = {p.value.name: p.shape for p in net.graph.params}
     if {k: tuple(v.shape) for k, v in arrays.items()} != names:
         raise ModelError("weights do not match the spec's layers", Location(str(run_dir)),
@@ -236,7 +273,6 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     from dlspec.onnx.export import build_model
     from dlspec.onnx.parity import check_parity
     from dlspec.onnx.versions import MAX_OPSET, MIN_OPSET
-    from dlspec.runtime.contract import Contract
 
     r = load_run(run)
     opset = opset or r.spec.opset
@@ -246,11 +282,16 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     model = build_model(r.net, r.preprocessor, r.target, opset=opset, name=r.spec.name,
                         spec_sha256=r.spec.sha256)
     data = model.SerializeToString()
-    table = read_csv(r.path / HOLDOUT)
-    contract = Contract(r.preprocessor.inputs, r.target.name, r.target.task, r.target.classes,
-                        [o.name for o in model.graph.output])
-    parity = check_parity(_cpu_session(data), contract, r.net, r.preprocessor, table,
-                          np.arange(len(table)))
+    contract = _contract(model)
+    if (r.path / HOLDOUT_IMAGES).is_file():
+        with np.load(r.path / HOLDOUT_IMAGES, allow_pickle=False) as z:
+            table, images = None, z["images"]
+        n = len(images)
+    else:
+        table, images = read_csv(r.path / HOLDOUT), None
+        n = len(table)
+    parity = check_parity(_cpu_session(data), contract.outputs[0], r.net, r.target.task,
+                          _raw_rows(r.preprocessor, contract, table, images), np.arange(n))
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)
     return {"path": str(out), "opset": opset, "ir_version": model.ir_version, "parity": parity,

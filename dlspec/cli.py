@@ -179,7 +179,7 @@ def _deep(spec) -> None:
     if spec.data.source.is_file():
         from dlspec.data.dataset import load_dataset
 
-        width = load_dataset(spec).n_features
+        width = load_dataset(spec).input_shape
     problems = deep_check(spec, width)
     if problems:
         raise Diagnostics(problems)
@@ -229,11 +229,15 @@ def inspect(
         limit = _size(max_memory)
         spec = load_spec(path, overrides or [], max_memory=limit)
         ds = load_dataset(spec)
-        est = check_memory(spec, ds.n_features, limit)
-        net = Network(spec.layers, ds.n_features, spec.train.loss, spec.locate)
+        est = check_memory(spec, ds.input_shape, limit)
+        net = Network(spec.layers, ds.input_shape, spec.train.loss, spec.locate)
         out.print(layers_table(spec, net.graph))
-        out.print(f"features: {ds.n_features} ({', '.join(ds.preprocessor.feature_names)})",
-                  soft_wrap=True)
+        if ds.table is not None:
+            names = ", ".join(ds.preprocessor.feature_names)
+            out.print(f"features: {ds.input_shape} ({names})", soft_wrap=True)
+        else:
+            out.print(f"images: {' x '.join(map(str, ds.input_shape))} (height x width x "
+                      "channels), raw uint8 pixels in the exported model")
         out.print(f"target: {ds.target.name} ({ds.target.task}"
                   + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")")
         out.print(f"rows: train {len(ds.x['train'])}, validation {len(ds.x['validation'])}, "

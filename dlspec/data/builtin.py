@@ -48,6 +48,7 @@ class BuiltinDataset:
     name: str
     description: str
     files: dict[str, RemoteFile]
+    shape: tuple[int, int, int]     # one image: height, width, channels
 
     def load(self, split: str, *, download: bool = True,
              progress: Callable[[int, int], None] | None = None) -> ImageSet:
@@ -79,7 +80,7 @@ DATASETS: dict[str, BuiltinDataset] = {
                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
         _mnist("test_labels", "t10k-labels-idx1-ubyte.gz",
                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
-    ])),
+    ]), (28, 28, 1)),
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlspec.data.image_prep import ImagePreprocessor
 from dlspec.data.preprocess import Preprocessor
 from dlspec.data.split import split_indices
 from dlspec.data.table import Table, read_csv
@@ -41,17 +42,28 @@ class Target:
 
 @dataclass
 class Dataset:
-    table: Table
-    preprocessor: Preprocessor
+    """The rows of every split, prepared, plus the raw data they came from.
+
+    ``table`` (CSV) or ``images`` (uint8 N, H, W, C) holds the raw rows that
+    ``rows`` indexes, so the exported model can be checked on the same raw input.
+    """
+
+    table: Table | None
+    preprocessor: Preprocessor | ImagePreprocessor
     target: Target
-    rows: dict[str, np.ndarray]       # split -> row indices into table
-    x: dict[str, np.ndarray]          # split -> float32 (n, features)
+    rows: dict[str, np.ndarray]       # split -> row indices into table / images
+    x: dict[str, np.ndarray]          # split -> float32 (n, features) or (n, H, W, C)
     y: dict[str, np.ndarray]          # split -> int64 (n,) classes, or float32 (n, 1)
     sha256: str
+    images: np.ndarray | None = None
 
     @property
-    def n_features(self) -> int:
+    def input_shape(self) -> int | tuple[int, int, int]:
+        """One example's shape: the number of features, or (height, width, channels)."""
+        if isinstance(self.preprocessor, ImagePreprocessor):
+            return self.preprocessor.shape
         return len(self.preprocessor.feature_names)
+
 
 
 def file_sha256(path: Path) -> str:
@@ -73,6 +85,25 @@ def _class_values(cells: np.ndarray) -> list:
     return sorted(set(nums))
 
 
+def check_classes(spec: Spec, classes: list, name: str) -> None:
+    """The classes found must fit the loss and the output layer's width."""
+    task = LOSSES[spec.train.loss].task
+    if task == "binary" and len(classes) != 2:
+        where = ("data", "target") if spec.data.format == "csv" else ("data", "source")
+        raise Diagnostics([SpecError(
+            f"binary_crossentropy needs exactly 2 classes in '{name}', found {len(classes)}: "
+            f"{', '.join(map(str, classes[:10]))}" + (" ..." if len(classes) > 10 else ""),
+            spec.locate(where, False), path=".".join(where), code="semantic-classes")])
+    if task == "multiclass":
+        i, type_, p = output_layer(thaw(spec.resolved))
+        if p.get("units") != len(classes):
+            raise Diagnostics([SpecError(
+                f"'{name}' has {len(classes)} classes, so the softmax output needs "
+                f"units: {len(classes)} (it has {p.get('units')})",
+                spec.locate(("model", "layers", i, type_, "units"), False),
+                path=f"model.layers[{i}].{type_}.units", code="semantic-classes")])
+
+
 def encode_target(spec: Spec, table: Table) -> tuple[Target, np.ndarray]:
     name, task = spec.data.target, LOSSES[spec.train.loss].task
     if task == "regression":
@@ -83,20 +114,7 @@ def encode_target(spec: Spec, table: Table) -> tuple[Target, np.ndarray]:
         raise DataError(f"column '{name}': missing target value",
                         Location(table.source, int(table.lines[empty[0]])), code="data-value")
     classes = _class_values(cells)
-    here = spec.locate(("data", "target"), False)
-    if task == "binary" and len(classes) != 2:
-        raise Diagnostics([SpecError(
-            f"binary_crossentropy needs exactly 2 classes in '{name}', found {len(classes)}: "
-            f"{', '.join(map(str, classes[:10]))}" + (" ..." if len(classes) > 10 else ""),
-            here, path="data.target", code="semantic-classes")])
-    if task == "multiclass":
-        i, type_, p = output_layer(thaw(spec.resolved))
-        if p.get("units") != len(classes):
-            raise Diagnostics([SpecError(
-                f"'{name}' has {len(classes)} classes, so the softmax output needs "
-                f"units: {len(classes)} (it has {p.get('units')})",
-                spec.locate(("model", "layers", i, type_, "units"), False),
-                path=f"model.layers[{i}].{type_}.units", code="semantic-classes")])
+    check_classes(spec, classes, name)
     if all(isinstance(c, str) for c in classes):
         lookup = {c: k for k, c in enumerate(classes)}
         y = np.array([lookup[c] for c in cells.tolist()], dtype=np.int64)
@@ -112,6 +130,10 @@ def load_dataset(spec: Spec) -> Dataset:
         Diagnostics / DataError: a missing file, columns the spec names that the
             header lacks, bad cells, or classes that do not fit the output.
     """
+    if spec.data.format != "csv":
+        from dlspec.data.image_dataset import load_image_dataset
+
+        return load_image_dataset(spec)
     path = spec.data.source
     if not path.is_file():
         raise Diagnostics([SpecError(

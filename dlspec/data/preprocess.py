@@ -37,7 +37,7 @@ class InputColumn:
     """One raw input of the model: its name, kind, vocabulary, and fill for missing values."""
 
     name: str
-    kind: str  # "numeric" | "categorical"
+    kind: str  # "numeric" | "categorical" | "image" (a uint8 NHWC tensor)
     categories: tuple[str, ...] = ()  # sorted vocabulary of the training rows
     impute: float | None = None  # numeric: the raw column's training mean
 
@@ -52,7 +52,7 @@ class InputColumn:
         Raises KeyError, TypeError or ValueError for a malformed entry.
         """
         kind, impute = d["kind"], None
-        if kind not in ("numeric", "categorical"):
+        if kind not in ("numeric", "categorical", "image"):
             raise ValueError(f"input {d['name']!r}: unknown kind {kind!r}")
         if kind == "numeric":
             raw = d["impute"] if need_impute else d.get("impute")

@@ -280,7 +280,7 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
     """
     if max_rows is not None and max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows}")
-    chunks = _chunks(os.fspath(path), None, columns, max_rows)
+    chunks = _chunks(os.fspath(path), None, columns, max_rows, ())
     try:
         return next(chunks)
     finally:
@@ -288,28 +288,34 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
 
 
 def iter_csv(path: str | os.PathLike, chunk_rows: int, *,
-             columns: Sequence[str] | None = None) -> Iterator[Table]:
+             columns: Sequence[str] | None = None,
+             numbers: Sequence[str] = ()) -> Iterator[Table]:
     """Stream the file as Tables of at most ``chunk_rows`` rows each.
 
     Same checks as ``read_csv``; line numbers run on across chunks. Always
     yields at least one Table (an empty one when the file has no data rows),
     so a caller can check the columns of a header-only file.
+
+    ``numbers`` names columns the caller will only read with ``Table.numeric``:
+    where every cell of a block parses as a finite number, their cells come as
+    float64 (much faster, and the same numbers); elsewhere they stay text.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    return _chunks(os.fspath(path), None, columns, chunk_rows)
+    return _chunks(os.fspath(path), None, columns, chunk_rows, numbers)
 
 
 def iter_csv_stream(raw: BinaryIO, source: str, chunk_rows: int, *,
-                    columns: Sequence[str] | None = None) -> Iterator[Table]:
+                    columns: Sequence[str] | None = None,
+                    numbers: Sequence[str] = ()) -> Iterator[Table]:
     """``iter_csv`` over an open binary stream (standard input), named ``source`` in errors."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    return _chunks(source, raw, columns, chunk_rows)
+    return _chunks(source, raw, columns, chunk_rows, numbers)
 
 
 def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
-            chunk_rows: int | None) -> Iterator[Table]:
+            chunk_rows: int | None, numbers: Sequence[str]) -> Iterator[Table]:
     """Tables of ``chunk_rows`` rows (all rows in one when None); see ``iter_csv``."""
     own = raw is None
     if own:
@@ -317,39 +323,38 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             raw = open(source, "rb")  # noqa: SIM115 (closed below)
         except OSError as e:
             raise _unreadable(source, e) from None
-    parsed = _parse(raw, source)
-    try:
-        header_line, header = next(parsed)
+    kept: list[tuple[int, str]] = []
+
+    def plan(header_line: int, header: list[str]) -> list[tuple[int, bool]]:
         names = header if columns is None else list(dict.fromkeys(columns))
         missing = [n for n in names if n not in header]
         if missing:
             raise missing_columns_error(source, header, missing, header_line)
-        kept = [(i, n) for i, n in enumerate(header) if n in names]
-        width = len(header)
+        kept.extend((i, n) for i, n in enumerate(header) if n in names)
+        return [(i, n in numbers) for i, n in kept]
 
+    parsed = _parse(raw, source, plan)
+    try:
         def table(cols: list[np.ndarray], lines: np.ndarray, start: int, stop: int) -> Table:
             return Table(source, [n for _, n in kept],
                          {n: c[start:stop] for (_, n), c in zip(kept, cols, strict=True)},
                          lines[start:stop])
 
-        empty = [np.empty(0, dtype=object) for _ in kept]
-        if chunk_rows == 0:  # read_csv(max_rows=0): the header only
-            yield table(empty, np.empty(0, dtype=np.int64), 0, 0)
-            return
-        pending: list[list[np.ndarray]] = [[c] for c in empty]
+        first = next(parsed, None)  # runs plan(): the header is read and checked
+        pending: list[list[np.ndarray]] = [[np.empty(0, dtype=object)] for _ in kept]
         pending_lines = [np.empty(0, dtype=np.int64)]
+        if chunk_rows == 0:  # read_csv(max_rows=0): the header only
+            yield table([p[0] for p in pending], pending_lines[0], 0, 0)
+            return
         count, yielded = 0, False
-        for lines, flat, strip in parsed:
-            for (i, _), p in zip(kept, pending, strict=True):
-                column = flat[i::width]
-                p.append(np.array([s.strip() for s in column] if strip else column,
-                                  dtype=object))
+        for lines, new in chain([first] if first else [], parsed):
+            for p, c in zip(pending, new, strict=True):
+                p.append(c)
             pending_lines.append(lines)
             count += len(lines)
-            del flat
             if chunk_rows is None or count < chunk_rows:
                 continue
-            cols = [np.concatenate(p) for p in pending]
+            cols = [_concat(p) for p in pending]
             lines = np.concatenate(pending_lines)
             full = count - count % chunk_rows
             for start in range(0, full, chunk_rows):
@@ -358,53 +363,59 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             pending, pending_lines = [[c[full:]] for c in cols], [lines[full:]]
             count -= full
         if count or not yielded:
-            yield table([np.concatenate(p) for p in pending], np.concatenate(pending_lines),
-                        0, count)
+            yield table([_concat(p) for p in pending], np.concatenate(pending_lines), 0, count)
     finally:
         parsed.close()
         if own:
             raw.close()
 
 
-def _parse(raw: BinaryIO, source: str) -> Iterator:
-    """The header ``(line, names)`` first, then batches ``(lines, flat fields, strip)``.
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """One column from its blocks; text and float64 blocks mix into an object array."""
+    parts = [p for p in parts if len(p)] or parts[:1]
+    if len({p.dtype for p in parts}) > 1:
+        parts = [p.astype(object) for p in parts]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    ``flat`` holds the fields row after row (every row has the header's width);
-    ``strip`` says whether the fields may still carry surrounding whitespace.
+
+def _parse(raw: BinaryIO, source: str, plan) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+    """Batches ``(lines, one array per kept column)`` of the file's data rows.
+
+    ``plan(header_line, header)`` is called once the header is read; it checks
+    the header and returns ``(index, numeric)`` for each column to keep.
     """
-    blocks = _text_blocks(raw, source)
-    width = None
-    for text, line in blocks:
-        if '"' in text or ("\r" in text and text.count("\r") != text.count("\r\n")):
+    blocks = _blocks(raw, source)
+    width, kept = None, []
+    for block, line in blocks:
+        if b'"' in block or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
             # A quoted field may span blocks, and a lone \r ends a line for the csv
             # module: the csv module reads everything from here on.
-            width = yield from _parse_slow(chain([(text, line)], blocks), width, source)
+            width = yield from _parse_slow(chain([(block, line)], blocks), width, kept,
+                                           source, plan)
             break
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
         if width is None:
-            found = _fast_header(text, line, source)
+            found = _fast_header(block, line, source)
             if found is None:
                 continue
             header_line, header, skip = found
             width = len(header)
-            yield header_line, header
-            line += text.count("\n", 0, skip)
-            text = text[skip:]
-            if not text:
+            kept = plan(header_line, header)
+            line += block.count(b"\n", 0, skip)
+            block = block[skip:]
+            if not block:
                 continue
-        batch = _fast_block(text, line, width)
+        batch = None if b"\0" in block else _fast_block(block, line, width, kept)
         if batch is None:  # blank lines or a wrong field count: no quotes, so this block alone
-            yield from _parse_slow(iter([(text, line)]), width, source)
+            yield from _parse_slow(iter([(block, line)]), width, kept, source, plan)
         else:
             yield batch
     if width is None:
         raise DataError("the file has no header row", Location(source), code="data-header")
 
 
-def _text_blocks(raw: BinaryIO, source: str) -> Iterator[tuple[str, int]]:
-    """Decoded blocks of whole lines, each with the file line it starts on."""
-    line, carry, first = 1, b"", True
+def _blocks(raw: BinaryIO, source: str) -> Iterator[tuple[bytes, int]]:
+    """Blocks of whole lines, checked to be UTF-8 (BOM removed), with the line each starts on."""
+    line, carry, bom = 1, b"", None
     while True:
         try:
             data = raw.read(_BLOCK)
@@ -419,32 +430,34 @@ def _text_blocks(raw: BinaryIO, source: str) -> Iterator[tuple[str, int]]:
             block, carry = buf[:cut], buf[cut:]
         else:
             block, carry = buf, b""
+        if bom is None:
+            bom = block.startswith(_BOM)
+            block = block[len(_BOM):] if bom else block
         if not block:
             return
-        skip = len(_BOM) if first and block.startswith(_BOM) else 0
-        first = False
-        try:
-            text = block[skip:].decode("utf-8") if skip else block.decode("utf-8")
-        except UnicodeDecodeError as e:
-            at = e.start + skip
-            start = block.rfind(b"\n", 0, at) + 1
-            raise DataError(f"the file is not valid UTF-8 (byte 0x{block[at]:02x}); save it "
-                            "with UTF-8 encoding",
-                            Location(source, line + block.count(b"\n", 0, at), at - start + 1),
-                            code="data-encoding") from None
-        yield text, line
+        if not block.isascii():
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError as e:
+                start = block.rfind(b"\n", 0, e.start) + 1
+                at = block.count(b"\n", 0, e.start)
+                col = e.start - start + 1 + (len(_BOM) if bom and line + at == 1 else 0)
+                raise DataError(f"the file is not valid UTF-8 (byte 0x{block[e.start]:02x}); "
+                                "save it with UTF-8 encoding", Location(source, line + at, col),
+                                code="data-encoding") from None
+        yield block, line
         line += block.count(b"\n")
         if not data:
             return
 
 
-def _fast_header(text: str, line: int, source: str) -> tuple[int, list[str], int] | None:
-    """(line, names, end of the header line) of the first non-blank line; None if all blank."""
+def _fast_header(block: bytes, line: int, source: str) -> tuple[int, list[str], int] | None:
+    """(line, names, byte after the header line) of the first non-blank line, else None."""
     pos = 0
-    while pos < len(text):
-        end = text.find("\n", pos)
-        end = len(text) if end < 0 else end + 1
-        row = text[pos:end].rstrip("\n")
+    while pos < len(block):
+        end = block.find(b"\n", pos)
+        end = len(block) if end < 0 else end + 1
+        row = block[pos:end].decode("utf-8").rstrip("\r\n")
         if row.strip():
             header = [name.strip() for name in row.split(",")]
             _check_header(header, source, line)
@@ -453,62 +466,96 @@ def _fast_header(text: str, line: int, source: str) -> tuple[int, list[str], int
     return None
 
 
-def _fast_block(text: str, line: int, width: int) -> tuple[np.ndarray, list[str], bool] | None:
-    """The batch of a quote-free block (``\\n`` line ends), or None when the csv module
-    must read it (a blank line, a wrong field count, a line over the field limit)."""
-    body = text[:-1] if text.endswith("\n") else text
-    if not body:
+def _fast_block(block: bytes, line: int, width: int,
+                kept: list[tuple[int, bool]]) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """The batch of a block without quotes, lone \r or NUL, cut by byte positions; None when
+    the csv module must read it (a blank line, a wrong field count, a field over the limit)."""
+    u = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(u == 10)
+    if not block.endswith(b"\n"):
+        ends = np.append(ends, len(u))
+    n = len(ends)
+    starts = np.empty(n, dtype=np.int64)
+    starts[0], starts[1:] = 0, ends[:-1] + 1
+    stops = ends - (u[np.maximum(ends - 1, 0)] == 13)  # before a \r\n's \r
+    if (stops <= starts).any() or (stops - starts).max() > csv.field_size_limit():
         return None
-    n = body.count("\n") + 1
-    if width == 1:
-        if body.startswith("\n") or body.endswith("\n") or "\n\n" in body:
-            return None
-        fields = body.split("\n")
-    else:
-        fields = body.replace("\n", ",").split(",")
-        if len(fields) != n * width:
-            return None
-    data = body.encode("utf-8")
-    u = np.frombuffer(data, dtype=np.uint8)
-    ends = np.append(np.flatnonzero(u == 10), len(u))
     if width > 1:
         commas = np.flatnonzero(u == 44)
-        if not np.array_equal(np.searchsorted(commas, ends), np.arange(1, n + 1) * (width - 1)):
-            return None  # some line has too many fields and another too few
-    if len(data) > csv.field_size_limit() and np.diff(ends, prepend=-1).max() > \
-            csv.field_size_limit():
-        return None
-    return np.arange(line, line + n, dtype=np.int64), fields, _needs_strip(data, u)
+        if len(commas) != n * (width - 1) or not np.array_equal(
+                np.searchsorted(commas, ends), np.arange(1, n + 1) * (width - 1)):
+            return None  # some line has too many fields or too few
+        commas = commas.reshape(n, width - 1)
+    ascii_only = block.isascii()
+    strip = not ascii_only or _needs_strip(block, u)
+    cols = []
+    for i, numeric in kept:
+        first = starts if i == 0 else commas[:, i - 1] + 1
+        last = stops if i == width - 1 else commas[:, i]
+        cells = _gather(block, u, first, last)
+        if numeric and cells.dtype.kind == "S":
+            with contextlib.suppress(ValueError):
+                values = cells.astype(np.float64)
+                if np.isfinite(values).all():
+                    cols.append(values)
+                    continue
+        if cells.dtype.kind == "S" and ascii_only:
+            text = cells.astype(f"U{cells.dtype.itemsize}")
+            cols.append((np.strings.strip(text) if strip else text).astype(object))
+        else:
+            cells = [c.decode("utf-8") for c in cells.tolist()]
+            cols.append(np.array([c.strip() for c in cells] if strip else cells, dtype=object))
+    return np.arange(line, line + n, dtype=np.int64), cols
 
 
-def _needs_strip(data: bytes, u: np.ndarray) -> bool:
-    """Whether some field may start or end with whitespace (str.strip's idea of it)."""
-    if not data.isascii():
-        return True
-    if len(data.translate(None, _WHITESPACE)) == len(data):
+def _gather(block: bytes, u: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The fields ``block[first:last]`` as a fixed-width bytes array (object array of bytes
+    when the fields are long, which would make the fixed-width copy large)."""
+    lengths = last - first
+    width = int(lengths.max(initial=0))
+    if width == 0:
+        return np.zeros(len(first), dtype="S1")
+    if width > 64:
+        return np.array([block[a:b] for a, b in zip(first.tolist(), last.tolist(),
+                                                      strict=True)], dtype=object)
+    index = first[:, None] + np.arange(width)
+    inside = np.arange(width) < lengths[:, None]
+    out = np.where(inside, u[np.minimum(index, len(u) - 1)], 0).astype(np.uint8)
+    return out.view(f"S{width}").reshape(-1)
+
+
+def _needs_strip(block: bytes, u: np.ndarray) -> bool:
+    """Whether some field may start or end with whitespace (ASCII; str.strip's idea of it)."""
+    if len(block.translate(None, _WHITESPACE)) == len(block):
         return False
     ws = np.flatnonzero(np.isin(u, np.frombuffer(_WHITESPACE, dtype=np.uint8)))
-    edge = np.array([10, 44], dtype=np.uint8)
+    edge = np.array([10, 13, 44], dtype=np.uint8)
     before = np.isin(u[np.maximum(ws - 1, 0)], edge) | (ws == 0)
     after = np.isin(u[np.minimum(ws + 1, len(u) - 1)], edge) | (ws == len(u) - 1)
     return bool((before | after).any())
 
 
-def _parse_slow(pieces: Iterator[tuple[str, int]], width: int | None,
-                source: str) -> Iterator:
-    """``_parse``'s items from the csv module, over text pieces that end at line ends.
+def _parse_slow(pieces: Iterator[tuple[bytes, int]], width: int | None,
+                kept: list[tuple[int, bool]], source: str, plan) -> Iterator:
+    """``_parse``'s batches from the csv module, over blocks that end at line ends.
 
-    Returns the header's width (None when no header was found).
+    Reads the header first when ``width`` is None; returns the header's width
+    (None when there is no header).
     """
     first = next(pieces, None)
     if first is None:
         return width
     offset = first[1] - 1  # file line before the first piece
-    reader = csv.reader(chain.from_iterable(io.StringIO(t, newline="")
-                                            for t, _ in chain([first], pieces)))
+    reader = csv.reader(chain.from_iterable(io.StringIO(b.decode("utf-8"), newline="")
+                                            for b, _ in chain([first], pieces)))
     end = 0  # last physical line consumed
-    flat: list[str] = []
+    rows: list[list[str]] = []
     lines: list[int] = []
+
+    def batch():
+        cols = [np.array([r[i].strip() for r in rows], dtype=object) for i, _ in kept]
+        return np.array(lines, dtype=np.int64), cols
+
     while True:
         try:
             row = next(reader)
@@ -526,20 +573,20 @@ def _parse_slow(pieces: Iterator[tuple[str, int]], width: int | None,
             header = [name.strip() for name in row]
             _check_header(header, source, start)
             width = len(header)
-            yield start, header
+            kept[:] = plan(start, header)
             continue
         if len(row) != width:
             if width > 1 and len(row) == 1 and not row[0].strip():
                 continue  # a whitespace-only line
             raise DataError(f"expected {width} fields, got {len(row)}",
                             Location(source, start), code="data-row")
-        flat.extend(row)
+        rows.append(row)
         lines.append(start)
         if len(lines) == _SLOW_BATCH:
-            yield np.array(lines, dtype=np.int64), flat, True
-            flat, lines = [], []
+            yield batch()
+            rows, lines = [], []
     if lines:
-        yield np.array(lines, dtype=np.int64), flat, True
+        yield batch()
     return width
 
 

@@ -18,7 +18,7 @@ from dlspec.engine.optimizers import OPTIMIZERS, Optimizer
 from dlspec.errors import TrainingDiverged
 
 # Independent random streams, all derived from train.seed.
-INIT_STREAM, SHUFFLE_STREAM, NOISE_STREAM = 1, 2, 3
+INIT_STREAM, SHUFFLE_STREAM, NOISE_STREAM, AUGMENT_STREAM = 1, 2, 3, 4
 
 
 def rng(seed: int, stream: int) -> np.random.Generator:
@@ -76,24 +76,27 @@ class _Monitor:
 
 
 def fit(net: Network, train_spec, task: str, x: dict, y: dict,
-        on_epoch: Callable[[int, dict], None] | None = None) -> tuple[FitResult, Optimizer]:
+        on_epoch: Callable[[int, dict], None] | None = None,
+        augment: Callable | None = None) -> tuple[FitResult, Optimizer]:
     """Train ``net`` in place.
 
     Args:
         train_spec: the spec's ``TrainSpec``.
         x, y: per split ("train", "validation") float32 features and targets.
         on_epoch: called as ``on_epoch(epoch, logs)`` after every epoch.
+        augment: ``(batch, rng) -> batch`` applied to each training batch.
 
     Raises:
         TrainingDiverged: a non-finite loss or gradient.
     """
     # Overflow on the way to a divergence is detected and reported, not warned about.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _fit(net, train_spec, task, x, y, on_epoch)
+        return _fit(net, train_spec, task, x, y, on_epoch, augment)
 
 
 def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
-         on_epoch: Callable[[int, dict], None] | None) -> tuple[FitResult, Optimizer]:
+         on_epoch: Callable[[int, dict], None] | None,
+         augment: Callable | None) -> tuple[FitResult, Optimizer]:
     t0 = time.perf_counter()
     seed = train_spec.seed
     buf = net.buffer
@@ -101,6 +104,7 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
     plan = net.train_plan
     opt = OPTIMIZERS[train_spec.optimizer].make(buf.flat.size, dict(train_spec.optimizer_params))
     shuffle_rng, noise_rng = rng(seed, SHUFFLE_STREAM), rng(seed, NOISE_STREAM)
+    augment_rng = rng(seed, AUGMENT_STREAM)
     xt, yt = x["train"], y["train"]
     n, bs = len(xt), train_spec.batch_size
     es = train_spec.early_stopping
@@ -114,6 +118,8 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
         total = 0.0
         for start in range(0, n, bs):
             xb, yb = xe[start:start + bs], ye[start:start + bs]
+            if augment is not None:
+                xb = augment(xb, augment_rng)
             slots[in_slot] = xb
             for slot, rate in noise:
                 shape = (len(xb),) + tuple(net.graph.values[slot].shape[1:])

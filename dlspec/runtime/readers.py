@@ -51,17 +51,21 @@ def input_format(data: str | os.PathLike, fmt: str | None = None) -> str:
 
 
 def read_tables(data: str | os.PathLike, columns: Sequence[str], chunk_rows: int,
-                fmt: str | None = None) -> Iterator[Table]:
-    """Tables of at most ``chunk_rows`` rows with ``columns`` from ``data`` ("-": stdin)."""
+                fmt: str | None = None, numbers: Sequence[str] = ()) -> Iterator[Table]:
+    """Tables of at most ``chunk_rows`` rows with ``columns`` from ``data`` ("-": stdin).
+
+    ``numbers``: columns read only as numbers (CSV may parse them early; see iter_csv).
+    """
     fmt = input_format(data, fmt)
     columns = list(dict.fromkeys(columns))
     name = os.fspath(data)
     if name == STDIN:
         raw = sys.stdin.buffer
         if fmt == "csv":
-            return iter_csv_stream(raw, STDIN_NAME, chunk_rows, columns=columns)
+            return iter_csv_stream(raw, STDIN_NAME, chunk_rows, columns=columns,
+                                   numbers=numbers)
         return _jsonl(raw, STDIN_NAME, columns, chunk_rows)
-    readers = {"csv": lambda: iter_csv(name, chunk_rows, columns=columns),
+    readers = {"csv": lambda: iter_csv(name, chunk_rows, columns=columns, numbers=numbers),
                "jsonl": lambda: _jsonl_file(name, columns, chunk_rows),
                "npy": lambda: _npy(name, columns, chunk_rows),
                "npz": lambda: _npz(name, columns, chunk_rows),

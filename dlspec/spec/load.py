@@ -135,7 +135,7 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     errors = schema_errors(data, load_schema(), locate)
     if errors:
         raise Diagnostics(errors)
-    canonical = normalize(data)
+    canonical = normalize(data, base)
     errors = semantic.check_spec(canonical, locate)
     header, header_errors = read_header(canonical, base, locate)
     if check_data and header is not None:
@@ -144,9 +144,26 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     if errors:
         raise Diagnostics(errors)
     spec = build(canonical, loaded.file, base, locate)
-    width = len(semantic.feature_columns(canonical, header)) if header else 1
-    check_memory(spec, max(width, 1), max_memory)
+    shape = input_shape_hint(canonical, header)
+    if shape is not None:
+        check_memory(spec, shape, max_memory)
     return spec
+
+
+def input_shape_hint(canonical: dict, header: list[str] | None) -> int | tuple | None:
+    """One example's shape as far as it is known without reading the data (None: unknown).
+
+    For a table, the number of feature columns (one-hot encoding only widens it, so
+    the memory estimate stays a lower bound); for a built-in dataset, its image shape.
+    """
+    d = canonical["data"]
+    if d["format"] == "csv":
+        return max(len(semantic.feature_columns(canonical, header)), 1) if header else 1
+    if d["format"] == "builtin":
+        from dlspec.data.builtin import DATASETS
+
+        return DATASETS[d["source"]].shape if d["source"] in DATASETS else None
+    return None
 
 
 def check_memory(spec: Spec, input_shape: int | tuple, limit: int = DEFAULT_LIMIT) -> Estimate:
@@ -177,7 +194,7 @@ def data_path(canonical: dict, base: Path) -> Path:
 def read_header(canonical: dict, base: Path, locate) -> tuple[list[str] | None, list[SpecError]]:
     """The data file's header (None when the file does not exist), or a located error."""
     path = data_path(canonical, base)
-    if not path.is_file():
+    if canonical["data"]["format"] != "csv" or not path.is_file():
         return None, []
     try:
         return read_csv(path, max_rows=0).columns, []

@@ -32,9 +32,14 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    source: Path             # resolved against the spec file's folder
+    source: Path             # resolved against the spec file's folder (a built-in: its name)
     source_text: str         # as written in the spec
-    target: str
+    format: str              # csv, idx, npz, image_folder or builtin
+    target: str | None       # CSV only
+    labels: Path | None      # IDX only
+    test: Mapping | None     # a separate test set: source, format, labels (paths resolved)
+    subset: Mapping | None
+    augment: tuple[Mapping, ...]
     drop: tuple[str, ...]
     features: tuple[str, ...] | None
     preprocess: tuple[Mapping, ...]
@@ -101,7 +106,14 @@ def build(resolved: dict, file: str, base: Path, locate) -> Spec:
         name=resolved["name"],
         seed=resolved["seed"],
         data=DataSpec(
-            source=(base / d["source"]).resolve(), source_text=d["source"], target=d["target"],
+            source=_source(base, d), source_text=d["source"], format=d["format"],
+            target=d.get("target"),
+            labels=(base / d["labels"]).resolve() if d.get("labels") else None,
+            test=_frozen({"source": _source(base, d["test"]), "format": d["test"]["format"],
+                          "labels": (base / d["test"]["labels"]).resolve()
+                          if d["test"].get("labels") else None}) if d.get("test") else None,
+            subset=_frozen(d["subset"]) if d.get("subset") else None,
+            augment=tuple(_frozen(a) for a in d["augment"]),
             drop=tuple(d["drop"]),
             features=tuple(d["features"]) if d["features"] is not None else None,
             preprocess=tuple(_frozen(s) for s in d["preprocess"]),
@@ -118,6 +130,10 @@ def build(resolved: dict, file: str, base: Path, locate) -> Spec:
         lock=_frozen(resolved["lock"]) if resolved.get("lock") else None,
         locate=locate,
     )
+
+
+def _source(base: Path, d: dict) -> Path:
+    return Path(d["source"]) if d["format"] == "builtin" else (base / d["source"]).resolve()
 
 
 def _deep_freeze(x):

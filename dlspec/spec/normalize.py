@@ -8,7 +8,9 @@ so diagnostics found later still point at the right line.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
+from dlspec.data.sources import infer_format
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.graph.layers import LAYERS
 from dlspec.onnx.versions import DEFAULT_OPSET
@@ -44,6 +46,8 @@ def _layer(item: dict, name: str) -> dict:
 
 def _step(item: dict) -> dict:
     (kind, arg), = item.items()
+    if kind in ("scale", "normalize"):
+        return {kind: arg}
     if kind == "standardize":
         cols = arg["columns"] if isinstance(arg, dict) else arg
         return {kind: {"columns": cols}}
@@ -61,11 +65,20 @@ def _optimizer(opt) -> dict:
     return {name: {**_defaults(OPTIMIZERS[name].params), **(params or {})}}
 
 
-def normalize(raw: dict) -> dict:
-    """The canonical spec (a new dict); ``raw`` must already satisfy the schema."""
+def normalize(raw: dict, base: Path | None = None) -> dict:
+    """The canonical spec (a new dict); ``raw`` must already satisfy the schema.
+
+    ``base`` (the spec's folder) lets data formats be inferred from file names.
+    """
     d = copy.deepcopy(raw)
     d.setdefault("seed", 0)
     data = d["data"]
+    base = base or Path(".")
+    data["format"] = infer_format(data["source"], base, data.get("format", "auto"))
+    if "test" in data:
+        t = data["test"]
+        t["format"] = infer_format(t["source"], base, t.get("format", "auto"))
+    data.setdefault("augment", [])
     data.setdefault("drop", [])
     data.setdefault("features", None)
     data["preprocess"] = [_step(s) for s in data.get("preprocess", [])]

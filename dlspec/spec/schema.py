@@ -13,6 +13,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from dlspec.data.builtin import DATASETS
+from dlspec.data.sources import FORMATS
 from dlspec.engine.losses import LOSSES
 from dlspec.engine.metrics import METRICS
 from dlspec.engine.optimizers import OPTIMIZERS
@@ -80,7 +82,20 @@ def _preprocess_schema() -> dict:
                              _params_object({"columns": _d(which, "'all', 'numeric' or a list"
                                                            " of raw columns", "all")},
                                             ["columns"])]}
+    per_channel = {"oneOf": [{"type": "number"}, {"type": "array", "minItems": 1,
+                                                  "maxItems": 4, "items": {"type": "number"}}]}
+    normalize = {"oneOf": [_d({"type": "string", "enum": ["auto"]}, "fit mean and std per "
+                              "channel on the training images", "auto"),
+                           _params_object({
+                               "mean": _d({**per_channel}, "per-channel mean (or one for all"
+                                          " channels), after scaling", 0.1307),
+                               "std": _d({**per_channel}, "per-channel standard deviation, "
+                                         "after scaling", 0.3081)}, ["mean", "std"])]}
     return _one_key({
+        "scale": _d({"type": "number", "exclusiveMinimum": 0, "maximum": 1e9},
+                    "images: divide pixel values by this (255 maps bytes to [0, 1])", 255),
+        "normalize": _d(normalize, "images: (x - mean) / std per channel, after scale",
+                        {"mean": 0.1307, "std": 0.3081}),
         "onehot": _d(onehot, "one 0/1 feature per category seen in training", ["Geography"]),
         "label_encode": _d(label, "one feature: the category's index in the sorted vocabulary"
                            " (-1 when unseen)", ["Gender"]),
@@ -96,11 +111,39 @@ def build_schema() -> dict:
         for name, o in sorted(OPTIMIZERS.items())}
     layer_entries = {name: _layer_schema(layer) for name, layer in sorted(LAYERS.items())}
     metric_names = sorted(METRICS)
+    source = _d({"type": "string", "minLength": 1, "maxLength": 4096},
+                "a CSV file with a header row, IDX images (with `labels`), an .npz (arrays x"
+                " and y), a folder with one sub-folder of images per class, or a built-in"
+                f" dataset ({', '.join(sorted(DATASETS))}); paths are relative to the spec",
+                "../examples/data/breast_cancer.csv")
+    labels = _d({"type": "string", "minLength": 1, "maxLength": 4096},
+                "IDX sources: the labels file", "train-labels-idx1-ubyte.gz")
+    fmt = _d({"type": "string", "enum": list(FORMATS), "default": "auto"},
+             "how to read `source` (auto: from the name)", "csv")
     data = _params_object({
-        "source": _d({"type": "string", "minLength": 1, "maxLength": 4096},
-                     "the data file (CSV with a header row), relative to the spec file",
-                     "../examples/data/breast_cancer.csv"),
-        "target": _d({"type": "string", "minLength": 1}, "the column to predict", "Exited"),
+        "source": source,
+        "format": fmt,
+        "labels": labels,
+        "test": _d(_params_object({"source": source, "format": fmt, "labels": labels},
+                                  ["source"]),
+                   "a separate held-out test set (built-in datasets use their own test split);"
+                   " data.split.test is then not used", {"source": "t10k.npz"}),
+        "subset": _d(_params_object({
+            "train": _d({"type": "integer", "minimum": 1}, "use this many training rows "
+                        "(seeded random choice)", 5000),
+            "test": _d({"type": "integer", "minimum": 1}, "use this many test rows", 1000)}),
+            "train on part of the data (quick runs, CI)", {"train": 5000}),
+        "augment": _d({"type": "array", "maxItems": 16, "default": [], "items": _one_key({
+            "shift": _d({"type": "integer", "minimum": 1, "maximum": 64},
+                        "shift images by up to this many pixels in each direction", 2),
+            "flip": _d({"type": "string", "enum": ["horizontal", "vertical", "both"]},
+                       "mirror images at random", "horizontal"),
+            "rotate": _d({"type": "number", "exclusiveMinimum": 0, "maximum": 180},
+                         "rotate images by up to this many degrees", 10),
+        }, "augmentation")}, "random image transformations of each training batch (seeded;"
+            " never applied to validation, test or the exported model)", [{"shift": 2}]),
+        "target": _d({"type": "string", "minLength": 1}, "CSV sources: the column to "
+                     "predict", "Exited"),
         "drop": _d({**_columns("", []), "default": []}, "columns that are not features",
                    ["RowNumber", "CustomerId"]),
         "features": _d({"oneOf": [{"type": "null"}, _columns("", [])], "default": None},
@@ -121,7 +164,7 @@ def build_schema() -> dict:
                            "keep class proportions equal across splits (classification)", True),
         }), "how rows are split, seeded by the spec's seed", {"test": 0.2, "validation": 0.1},
             default={}),
-    }, ["source", "target"])
+    }, ["source"])
     model = _params_object({
         "layers": _d({"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
                       "items": _one_key(layer_entries, "layer")},

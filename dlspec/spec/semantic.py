@@ -130,9 +130,62 @@ def check_optimizer(spec: dict, locate: Locate) -> list[SpecError]:
     return []
 
 
+TABLE_STEPS = frozenset({"onehot", "label_encode", "standardize"})
+IMAGE_STEPS = frozenset({"scale", "normalize"})
+
+
+def check_data_format(spec: dict, locate: Locate) -> list[SpecError]:
+    """What each kind of data allows: a CSV needs a target; images need labels, not columns."""
+    from dlspec.data.builtin import DATASETS
+    from dlspec.data.sources import IMAGE_FORMATS
+
+    d = spec["data"]
+    out = []
+    images = d["format"] in IMAGE_FORMATS
+    kind = "image" if images else "table"
+    wrong = IMAGE_STEPS if not images else TABLE_STEPS
+    for i, step in enumerate(d["preprocess"]):
+        (name, _), = step.items()
+        if name in wrong:
+            out.append(_err(locate, ("data", "preprocess", i, name), f"'{name}' does not apply"
+                            f" to {kind} data ({d['format']}); use "
+                            f"{' or '.join(sorted(IMAGE_STEPS if images else TABLE_STEPS))}",
+                            "semantic-preprocess", key=True))
+    if not images:
+        if "target" not in d:
+            out.append(_err(locate, ("data",), "missing required key 'target': CSV data needs"
+                            " the column to predict", "semantic-target", key=True))
+        for key in ("labels", "augment"):
+            if d.get(key):
+                out.append(_err(locate, ("data", key), f"'{key}' applies to image data only",
+                                "semantic-format", key=True))
+        return out
+    for key in ("target", "drop", "features"):
+        if d.get(key):
+            out.append(_err(locate, ("data", key), f"'{key}' applies to CSV data only; images "
+                            "are labelled by their source", "semantic-format", key=True))
+    for where, src in ((("data",), d), (("data", "test"), d.get("test"))):
+        if src is None:
+            continue
+        if src["format"] == "idx" and not src.get("labels"):
+            out.append(_err(locate, where, "IDX images need their labels file: add labels: "
+                            "PATH", "semantic-format", key=True))
+        if src["format"] == "builtin" and src["source"] not in DATASETS:
+            out.append(_err(locate, (*where, "source"), f"unknown built-in dataset "
+                            f"'{src['source']}'{did_you_mean(src['source'], DATASETS)}; known: "
+                            f"{', '.join(sorted(DATASETS))}", "semantic-format"))
+    if LOSSES[spec["train"]["loss"]].task == "regression":
+        out.append(_err(locate, ("train", "loss"), "images are classified here: use "
+                        "categorical_crossentropy (or binary_crossentropy for two classes)",
+                        "semantic-loss-output"))
+    return out
+
+
 def check_target(spec: dict, locate: Locate) -> list[SpecError]:
     d = spec["data"]
     out = []
+    if "target" not in d:
+        return out
     if d["target"] in d["drop"]:
         out.append(_err(locate, ("data", "drop", d["drop"].index(d["target"])),
                         f"the target '{d['target']}' is dropped", "semantic-target"))
@@ -156,7 +209,7 @@ def check_features(spec: dict, locate: Locate) -> list[SpecError]:
 
 
 CHECKS = [check_layer_names, check_loss_fits_output, check_metrics, check_early_stopping,
-          check_split, check_optimizer, check_target, check_features]
+          check_split, check_optimizer, check_data_format, check_target, check_features]
 
 
 def check_spec(spec: dict, locate: Locate) -> list[SpecError]:
@@ -168,7 +221,7 @@ def feature_columns(spec: dict, header: Sequence[str]) -> list[str]:
     d = spec["data"]
     if d["features"] is not None:
         return list(d["features"])
-    return [c for c in header if c != d["target"] and c not in d["drop"]]
+    return [c for c in header if c != d.get("target") and c not in d["drop"]]
 
 
 def check_columns(spec: dict, header: Sequence[str], source: str,
@@ -176,6 +229,8 @@ def check_columns(spec: dict, header: Sequence[str], source: str,
     """Columns the spec names that the data's header lacks, and preprocessing misuse."""
     d = spec["data"]
     out = []
+    if "target" not in d:  # reported by check_data_format
+        return out
 
     def missing(path, col):
         out.append(_err(locate, path, f"column '{col}' is not in {source}"

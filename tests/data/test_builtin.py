@@ -88,7 +88,7 @@ def toy(*bases: str) -> BuiltinDataset:
         name = role + ".gz"
         files[role] = RemoteFile(name, hashlib.sha256(data).hexdigest(), len(data),
                                  tuple(f"{b}/{name}" for b in bases))
-    return BuiltinDataset("toy", "a toy", files)
+    return BuiltinDataset("toy", "a toy", files, (2, 3, 1))
 
 
 def publish(root: Path, data: dict[str, bytes] = TOY) -> None:

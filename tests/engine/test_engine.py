@@ -17,7 +17,7 @@ from tests.conftest import ROOT, SPECS
 def _net(overrides=()):
     spec = load_spec(SPECS / "breast_cancer.yaml", list(overrides))
     ds = load_dataset(spec)
-    return spec, ds, Network(spec.layers, ds.n_features, spec.train.loss)
+    return spec, ds, Network(spec.layers, ds.input_shape, spec.train.loss)
 
 
 def test_a_training_step_is_float32_throughout():
@@ -51,7 +51,7 @@ def test_frozen_layer_keeps_its_weights():
     fit(net, spec.train, ds.target.task, ds.x, ds.y)
     after = net.buffer.state()
     # fit re-initialises from the same seed, so compare with a fresh initialisation
-    net2 = Network(spec.layers, ds.n_features, spec.train.loss)
+    net2 = Network(spec.layers, ds.input_shape, spec.train.loss)
     from dlspec.engine.trainer import INIT_STREAM, rng
     net2.buffer.initialize(rng(spec.train.seed, INIT_STREAM))
     before = net2.buffer.state()

@@ -14,8 +14,10 @@ from onnx import TensorProto, helper
 
 from dlspec.engine.network import Network
 from dlspec.engine.optimizers import OPTIMIZERS
+from dlspec.engine.plan import ParamBuffer, Plan
 from dlspec.errors import Diagnostics
 from dlspec.graph.initializers import _fans
+from dlspec.graph.ir import GraphBuilder
 from dlspec.graph.layers import LAYERS
 from dlspec.graph.lower import lower
 from dlspec.onnx.builder import OnnxBuilder
@@ -204,3 +206,45 @@ def test_small_cnn_trains_on_a_fixed_batch():
         opt.step(buf.flat, buf.grad)
         losses.append(loss)
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def _full(value: float):
+    return lambda rng, shape: np.full(shape, value, dtype=np.float32)
+
+
+def test_batchnorm_op_pair_trains_on_batch_statistics_and_infers_on_given_ones():
+    """The lowering a batch-norm layer will use once the engine can update moving statistics:
+    batchnorm (inference form) feeding the train-only batchnorm_train."""
+    gb = GraphBuilder()
+    x = gb.input("x", (None, 4, 5, 3))
+    gb.begin_layer("bn")
+    gamma, beta = gb.param("gamma", (3,), _full(1.5)), gb.param("beta", (3,), _full(0.25))
+    mean = gb.param("moving_mean", (3,), _full(0.5), trainable=False)
+    var = gb.param("moving_variance", (3,), _full(4.0), trainable=False)
+    a = gb.op("batchnorm", x, gamma, beta, mean, var, epsilon=1e-3)
+    y = gb.op("batchnorm_train", a, x, gamma, beta, epsilon=1e-3)
+    gb.end_layer("batch_norm", y)
+    gb.graph.output = y
+    buf = ParamBuffer(gb.graph)
+    buf.initialize(np.random.default_rng(0))
+    xb = np.random.default_rng(1).standard_normal((6, 4, 5, 3)).astype(np.float32) * 3 + 1
+
+    infer = Plan(gb.graph, buf)
+    s = infer.new_slots()
+    s[infer.input_slots[0]] = xb
+    infer.forward(s)
+    np.testing.assert_allclose(s[infer.output_slot],
+                               (xb - 0.5) / np.sqrt(4.0 + 1e-3) * 1.5 + 0.25, rtol=1e-5)
+
+    train = Plan(gb.graph, buf, seed=y)
+    s = train.new_slots()
+    s[train.input_slots[0]] = xb
+    train.forward(s)
+    mu, sd = xb.mean(axis=(0, 1, 2)), np.sqrt(xb.var(axis=(0, 1, 2)) + 1e-3)
+    xhat = (xb - mu) / sd
+    np.testing.assert_allclose(s[train.seed_slot], xhat * 1.5 + 0.25, rtol=1e-4, atol=1e-5)
+    g = np.random.default_rng(2).standard_normal(xb.shape).astype(np.float32)
+    train.backward(s, g)
+    grads = dict(zip((p.value.name for p in buf.params), buf.grad_views, strict=True))
+    np.testing.assert_allclose(grads["bn.gamma"], (g * xhat).sum(axis=(0, 1, 2)), rtol=1e-4)
+    np.testing.assert_allclose(grads["bn.beta"], g.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)

@@ -164,3 +164,60 @@ def test_global_avgpool_and_flatten_match_torch():
     # Channels-last flattening is torch's flatten of the NHWC tensor: (H, W, C) order.
     flat = OPS["flatten"].forward(x)
     np.testing.assert_array_equal(flat, torch.from_numpy(x).flatten(1).numpy())
+
+
+def test_maxpool2d_gradient_goes_to_the_first_maximum_on_ties():
+    x = np.zeros((1, 3, 3, 1), dtype=np.float32)
+    x[0, 1, 1, 0] = x[0, 1, 2, 0] = x[0, 2, 1, 0] = 1.0    # three tied maxima
+    attrs = {"kernel": (2, 2), "strides": (1, 1), "pads": (0, 0, 0, 0)}
+    op = OPS["maxpool2d"]
+    y = op.forward(x, **attrs)
+    (dx,) = op.vjp(np.ones_like(y), y, x, **attrs)
+    # All four windows have maximum 1 and each contains (1, 1), which comes first in
+    # row-major order in every one of them: it takes all four gradients.
+    want = np.zeros_like(x)
+    want[0, 1, 1, 0] = 4
+    np.testing.assert_array_equal(dx, want)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 5, 7, 3)])
+def test_batchnorm_ops_match_torch(shape):
+    rng = np.random.default_rng(8)
+    c = shape[-1]
+    x = rng.standard_normal(shape).astype(np.float32) * 2 + 0.5
+    gamma, beta = rng.uniform(0.5, 1.5, c).astype(np.float32), rng.standard_normal(c).astype(
+        np.float32)
+    mean, var = rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2, c).astype(
+        np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    eps = 1e-3
+    to_cf = (0, len(shape) - 1, *range(1, len(shape) - 1))    # channels to axis 1, as torch
+    to_cl = (0, *range(2, len(shape)), 1)
+
+    def torch_bn(training, *stats):
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(to_cf))).requires_grad_(True)
+        gt, bt = (torch.from_numpy(a.copy()).requires_grad_(True) for a in (gamma, beta))
+        yt = F.batch_norm(xt, *stats, gt, bt, training=training, eps=eps)
+        yt.backward(torch.from_numpy(np.ascontiguousarray(g.transpose(to_cf))))
+        return (yt.detach().numpy().transpose(to_cl), xt.grad.numpy().transpose(to_cl),
+                gt.grad.numpy(), bt.grad.numpy())
+
+    # Inference form: given statistics.
+    op = OPS["batchnorm"]
+    y = op.forward(x, gamma, beta, mean, var, epsilon=eps)
+    dx, dgamma, dbeta, _, _ = op.vjp(g, y, x, gamma, beta, mean, var, epsilon=eps)
+    want = torch_bn(False, torch.from_numpy(mean.copy()), torch.from_numpy(var.copy()))
+    for got, ref, what in zip((y, dx, dgamma, dbeta), want, ("y", "dx", "dgamma", "dbeta"),
+                              strict=True):
+        _check("batchnorm", got, ref, what, scaled=True)
+
+    # Training form: the batch's own statistics (torch without running statistics).
+    op = OPS["batchnorm_train"]
+    a = np.zeros_like(x)
+    y = op.forward(a, x, gamma, beta, epsilon=eps)
+    da, dx, dgamma, dbeta = op.vjp(g, y, a, x, gamma, beta, epsilon=eps)
+    assert not da.any()
+    want = torch_bn(True, None, None)
+    for got, ref, what in zip((y, dx, dgamma, dbeta), want, ("y", "dx", "dgamma", "dbeta"),
+                              strict=True):
+        _check("batchnorm_train", got, ref, what, scaled=True)
