@@ -348,13 +348,60 @@ def export(
         print(report["path"], flush=True)
 
 
+class OnMissing(str, Enum):
+    error = "error"
+    impute = "impute"
+
+
+class InputFormat(str, Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+    npy = "npy"
+    npz = "npz"
+    parquet = "parquet"
+
+
+@contextlib.contextmanager
+def _rows_progress(quiet: bool):
+    """On a terminal, a bar with rows and rows/s once prediction takes over a second."""
+    if quiet or not err.is_terminal:
+        yield None
+        return
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    start, state = time.perf_counter(), {}
+
+    def on_rows(n: int) -> None:
+        elapsed = time.perf_counter() - start
+        if "bar" not in state:
+            if elapsed < 1.0:
+                return
+            state["bar"] = Progress(TextColumn("predict"), BarColumn(bar_width=20),
+                                    TextColumn("{task.completed:,} rows"),
+                                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                    console=err, transient=True)
+            state["bar"].start()
+            state["task"] = state["bar"].add_task("predict", total=None, rate="")
+        state["bar"].update(state["task"], completed=n, rate=f"{n / elapsed:,.0f} rows/s")
+
+    try:
+        yield on_rows
+    finally:
+        if "bar" in state:
+            state["bar"].stop()
+
+
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="An .onnx model or a run directory.")],
-    data: Annotated[Path, typer.Argument(help="A CSV file with the model's input columns.")],
+    data: Annotated[Path, typer.Argument(help="The input rows: .csv, .jsonl, .npy (structured "
+                                         "array), .npz (an array per column), .parquet, or - "
+                                         "for standard input (CSV, or see --input-format).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file: .csv, "
-                                                ".jsonl or .npy (default: CSV on stdout)."
-                                                )] = None,
+                                                ".jsonl, .npy or .parquet (default: CSV on "
+                                                "stdout).")] = None,
     backend: Annotated[Backend, typer.Option(help="onnxruntime, or numpy (the training "
                                              "engine; needs a run directory).")
                        ] = Backend.onnxruntime,
@@ -364,17 +411,30 @@ def predict(
     on_unknown: Annotated[OnUnknown, typer.Option(help="A category not seen in training: "
                                                   "error, or zeros (all-zero encoding).")
                           ] = OnUnknown.error,
+    on_missing: Annotated[OnMissing, typer.Option(help="A missing value: error, or impute "
+                                                  "(a number: its training mean; a category: "
+                                                  "encoded as unseen).")] = OnMissing.error,
+    input_format: Annotated[InputFormat | None, typer.Option(
+        help="Read DATA as this format (default: by its extension; CSV for -).")] = None,
+    keep: Annotated[list[str] | None, typer.Option(
+        "--keep", metavar="COLUMN", help="Copy an input column (e.g. an id) to the front of "
+        "the output, as read (repeatable).")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Predict every row of a CSV file, one output row per input row, in order."""
+    """Predict every row of DATA, one output row per input row, in order."""
     import dlspec.api as api
 
-    with _errors():
+    with _errors(), _rows_progress(quiet) as on_rows:
         report = api.predict(model, data, output, backend=backend.value, device=device.value,
-                             batch_size=batch_size, on_unknown=on_unknown.value)
-        if not quiet:
-            err.print(f"{report['rows']} rows predicted with {report['backend']} "
-                      f"({report['provider']})" + (f" -> {output}" if output else ""))
+                             batch_size=batch_size, on_unknown=on_unknown.value,
+                             on_missing=on_missing.value, keep=keep or (),
+                             input_format=input_format.value if input_format else None,
+                             progress=on_rows)
+    if not quiet:
+        err.print(f"{report['rows']} rows predicted with {report['backend']} "
+                  f"({report['provider']}) in {report['seconds']:.2f} s "
+                  f"({report['rows_per_second']:,.0f} rows/s)"
+                  + (f" -> {output}" if output else ""), soft_wrap=True)
 
 
 def main() -> None:

@@ -25,3 +25,11 @@ def churn_csv() -> Path:
 @pytest.fixture
 def breast_cancer_csv() -> Path:
     return EXAMPLES / "breast_cancer.csv"
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    d = SHARED_DATA / "mnist"
+    if not (d / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"{d} is absent: MNIST's files are not shipped with dlspec")
+    return d

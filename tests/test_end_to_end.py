@@ -84,19 +84,23 @@ def test_batch_size_does_not_change_predictions(tmp_path, breast_cancer_csv):
 
 
 @pytest.mark.parametrize("spec", sorted(p.name for p in SPECS.glob("*.yaml")))
-def test_every_spec_trains_and_exports(tmp_path, spec, churn_csv_if_needed):
+def test_every_spec_trains_and_exports(tmp_path, spec, spec_data):
     """Every spec in specs/ trains (briefly) and its export passes the parity gate."""
-    overrides = ["train.epochs=2", *churn_csv_if_needed(spec)]
+    overrides = ["train.epochs=2", *spec_data(spec)]
     result = dlspec.train(SPECS / spec, overrides, run_dir=tmp_path / "run")
     assert result.metrics["export_parity"]["batch_sizes"][0] == 1
     assert (tmp_path / "run" / "model.onnx").stat().st_size > 0
 
 
 @pytest.fixture
-def churn_csv_if_needed(request):
+def spec_data(request, monkeypatch):
+    """Overrides that point a spec at its data (skipping when the data is absent)."""
     def overrides(spec: str) -> list[str]:
         if spec == "churn.yaml":
             return [f"data.source={request.getfixturevalue('churn_csv')}"]
+        if spec == "mnist_cnn.yaml":
+            monkeypatch.setenv("DLSPEC_DATA", str(request.getfixturevalue("mnist_dir").parent))
+            return ["data.subset.train=600", "data.subset.test=200", "train.epochs=1"]
         return []
     return overrides
 

@@ -360,7 +360,8 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             for start in range(0, full, chunk_rows):
                 yield table(cols, lines, start, start + chunk_rows)
             yielded = True
-            pending, pending_lines = [[c[full:]] for c in cols], [lines[full:]]
+            # copies, so that the joined arrays go when the consumer drops its tables
+            pending, pending_lines = [[c[full:].copy()] for c in cols], [lines[full:].copy()]
             count -= full
         if count or not yielded:
             yield table([_concat(p) for p in pending], np.concatenate(pending_lines), 0, count)
@@ -421,8 +422,10 @@ def _blocks(raw: BinaryIO, source: str) -> Iterator[tuple[bytes, int]]:
             data = raw.read(_BLOCK)
         except OSError as e:
             raise _unreadable(source, e) from None
+        eof = not data
         buf = carry + data if carry else data
-        if data:
+        del data
+        if not eof:
             cut = buf.rfind(b"\n") + 1
             if cut == 0:  # a line longer than a block: read on
                 carry = buf
@@ -430,6 +433,7 @@ def _blocks(raw: BinaryIO, source: str) -> Iterator[tuple[bytes, int]]:
             block, carry = buf[:cut], buf[cut:]
         else:
             block, carry = buf, b""
+        del buf  # one copy of the block in memory, not three
         if bom is None:
             bom = block.startswith(_BOM)
             block = block[len(_BOM):] if bom else block
@@ -447,7 +451,7 @@ def _blocks(raw: BinaryIO, source: str) -> Iterator[tuple[bytes, int]]:
                                 code="data-encoding") from None
         yield block, line
         line += block.count(b"\n")
-        if not data:
+        if eof:
             return
 
 
@@ -480,6 +484,8 @@ def _fast_block(block: bytes, line: int, width: int,
     stops = ends - (u[np.maximum(ends - 1, 0)] == 13)  # before a \r\n's \r
     if (stops <= starts).any() or (stops - starts).max() > csv.field_size_limit():
         return None
+    if width == 1 and b"," in block:
+        return None
     if width > 1:
         commas = np.flatnonzero(u == 44)
         if len(commas) != n * (width - 1) or not np.array_equal(
@@ -487,51 +493,99 @@ def _fast_block(block: bytes, line: int, width: int,
             return None  # some line has too many fields or too few
         commas = commas.reshape(n, width - 1)
     ascii_only = block.isascii()
-    strip = not ascii_only or _needs_strip(block, u)
+    strip = not ascii_only or _needs_strip(block)
     cols = []
     for i, numeric in kept:
         first = starts if i == 0 else commas[:, i - 1] + 1
         last = stops if i == width - 1 else commas[:, i]
         cells = _gather(block, u, first, last)
-        if numeric and cells.dtype.kind == "S":
-            with contextlib.suppress(ValueError):
-                values = cells.astype(np.float64)
-                if np.isfinite(values).all():
-                    cols.append(values)
-                    continue
-        if cells.dtype.kind == "S" and ascii_only:
-            text = cells.astype(f"U{cells.dtype.itemsize}")
-            cols.append((np.strings.strip(text) if strip else text).astype(object))
+        if numeric and cells.dtype.kind == "u":
+            values = _decimals(cells, last - first)
+            if values is None:
+                with contextlib.suppress(ValueError):
+                    values = cells.view(f"S{cells.shape[1]}").reshape(-1).astype(np.float64)
+            if values is not None and np.isfinite(values).all():
+                cols.append(values)
+                continue
+        if cells.dtype.kind == "u" and ascii_only:
+            cols.append(_ascii_text(cells.view(f"S{cells.shape[1]}").reshape(-1), strip))
         else:
+            if cells.dtype.kind == "u":
+                cells = cells.view(f"S{cells.shape[1]}").reshape(-1)
             cells = [c.decode("utf-8") for c in cells.tolist()]
             cols.append(np.array([c.strip() for c in cells] if strip else cells, dtype=object))
     return np.arange(line, line + n, dtype=np.int64), cols
 
 
 def _gather(block: bytes, u: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """The fields ``block[first:last]`` as a fixed-width bytes array (object array of bytes
-    when the fields are long, which would make the fixed-width copy large)."""
+    """The fields ``block[first:last]``, left-aligned in a (rows, longest) uint8 matrix padded
+    with zero bytes; long fields (a large matrix) come as an object array of bytes instead."""
     lengths = last - first
-    width = int(lengths.max(initial=0))
-    if width == 0:
-        return np.zeros(len(first), dtype="S1")
+    width = max(int(lengths.max(initial=0)), 1)
     if width > 64:
         return np.array([block[a:b] for a, b in zip(first.tolist(), last.tolist(),
                                                       strict=True)], dtype=object)
     index = first[:, None] + np.arange(width)
+    np.minimum(index, len(u) - 1, out=index)
+    out = u[index]
+    out[np.arange(width) >= lengths[:, None]] = 0
+    return out
+
+
+def _ascii_text(cells: np.ndarray, strip: bool) -> np.ndarray:
+    """Fixed-width ASCII bytes as an object array of str. A column with few distinct
+    values (categories) shares one str object per value: less memory, less work."""
+    distinct, index = np.unique(cells, return_inverse=True)
+    few = len(distinct) <= len(cells) // 4
+    text = (distinct if few else cells).astype(f"U{cells.dtype.itemsize}")
+    text = (np.strings.strip(text) if strip else text).astype(object)
+    return text[index] if few else text
+
+
+_DIGITS = 15  # decimal digits a float64 holds exactly
+
+
+def _decimals(cells: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
+    """Fields of the form ``-?digits(.digits)?`` (at most 15 digits) as float64, or None.
+
+    m / 10**k with both exact is the correctly rounded value, so this equals
+    ``float(field)`` bit for bit (the classic fast path of decimal parsing).
+    """
+    n, width = cells.shape
     inside = np.arange(width) < lengths[:, None]
-    out = np.where(inside, u[np.minimum(index, len(u) - 1)], 0).astype(np.uint8)
-    return out.view(f"S{width}").reshape(-1)
+    digit = (cells >= 48) & (cells <= 57)
+    dot = cells == 46
+    neg = cells[:, 0] == 45
+    sign_at = np.zeros_like(inside)
+    sign_at[:, 0] = neg
+    n_digits = digit.sum(axis=1)
+    if ((inside & ~(digit | dot | sign_at)).any() or (dot.sum(axis=1) > 1).any()
+            or (n_digits == 0).any() or (n_digits > _DIGITS).any()):
+        return None
+    m = np.zeros(n, dtype=np.int64)
+    for j in range(width):
+        d = digit[:, j]
+        m[d] = m[d] * 10 + (cells[d, j] - 48)
+    has_dot = dot.any(axis=1)
+    scale = np.where(has_dot, lengths - 1 - np.argmax(dot, axis=1), 0)
+    values = m / np.power(10.0, scale)
+    values[neg] *= -1
+    return values
 
 
-def _needs_strip(block: bytes, u: np.ndarray) -> bool:
+_STRIP_TABLE = bytes(int(b in _WHITESPACE) for b in range(256))  # 1 where whitespace
+
+
+def _needs_strip(block: bytes) -> bool:
     """Whether some field may start or end with whitespace (ASCII; str.strip's idea of it)."""
     if len(block.translate(None, _WHITESPACE)) == len(block):
         return False
-    ws = np.flatnonzero(np.isin(u, np.frombuffer(_WHITESPACE, dtype=np.uint8)))
-    edge = np.array([10, 13, 44], dtype=np.uint8)
-    before = np.isin(u[np.maximum(ws - 1, 0)], edge) | (ws == 0)
-    after = np.isin(u[np.minimum(ws + 1, len(u) - 1)], edge) | (ws == len(u) - 1)
+    u = np.frombuffer(block, dtype=np.uint8)
+    ws = np.flatnonzero(np.frombuffer(block.translate(_STRIP_TABLE), dtype=np.uint8))
+    edge = np.zeros(256, dtype=bool)
+    edge[[10, 13, 44]] = True
+    before = edge[u[np.maximum(ws - 1, 0)]] | (ws == 0)
+    after = edge[u[np.minimum(ws + 1, len(u) - 1)]] | (ws == len(u) - 1)
     return bool((before | after).any())
 
 

@@ -10,8 +10,10 @@ from dlspec.engine.losses import LOSSES, LossDef
 from dlspec.engine.plan import ParamBuffer, Plan
 from dlspec.graph.ir import Graph, Value
 from dlspec.graph.lower import lower, output_activation
+from dlspec.ops import get_op
 
 EVAL_BATCH = 4096
+EVAL_BYTES = 256 << 20  # activations of one evaluation chunk
 
 
 class Network:
@@ -27,6 +29,9 @@ class Network:
         self.loss_input: Value = self._loss_input()
         self.infer_plan = Plan(self.graph, self.buffer)
         self._train_plan: Plan | None = None
+        per_row = sum(int(np.prod(v.shape[1:], dtype=np.int64)) for v in self.graph.values
+                      if v.kind != "param") * 4 * 4  # x4: im2col and temporaries
+        self.eval_batch = int(max(1, min(EVAL_BATCH, EVAL_BYTES // max(per_row, 1))))
 
     def _loss_input(self) -> Value:
         out = self.graph.output
@@ -43,8 +48,10 @@ class Network:
             self._train_plan = Plan(self.graph, self.buffer, seed=self.loss_input)
         return self._train_plan
 
-    def forward(self, x: np.ndarray, batch: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
-        """(loss input, output) for float32 rows ``x``, in chunks of ``batch`` rows."""
+    def forward(self, x: np.ndarray, batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(loss input, output) for float32 rows ``x``, in chunks of ``batch`` rows
+        (default: as many as keep a chunk's activations near 256 MiB)."""
+        batch = batch or self.eval_batch
         plan = self.infer_plan
         zi = plan.slot[self.loss_input.id]
         zs, outs = [], []
@@ -55,6 +62,14 @@ class Network:
             zs.append(s[zi])
             outs.append(s[plan.output_slot])
         return np.concatenate(zs), np.concatenate(outs)
+
+    def output_from_loss_input(self, z: np.ndarray) -> np.ndarray:
+        """The network's output given what the loss reads (the logits, when it fuses)."""
+        if self.loss_input is self.graph.output:
+            return z
+        op = get_op(self.loss.fuses)
+        act = next(n for n in self.graph.nodes if n.op is op and n.inputs[0] is self.loss_input)
+        return op.forward(z, **act.attrs)
 
     def probabilities(self, out: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K >= 2) from the output of a classifier."""

@@ -116,6 +116,7 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
         order = shuffle_rng.permutation(n) if train_spec.shuffle else np.arange(n)
         xe, ye = xt[order], yt[order]  # one gather per epoch, then slices
         total = 0.0
+        seen = []  # the loss inputs of every batch: training metrics without another pass
         for start in range(0, n, bs):
             xb, yb = xe[start:start + bs], ye[start:start + bs]
             if augment is not None:
@@ -126,7 +127,10 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
                 keep = noise_rng.random(shape, dtype=np.float32) >= rate
                 slots[slot] = keep * np.float32(1 / (1 - rate))
             plan.forward(slots)
-            loss, g = net.loss.fn(slots[plan.seed_slot], yb)
+            z = slots[plan.seed_slot]
+            if train_spec.metrics:
+                seen.append(z.copy())
+            loss, g = net.loss.fn(z, yb)
             if not np.isfinite(loss):
                 raise _diverged(net, epoch, result.steps + 1, loss)
             plan.backward(slots, g)
@@ -134,11 +138,13 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
             result.steps += 1
             total += loss * len(xb)
         logs = {"epoch": epoch, "loss": total / max(n, 1)}
-        for split, prefix in (("train", ""), ("validation", "val_")):
-            scores = evaluate(net, x[split], y[split], task, train_spec.metrics)
-            for k, v in scores.items():
-                if not (split == "train" and k == "loss"):
-                    logs[prefix + k] = v
+        if seen:  # as Keras reports them: over the epoch's batches, as they were trained
+            out = net.output_from_loss_input(np.concatenate(seen))
+            scores = net.probabilities(out) if task != "regression" else out
+            logs.update(M.compute(train_spec.metrics, task,
+                                  ye if task != "regression" else ye.reshape(out.shape), scores))
+        scores = evaluate(net, x["validation"], y["validation"], task, train_spec.metrics)
+        logs.update({f"val_{k}": v for k, v in scores.items()})
         logs["seconds"] = time.perf_counter() - t0
         result.history.append(logs)
         if not np.isfinite(buf.flat).all():

@@ -190,13 +190,21 @@ class _Writer:
 
 
 class _CsvWriter(_Writer):
-    def open(self) -> None:
-        super().open()
-        self.fh.write((",".join(_csv_quote(self.header)) + "\n").encode())
+    started = False
+
+    def start(self) -> None:
+        """The header, written with the first rows (nothing on stdout for bad input)."""
+        if not self.started:
+            self.fh.write((",".join(_csv_quote(self.header)) + "\n").encode())
+            self.started = True
 
     def write(self, batch, keep) -> None:
+        self.start()
         cols = _Columns(batch, keep, json_out=False)
         self.fh.write(cols.render(",".join(cols.specs) + "\n").encode())
+
+    def finish(self) -> None:
+        self.start()
 
 
 class _JsonlWriter(_Writer):

@@ -167,3 +167,121 @@ def test_arbitrary_bytes_never_raise_anything_but_data_error(tmp_path):
         for name in table.columns:
             with contextlib.suppress(DataError):
                 table.numeric(name)
+
+
+# The fast reader against the csv module ---------------------------------------------------
+
+def reference(path: Path) -> tuple[list[str], dict[str, list[str]], list[int]] | str:
+    """What read_csv must give, by the csv module alone: (columns, cells, lines) or the error."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header, rows, lines, end = None, [], [], 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                return f"{path}:{reader.line_num}: malformed CSV: {e}"
+            start, end = end + 1, reader.line_num
+            if not row:
+                continue
+            if header is None:
+                if len(row) == 1 and not row[0].strip():
+                    continue
+                header = [h.strip() for h in row]
+                if "" in header or len(set(header)) < len(header):
+                    return "header"
+                continue
+            if len(row) != len(header):
+                if len(header) > 1 and len(row) == 1 and not row[0].strip():
+                    continue
+                return f"{path}:{start}: expected {len(header)} fields, got {len(row)}"
+            rows.append([c.strip() for c in row])
+            lines.append(start)
+    if header is None:
+        return "no header"
+    return header, {h: [r[i] for r in rows] for i, h in enumerate(header)}, lines
+
+
+FIELDS = ["1", "22", "-3.5", "0.25", "7e3", "", " 4 ", "abc", " x y ", "é", "nan", "1_0",
+          '"q,uoted"', '"two\nlines"', '""', "\t5", "00012", "-0", ".5", "5.", "123456789.123456"]
+
+
+def random_csv(rng: np.random.Generator) -> str:
+    width = int(rng.integers(1, 5))
+    ends = ["\n", "\r\n", "\n", "\n", "\r"] if rng.random() < 0.2 else ["\n", "\r\n"]
+    out = [",".join(f"c{i}" for i in range(width)) + str(rng.choice(ends))]
+    for _ in range(int(rng.integers(0, 30))):
+        n = width if rng.random() < 0.93 else int(rng.integers(1, 6))
+        pool = FIELDS if rng.random() < 0.3 else [f for f in FIELDS if '"' not in f]
+        out.append(",".join(str(rng.choice(pool)) for _ in range(n)) + str(rng.choice(ends)))
+        if rng.random() < 0.05:
+            out.append(str(rng.choice(["\n", "  \n", "\r\n"])))
+    text = "".join(out)
+    return text[:-1] if rng.random() < 0.2 else text
+
+
+@pytest.mark.parametrize("block", [8, 64, 1 << 20])
+def test_fast_reader_equals_the_csv_module(tmp_path, monkeypatch, block):
+    import dlspec.data.table as table_module
+
+    monkeypatch.setattr(table_module, "_BLOCK", block)
+    rng = np.random.default_rng(block)
+    path = tmp_path / "r.csv"
+    for _ in range(150):
+        path.write_bytes(random_csv(rng).encode("utf-8"))
+        want = reference(path)
+        if isinstance(want, str):
+            with pytest.raises(DataError) as info:
+                read_csv(path)
+            if want.startswith(str(path)):
+                assert str(info.value) == want
+            continue
+        columns, cells, lines = want
+        got = read_csv(path)
+        assert got.columns == columns and got.lines.tolist() == lines
+        assert {c: got.cells[c].tolist() for c in columns} == cells
+        # Columns asked for as numbers give the numbers (or the error) of the text.
+        chunks = list(iter_csv(path, 3, numbers=columns))
+        for c in columns:
+            try:
+                expected = got.numeric(c, missing="nan")
+            except DataError as e:
+                with pytest.raises(DataError) as info:
+                    for chunk in chunks:
+                        chunk.numeric(c, missing="nan")
+                assert str(info.value) == str(e)
+                continue
+            values = np.concatenate([chunk.numeric(c, missing="nan") for chunk in chunks])
+            np.testing.assert_array_equal(values, expected)
+
+
+def test_decimal_fast_path_is_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 1e6, 3000), rng.integers(-10**9, 10**9, 3000),
+                             rng.uniform(0, 1, 3000)])
+    texts = [f"{v:.{rng.integers(0, 7)}f}" for v in values] + ["-0", "0.", ".5", "-.5",
+                                                                 "123456789012345"]
+    path = write(tmp_path, "x,y\n" + "".join(f"{t},{i}\n" for i, t in enumerate(texts)))
+    (chunk,) = iter_csv(path, 100_000, numbers=["x"])
+    assert chunk.cells["x"].dtype == np.float64
+    got = chunk.numeric("x")
+    assert np.array_equal(got.view(np.int64), np.array([float(t) for t in texts]).view(np.int64))
+
+
+def test_numbers_stay_text_where_a_block_has_a_bad_cell(tmp_path, monkeypatch):
+    import dlspec.data.table as table_module
+
+    monkeypatch.setattr(table_module, "_BLOCK", 16)
+    path = write(tmp_path, "a,b\n1,x\n2,y\n3,z\n,w\n5,v\nabc,u\n")
+    chunks = list(iter_csv(path, 100, numbers=["a"]))
+    assert chunks[0].numeric("a", np.arange(5), missing="nan")[:4].tolist()[:3] == [1, 2, 3]
+    with pytest.raises(DataError) as info:
+        chunks[0].numeric("a")
+    assert str(info.value) == f"{path}:5: column 'a': missing value"
+    with pytest.raises(DataError) as info:
+        chunks[0].numeric("a", missing="nan")
+    assert str(info.value) == f"{path}:7: column 'a': cannot parse 'abc' as a number"
