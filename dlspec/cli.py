@@ -382,8 +382,8 @@ def _rows_progress(quiet: bool):
                                     TextColumn("{task.completed:,} rows"),
                                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                                     console=err, transient=True)
+            state["task"] = state["bar"].add_task("predict", total=None, completed=n, rate="")
             state["bar"].start()
-            state["task"] = state["bar"].add_task("predict", total=None, rate="")
         state["bar"].update(state["task"], completed=n, rate=f"{n / elapsed:,.0f} rows/s")
 
     try:

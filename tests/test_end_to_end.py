@@ -174,3 +174,45 @@ def test_weights_are_float32_and_loaded_runs_predict_identically(tmp_path, breas
     with np.load(run.run_dir / "weights.npz", allow_pickle=False) as z:
         assert all(z[k].dtype == np.float32 for k in z.files)
     assert loaded.net.buffer.flat.dtype == np.float32
+
+
+BN_CNN = """\
+dlspec: 1
+name: bn_cnn
+data:
+  source: {source}
+  preprocess: [{{scale: 16}}]
+  augment: [{{shift: 1}}, {{rotate: 5}}]
+  split: {{validation: 0.1}}
+model:
+  layers:
+    - conv2d: {{filters: 8, kernel_size: 3, padding: same}}
+    - batch_norm: {{activation: relu, momentum: 0.9}}
+    - max_pool2d: 2
+    - flatten:
+    - dense: {{units: 10, activation: softmax}}
+train: {{loss: categorical_crossentropy, optimizer: {{adam: {{lr: 0.005}}}}, metrics: [accuracy],
+        epochs: 4, batch_size: 32}}
+"""
+
+
+def test_batch_norm_cnn_learns_moving_statistics_and_exports(tmp_path):
+    spec = tmp_path / "bn.yaml"
+    spec.write_text(BN_CNN.format(source=SPECS.parent / "examples/data/digits.npz"))
+    result = dlspec.train(spec, run_dir=tmp_path / "run")
+    assert result.metrics["export_parity"]["max_abs_diff"] < 1e-4
+    assert result.metrics["test"]["accuracy"] > 0.5
+    state = dlspec.load_run(tmp_path / "run").net.buffer.state()
+    assert not np.allclose(state["batch_norm_1.moving_mean"], 0)
+    assert not np.allclose(state["batch_norm_1.moving_variance"], 1)
+    exported = dlspec.export(tmp_path / "run", tmp_path / "bn.onnx")
+    assert exported["parity"]["rows"] > 0
+
+
+def test_dense_after_images_asks_for_flatten(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(BN_CNN.format(source=SPECS.parent / "examples/data/digits.npz")
+                    .replace("    - flatten:\n", ""))
+    with pytest.raises(Diagnostics) as info:
+        dlspec.train(spec, run_dir=tmp_path / "run")
+    assert "add a flatten" in str(info.value) and f"{spec}:13:7" in str(info.value)

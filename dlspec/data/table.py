@@ -87,34 +87,23 @@ class Table:
         kind = cells.dtype.kind
         if kind in "iub":
             return cells.astype(np.float64)
-        if kind not in "fO":
+        if kind == "f":
+            return self._floats(column, cells.astype(np.float64), lines, missing)
+        if kind != "O":
             raise DataError(f"column {column!r}: expected numbers, got {_dtype_name(cells.dtype)}",
                             Location(self.source), code="data-type")
-        try:
+        with contextlib.suppress(ValueError, TypeError):
             values = cells.astype(np.float64)
-        except (ValueError, TypeError):
-            values = None
-            if missing == "nan" and self.text:  # CSV with empty cells: parse the rest at once
-                filled = cells != ""
-                with contextlib.suppress(ValueError, TypeError):
-                    part = cells[filled].astype(np.float64)
-                    if np.isfinite(part).all():
-                        values = np.full(len(cells), np.nan)
-                        values[filled] = part
-                        return values
-        if values is not None:
-            finite = np.isfinite(values)
-            if finite.all():
+            if np.isfinite(values).all():
                 return values
-            if kind == "f":  # typed: NaN is missing, inf is an error
-                bad = np.flatnonzero(~finite & ~np.isnan(values))
-                nan = np.flatnonzero(np.isnan(values))
-                if len(bad) and (missing == "nan" or not len(nan) or bad[0] < nan[0]):
-                    raise self.error(f"column {column!r}: {values[bad[0]]!r} is not a finite "
-                                     "number", lines[bad[0]], "data-value")
-                if missing == "nan":
+        if missing == "nan" and self.text:  # CSV with empty cells: parse the rest at once
+            filled = cells != ""
+            with contextlib.suppress(ValueError, TypeError):
+                part = cells[filled].astype(np.float64)
+                if np.isfinite(part).all():
+                    values = np.full(len(cells), np.nan)
+                    values[filled] = part
                     return values
-                raise self.error(f"column {column!r}: {MISSING}", lines[nan[0]], "data-value")
         # Slow path: each cell on its own, to name the first bad one.
         out = np.empty(len(cells), dtype=np.float64)
         for i, (cell, line) in enumerate(zip(cells.tolist(), lines, strict=True)):
@@ -127,6 +116,20 @@ class Table:
                     raise self.error(f"column {column!r}: {value}", line, code)
             out[i] = value
         return out
+
+    def _floats(self, column: str, values: np.ndarray, lines: np.ndarray,
+                missing: str) -> np.ndarray:
+        """A typed float column: NaN is a missing value, infinity an error."""
+        nan = np.isnan(values)
+        infinite = np.flatnonzero(np.isinf(values))
+        gaps = np.flatnonzero(nan) if missing == "error" else infinite[:0]
+        if len(infinite) and (not len(gaps) or infinite[0] < gaps[0]):
+            i = infinite[0]
+            raise self.error(f"column {column!r}: {float(values[i])!r} is not a finite number",
+                             lines[i], "data-value")
+        if len(gaps):
+            raise self.error(f"column {column!r}: {MISSING}", lines[gaps[0]], "data-value")
+        return values
 
     def strings(self, column: str, rows: np.ndarray | None = None) -> np.ndarray:
         """The column as an object array of category strings; "" where a value is missing.

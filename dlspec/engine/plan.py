@@ -82,6 +82,7 @@ class Plan:
                              for p, v in zip(graph.params, buffer.views, strict=True)]
         self.forward_steps: list[tuple] = []
         self.backward_steps: list[tuple] = []
+        self.state_updates: list[tuple] = []
         self.seed_slot = self.slot[seed.id] if seed is not None else None
         if self.training:
             self._compile_training(buffer, seed)
@@ -100,10 +101,15 @@ class Plan:
         self.output_slot = alias.get(self.output_slot, self.output_slot)
 
     def _compile_training(self, buffer: ParamBuffer, seed: Value) -> None:
+        views = {p.value.id: v for p, v in zip(self.graph.params, buffer.views, strict=True)}
         for node in ancestors(seed):
-            self.forward_steps.append((partial(node.op.forward, **node.attrs),
-                                       tuple(self.slot[v.id] for v in node.inputs),
+            ins = tuple(self.slot[v.id] for v in node.inputs)
+            self.forward_steps.append((partial(node.op.forward, **node.attrs), ins,
                                        self.slot[node.output.id]))
+            if node.op.update is not None:
+                targets = {i: views[v.id] for i, v in enumerate(node.inputs) if v.id in views}
+                self.state_updates.append((partial(node.op.update, **node.attrs), ins,
+                                           self.slot[node.output.id], targets))
         trainable = [p for p in self.graph.params if p.trainable]
         steps = backward_schedule(self.graph, seed, [p.value for p in trainable])
         grad_view = {p.value.id: g
@@ -133,18 +139,33 @@ class Plan:
         for fn, ins, out in self.forward_steps:
             s[out] = fn(*[s[i] for i in ins])
 
+    def update_state(self, s: list) -> None:
+        """Move stateful parameters (moving statistics) after a training forward pass."""
+        for fn, ins, out, targets in self.state_updates:
+            for i, value in fn(s[out], *[s[j] for j in ins]).items():
+                np.copyto(targets[i], value)
+
     def backward(self, s: list, g_seed: np.ndarray) -> None:
         """Gradients of the loss into the parameter gradient buffer, given dL/d(seed)."""
         g: list = [None] * self.n_slots
         g[self.seed_slot] = g_seed
         for vjp, out, ins, targets in self.backward_steps:
+            if g[out] is None:  # nothing flows back through this node (e.g. an ignored input)
+                for _, dst, mode in targets:
+                    if mode == 2:
+                        dst[...] = 0
+                continue
             grads = vjp(g[out], s[out], *[s[i] for i in ins])
             for k, dst, mode in targets:
                 gk = grads[k]
+                if gk is None:
+                    if mode == 2:
+                        dst[...] = 0
+                    continue
                 if mode == 0:
                     g[dst] = gk
                 elif mode == 1:
-                    g[dst] = g[dst] + gk
+                    g[dst] = gk if g[dst] is None else g[dst] + gk
                 elif mode == 2:
                     np.copyto(dst, gk)
                 else:

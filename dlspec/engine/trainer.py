@@ -127,6 +127,8 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
                 keep = noise_rng.random(shape, dtype=np.float32) >= rate
                 slots[slot] = keep * np.float32(1 / (1 - rate))
             plan.forward(slots)
+            if plan.state_updates:
+                plan.update_state(slots)
             z = slots[plan.seed_slot]
             if train_spec.metrics:
                 seen.append(z.copy())

@@ -86,6 +86,12 @@ _COMMON = {
 
 
 def _lower_dense(gb: GraphBuilder, x: Value, p: dict) -> Value:
+    if len(x.shape) != 2:
+        from dlspec.errors import ShapeError
+        from dlspec.ops.registry import fmt_shape
+
+        raise ShapeError(f"dense takes (N, features) but its input is {fmt_shape(x.shape)}; "
+                         "add a flatten (or global_avg_pool2d) layer before it")
     n_in = x.shape[-1]
     w = gb.param("kernel", (n_in, p["units"]), INITIALIZERS[p["initializer"]].fn,
                  p["trainable"])
@@ -291,4 +297,34 @@ register_layer(LayerDef(
                              "examples": [[28, 28, 1]]}},
     required=("target_shape",), shorthand="target_shape",
     lower=lambda gb, x, p: gb.op("reshape", x, shape=tuple(p["target_shape"])),
+))
+
+
+def _lower_batch_norm(gb: GraphBuilder, x: Value, p: dict) -> Value:
+    c = x.shape[-1]
+    ones, zeros = INITIALIZERS["ones"].fn, INITIALIZERS["zeros"].fn
+    gamma = gb.param("gamma", (c,), ones, p["trainable"])
+    beta = gb.param("beta", (c,), zeros, p["trainable"])
+    mean = gb.param("moving_mean", (c,), zeros, trainable=False)
+    var = gb.param("moving_variance", (c,), ones, trainable=False)
+    a = gb.op("batchnorm", x, gamma, beta, mean, var, epsilon=p["epsilon"])
+    y = gb.op("batchnorm_train", a, x, gamma, beta, mean, var, epsilon=p["epsilon"],
+              momentum=p["momentum"])
+    return apply_activation(gb, y, p["activation"])
+
+
+register_layer(LayerDef(
+    "batch_norm", "normalises each channel (the last axis): with the batch's statistics in"
+    " training, with moving averages of them at inference and in the exported model",
+    params={**_COMMON,
+            "momentum": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.99,
+                         "description": "moving = momentum * moving + (1 - momentum) * batch"
+                         " (Keras' convention)", "examples": [0.99]},
+            "epsilon": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1e-3,
+                        "description": "added to the variance", "examples": [0.001]},
+            "activation": _enum(ACTIVATIONS, "activation applied after normalising", "linear"),
+            "trainable": {"type": "boolean", "default": True, "examples": [False],
+                          "description": "false freezes gamma and beta (the moving statistics"
+                          " still follow the data)"}},
+    required=(), shorthand=None, lower=_lower_batch_norm,
 ))

@@ -1,16 +1,16 @@
 """Batch normalisation over the last (channel) axis, as two pure ops.
 
 ``batchnorm(x, gamma, beta, mean, var)`` normalises with given statistics: the inference
-form, exported to ONNX. ``batchnorm_train(a, x, gamma, beta)`` normalises with the batch's
-own statistics (over every axis but the last); it is train-only, so at inference and in
-the exported model it passes ``a`` through. A batch-norm layer lowers to
+form, exported to ONNX. ``batchnorm_train(a, x, gamma, beta, mean, var)`` normalises with
+the batch's own statistics (over every axis but the last); it is train-only, so at
+inference and in the exported model it passes ``a`` through. A batch-norm layer lowers to
 
     a = batchnorm(x, gamma, beta, moving_mean, moving_var)
-    y = batchnorm_train(a, x, gamma, beta)
+    y = batchnorm_train(a, x, gamma, beta, moving_mean, moving_var)
 
-which is ``a`` at inference and the batch-statistics form in training. What the ops cannot
-do is move ``moving_mean`` / ``moving_var`` towards the batch statistics: that state update
-needs an engine hook (see the layer registry), so no batch-norm layer is registered yet.
+which is ``a`` at inference and the batch-statistics form in training. The op's
+``update`` rule moves the moving statistics towards each training batch's (Keras'
+convention: ``moving = momentum * moving + (1 - momentum) * batch``, biased variance).
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ register(OpDef("batchnorm", 5, _bn_shape, _batchnorm, _batchnorm_vjp, _emit_batc
                _sample_bn))
 
 
-def _bn_train_shape(a, x, gamma, beta, epsilon=1e-5):
-    _channels("batchnorm_train", x, gamma, beta)
+def _bn_train_shape(a, x, gamma, beta, mean, var, epsilon=1e-5, momentum=0.99):
+    _channels("batchnorm_train", x, gamma, beta, mean, var)
     if len(a) != len(x) or any(p != q and None not in (p, q) for p, q in zip(a, x, strict=True)):
         raise shape_error("batchnorm_train", "the inference form and x differ in shape", a, x)
     return tuple(a)
@@ -85,12 +85,18 @@ def _batch_normalised(x, epsilon):
     return xc * inv, inv
 
 
-def _batchnorm_train(a, x, gamma, beta, epsilon=1e-5):
+def _batchnorm_train(a, x, gamma, beta, mean, var, epsilon=1e-5, momentum=0.99):
     xhat, _ = _batch_normalised(x, epsilon)
     return xhat * gamma + beta
 
 
-def _batchnorm_train_vjp(g, y, a, x, gamma, beta, epsilon=1e-5):
+def _batchnorm_update(y, a, x, gamma, beta, mean, var, epsilon=1e-5, momentum=0.99):
+    axes = tuple(range(x.ndim - 1))
+    m = x.dtype.type(momentum)
+    return {4: mean * m + x.mean(axis=axes) * (1 - m), 5: var * m + x.var(axis=axes) * (1 - m)}
+
+
+def _batchnorm_train_vjp(g, y, a, x, gamma, beta, mean, var, epsilon=1e-5, momentum=0.99):
     axes = tuple(range(x.ndim - 1))
     xhat, inv = _batch_normalised(x, epsilon)
     dbeta = g.sum(axis=axes)
@@ -98,19 +104,19 @@ def _batchnorm_train_vjp(g, y, a, x, gamma, beta, epsilon=1e-5):
     m = x.size // x.shape[-1]
     # The batch statistics depend on x too: the textbook three-term form.
     dx = (gamma * inv / m) * (m * g - dbeta - xhat * dgamma)
-    # In training the output does not depend on the inference form a.
-    da = np.broadcast_to(np.zeros((), dtype=g.dtype), a.shape)
-    return da, dx, dgamma, dbeta
+    # In training the output depends on neither the inference form a nor the moving
+    # statistics (those are state, moved by the update rule).
+    return None, dx, dgamma, dbeta, None, None
 
 
 def _sample_bn_train(rng):
     xs, attrs = _sample_bn(rng)
-    x, gamma, beta = xs[:3]
-    return [_batchnorm(*xs, **attrs), x, gamma, beta], attrs
+    x, gamma, beta, mean, var = xs
+    return [_batchnorm(*xs, **attrs), x, gamma, beta, mean, var], {**attrs, "momentum": 0.9}
 
 
 register(OpDef(
-    "batchnorm_train", 4, _bn_train_shape, _batchnorm_train, _batchnorm_train_vjp,
-    emit=lambda b, names, epsilon=1e-5: b.node("Identity", names[:1], "batchnorm_train"),
-    sample=_sample_bn_train, train_only=True,
+    "batchnorm_train", 6, _bn_train_shape, _batchnorm_train, _batchnorm_train_vjp,
+    emit=lambda b, names, **_: b.node("Identity", names[:1], "batchnorm_train"),
+    sample=_sample_bn_train, train_only=True, update=_batchnorm_update,
 ))

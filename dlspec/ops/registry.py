@@ -26,6 +26,9 @@ class OpDef:
         sample: ``(rng) -> (xs, attrs)`` test inputs kept away from kinks.
         train_only: the op acts only in training (dropout); at inference and in
             the exported model it passes its first input through unchanged.
+        update: for ops that carry state (batch norm's moving statistics):
+            ``(y, *xs, **attrs) -> {input index: new value}``, applied to those
+            (non-trainable) parameter inputs after each training step's forward pass.
     """
 
     name: str
@@ -36,6 +39,7 @@ class OpDef:
     emit: Callable
     sample: Callable
     train_only: bool = False
+    update: Callable | None = None
 
 
 OPS: dict[str, OpDef] = {}

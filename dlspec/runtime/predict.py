@@ -320,8 +320,9 @@ def predict_file(runner: Callable, contract: Contract, width: int, data: str | P
     outputs = contract.output_columns(width)
     numeric = width if contract.task == "regression" else len(contract.classes)
     writer = _writer(out, keep, outputs, numeric)
-    numbers = [c.name for c in contract.inputs if c.kind == "numeric" and c.name not in keep]
-    chunks = read_tables(data, [*contract.columns, *keep], batch_size, input_format, numbers)
+    numbers = [c.name for c in contract.inputs if c.kind == "numeric"]
+    chunks = read_tables(data, [*contract.columns, *keep], batch_size, input_format,
+                         numbers=numbers, keep=keep)
     n, ok = 0, False
     writer.open()
     try:

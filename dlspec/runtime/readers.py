@@ -51,25 +51,30 @@ def input_format(data: str | os.PathLike, fmt: str | None = None) -> str:
 
 
 def read_tables(data: str | os.PathLike, columns: Sequence[str], chunk_rows: int,
-                fmt: str | None = None, numbers: Sequence[str] = ()) -> Iterator[Table]:
+                fmt: str | None = None, *, numbers: Sequence[str] = (),
+                keep: Sequence[str] = ()) -> Iterator[Table]:
     """Tables of at most ``chunk_rows`` rows with ``columns`` from ``data`` ("-": stdin).
 
-    ``numbers``: columns read only as numbers (CSV may parse them early; see iter_csv).
+    Args:
+        numbers: columns the caller reads as numbers: a typed file must hold numbers
+            there, and CSV may parse them early (see ``iter_csv``).
+        keep: columns the caller also needs as read (never parsed early).
     """
     fmt = input_format(data, fmt)
     columns = list(dict.fromkeys(columns))
     name = os.fspath(data)
+    early = [c for c in numbers if c not in keep]
     if name == STDIN:
         raw = sys.stdin.buffer
         if fmt == "csv":
             return iter_csv_stream(raw, STDIN_NAME, chunk_rows, columns=columns,
-                                   numbers=numbers)
+                                   numbers=early)
         return _jsonl(raw, STDIN_NAME, columns, chunk_rows)
-    readers = {"csv": lambda: iter_csv(name, chunk_rows, columns=columns, numbers=numbers),
+    readers = {"csv": lambda: iter_csv(name, chunk_rows, columns=columns, numbers=early),
                "jsonl": lambda: _jsonl_file(name, columns, chunk_rows),
                "npy": lambda: _npy(name, columns, chunk_rows),
                "npz": lambda: _npz(name, columns, chunk_rows),
-               "parquet": lambda: _parquet(name, columns, chunk_rows)}
+               "parquet": lambda: _parquet(name, columns, chunk_rows, numbers)}
     return readers[fmt]()
 
 
@@ -135,6 +140,7 @@ def _jsonl(raw: BinaryIO, source: str, columns: list[str],
 
 
 def _json_row(text: bytes, source: str, line: int) -> dict:
+    text = text.rstrip(b"\r\n")
     try:
         row = json.loads(text)
     except UnicodeDecodeError as e:
@@ -263,7 +269,8 @@ def need_pyarrow(what: str) -> None:
                          code="usage") from None
 
 
-def _parquet(source: str, columns: list[str], chunk_rows: int) -> Iterator[Table]:
+def _parquet(source: str, columns: list[str], chunk_rows: int,
+             numbers: Sequence[str]) -> Iterator[Table]:
     """Row batches of a Parquet file (a row group at a time at most)."""
     need_pyarrow(f"reading Parquet ({source})")
     import pyarrow.parquet as pq
@@ -282,6 +289,16 @@ def _parquet(source: str, columns: list[str], chunk_rows: int) -> Iterator[Table
     missing = [c for c in columns if c not in names]
     if missing:
         raise missing_columns_error(source, names, missing, 0, has="the file has")
+    import pyarrow as pa
+
+    for c in numbers:
+        t = pf.schema_arrow.field(c).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+                or pa.types.is_decimal(t) or pa.types.is_null(t)):
+            raise DataError(f"column {c!r}: expected numbers, got Parquet type {t}",
+                            Location(source), code="data-type")
     start, yielded = 0, False
     try:
         for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(columns)):

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from dlspec.data.preprocess import InputColumn, Preprocessor, check_steps
 from dlspec.data.split import split_indices
 from dlspec.data.table import Table, read_csv
-from dlspec.errors import DataError
+from dlspec.errors import DataError, ModelError
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
 from dlspec.onnx.versions import DEFAULT_OPSET, ML_OPSET, ir_version_for
 
@@ -216,3 +216,34 @@ def test_check_steps_messages():
     with pytest.raises(ValueError, match="'Cty' is not a feature column"):
         Preprocessor.fit(Table("x.csv", [], {}, np.zeros(0, np.int64)), np.arange(1),
                          features, [{"onehot": {"columns": ["Cty"]}}])
+
+
+def test_missing_values_impute_in_numpy_as_in_the_graph(tmp_path):
+    table, path = small(tmp_path, "Age,City,Size,Score\n30,Oslo,S,1\n40,Rome,M,2\n50,Oslo,L,3\n"
+                        ",Rome,S,4\n45,,M,5\n35,Oslo,,6\n41,Pisa,XL,7\n")
+    steps = [{"onehot": {"columns": ["City"], "drop_first": True}},
+             {"label_encode": {"columns": ["Size"]}}, {"standardize": {"columns": "all"}}]
+    pre = Preprocessor.fit(table, np.arange(3), ["Age", "City", "Size", "Score"], steps)
+    assert [c.impute for c in pre.inputs] == [40.0, None, None, 2.0]
+    with pytest.raises(DataError, match=r"people.csv:5: column 'Age': missing value"):
+        pre.transform(table, on_unknown="zeros")
+    with pytest.raises(DataError, match=r"people.csv:8: column 'City': 1 row has a category"):
+        pre.transform(table, on_missing="impute")
+    x = pre.transform(table, on_missing="impute", on_unknown="zeros")
+    raw = x * pre.scale + pre.mean  # undo the scaling to see the filled values
+    np.testing.assert_allclose(raw[3, 0], 40.0, rtol=1e-6)  # Age: the training mean
+    np.testing.assert_allclose(raw[[4, 6], 1], 0.0, atol=1e-6)  # City: missing/unseen -> 0
+    np.testing.assert_allclose(raw[[5, 6], 2], -1.0, atol=1e-5)  # Size: missing/unseen -> -1
+    feeds = {c.name: (table.numeric(c.name, missing="nan").astype(np.float32)
+                      if c.kind == "numeric" else table.strings(c.name)).reshape(-1, 1)
+             for c in pre.inputs}
+    got = session(pre).run(None, feeds)[0]
+    np.testing.assert_allclose(got, x, rtol=1e-6, atol=1e-6)
+
+
+def test_old_state_formats_are_refused_clearly(tmp_path):
+    table, _ = small(tmp_path, PEOPLE)
+    state = Preprocessor.fit(table, np.arange(3), ["Age", "City", "Score"], STEPS).to_dict()
+    assert state["format"] == 2 and state["inputs"][0]["impute"] == 40.0
+    with pytest.raises(ModelError, match="format 1 .*lacks the training means"):
+        Preprocessor.from_dict(state | {"format": 1})

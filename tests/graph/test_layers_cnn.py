@@ -213,8 +213,8 @@ def _full(value: float):
 
 
 def test_batchnorm_op_pair_trains_on_batch_statistics_and_infers_on_given_ones():
-    """The lowering a batch-norm layer will use once the engine can update moving statistics:
-    batchnorm (inference form) feeding the train-only batchnorm_train."""
+    """The batch-norm lowering: batchnorm (inference form) feeding the train-only
+    batchnorm_train, whose update rule moves the moving statistics."""
     gb = GraphBuilder()
     x = gb.input("x", (None, 4, 5, 3))
     gb.begin_layer("bn")
@@ -222,7 +222,7 @@ def test_batchnorm_op_pair_trains_on_batch_statistics_and_infers_on_given_ones()
     mean = gb.param("moving_mean", (3,), _full(0.5), trainable=False)
     var = gb.param("moving_variance", (3,), _full(4.0), trainable=False)
     a = gb.op("batchnorm", x, gamma, beta, mean, var, epsilon=1e-3)
-    y = gb.op("batchnorm_train", a, x, gamma, beta, epsilon=1e-3)
+    y = gb.op("batchnorm_train", a, x, gamma, beta, mean, var, epsilon=1e-3, momentum=0.9)
     gb.end_layer("batch_norm", y)
     gb.graph.output = y
     buf = ParamBuffer(gb.graph)
@@ -248,3 +248,8 @@ def test_batchnorm_op_pair_trains_on_batch_statistics_and_infers_on_given_ones()
     grads = dict(zip((p.value.name for p in buf.params), buf.grad_views, strict=True))
     np.testing.assert_allclose(grads["bn.gamma"], (g * xhat).sum(axis=(0, 1, 2)), rtol=1e-4)
     np.testing.assert_allclose(grads["bn.beta"], g.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+    train.update_state(s)
+    states = dict(zip((p.value.name for p in buf.params), buf.views, strict=True))
+    np.testing.assert_allclose(states["bn.moving_mean"], 0.9 * 0.5 + 0.1 * mu, rtol=1e-5)
+    np.testing.assert_allclose(states["bn.moving_variance"],
+                               0.9 * 4.0 + 0.1 * xb.var(axis=(0, 1, 2)), rtol=1e-5)
