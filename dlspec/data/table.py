@@ -33,7 +33,7 @@ from dlspec.errors import DataError, Location
 
 _HEADER_SHOWN = 20  # header names listed in a missing-column message
 _BLOCK = 4 << 20  # bytes read at a time; memory stays a few times this
-_SLOW_BATCH = 65_536  # rows per batch handed on from the csv module
+_SLOW_BATCH = 16_384  # rows per batch handed on from the csv module
 _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\x0b\x0c\x1c\x1d\x1e\x1f"  # ASCII that str.strip removes, besides \r\n
 MISSING = "missing value"

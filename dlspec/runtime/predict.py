@@ -107,7 +107,7 @@ def _csv_quote(values: list[str]) -> list[str]:
 def _json_cells(cells: np.ndarray, text: bool) -> list[str]:
     """Cells of a keep column as JSON values: text stays a string, raw values keep their type."""
     kind = cells.dtype.kind
-    if kind == "O" and not text or kind in "iufb":
+    if (kind == "O" and not text) or kind in "iufb":
         values = cells.tolist()
         return ["null" if v is None or isinstance(v, float) and not math.isfinite(v)
                 else json.dumps(v, default=str) for v in values]

@@ -20,7 +20,7 @@ runner = CliRunner()
 FUZZ = settings(max_examples=800, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
-LOCATED = re.compile(r"^\S.*?:\d+(:\d+)?: ")
+LOCATED = re.compile(r"^(?!\d+ \|)\S.*?:\d+(:\d+)?: ")  # not the echoed source line
 YAMLISH = st.text(alphabet=st.sampled_from(list("{}[]:-&*!|>'\"#,?%@ \t\nabcdxyz019.e+_")),
                   max_size=200)
 
