@@ -43,6 +43,7 @@ from dlspec.version import __version__
 
 HOLDOUT = "holdout.csv"
 HOLDOUT_IMAGES = "holdout.npz"
+IMAGE_BATCH = 256
 
 
 @dataclass
@@ -321,7 +322,16 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
     from dlspec.data.preprocess import ON_MISSING, ON_UNKNOWN
     from dlspec.errors import UsageError
     from dlspec.runtime.contract import Contract
-    from dlspec.runtime.predict import DEFAULT_BATCH, engine_runner, onnx_runner, predict_file
+    from dlspec.runtime.predict import (
+        DEFAULT_BATCH,
+        engine_image_runner,
+        engine_runner,
+        is_image_model,
+        onnx_image_runner,
+        onnx_runner,
+        predict_file,
+        predict_images,
+    )
     from dlspec.runtime.session import load_model
 
     if on_unknown not in ON_UNKNOWN or on_missing not in ON_MISSING:
@@ -336,18 +346,29 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
         r = load_run(model)
         contract = Contract(r.preprocessor.inputs, r.target.name, r.target.task,
                             r.target.classes)
-        width = r.net.graph.output.shape[-1] if r.target.task == "regression" else 0
-        n = predict_file(engine_runner(r, on_unknown, on_missing), contract, width, data,
-                         output, bs, progress, **options)
+        if is_image_model(contract):
+            n = predict_images(engine_image_runner(r), contract, r.preprocessor.shape, data,
+                               output, batch_size or IMAGE_BATCH, progress)
+        else:
+            width = r.net.graph.output.shape[-1] if r.target.task == "regression" else 0
+            n = predict_file(engine_runner(r, on_unknown, on_missing), contract, width, data,
+                             output, bs, progress, **options)
         provider = "numpy"
     else:
         if model.is_dir() or model.name == "latest":
             model = resolve_run_dir(model) / "model.onnx"
         loaded = load_model(model, device)
-        shape = loaded.session.get_outputs()[0].shape
-        width = shape[-1] if loaded.contract.task == "regression" else 0
-        n = predict_file(onnx_runner(loaded.session, loaded.contract, on_unknown, on_missing),
-                         loaded.contract, width, data, output, bs, progress, **options)
+        if is_image_model(loaded.contract):
+            shape = tuple(loaded.session.get_inputs()[0].shape[1:])
+            n = predict_images(onnx_image_runner(loaded.session, loaded.contract),
+                               loaded.contract, shape, data, output,
+                               batch_size or IMAGE_BATCH, progress)
+        else:
+            shape = loaded.session.get_outputs()[0].shape
+            width = shape[-1] if loaded.contract.task == "regression" else 0
+            n = predict_file(onnx_runner(loaded.session, loaded.contract, on_unknown,
+                                         on_missing),
+                             loaded.contract, width, data, output, bs, progress, **options)
         provider = loaded.provider
     seconds = time.perf_counter() - start
     return {"rows": n, "backend": backend, "provider": provider, "seconds": seconds,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlspec.errors import UsageError
+from dlspec.errors import DataError, Location, UsageError
 from dlspec.runtime.contract import Contract
 from dlspec.runtime.readers import need_pyarrow, read_tables
 
@@ -339,3 +339,60 @@ def predict_file(runner: Callable, contract: Contract, width: int, data: str | P
         chunks.close()
         writer.close(ok)
     return n
+
+
+# Images ----------------------------------------------------------------------------------
+
+IMAGE_NAME = "image"
+
+
+def is_image_model(contract: Contract) -> bool:
+    return any(c.kind == "image" for c in contract.inputs)
+
+
+def onnx_image_runner(session, contract: Contract) -> Callable:
+    names = contract.outputs
+    feed = next(c.name for c in contract.inputs if c.kind == "image")
+
+    def run(x: np.ndarray) -> Batch:
+        outs = session.run(names, {feed: x})
+        return Batch(outs[0], outs[1] if len(outs) > 1 else None)
+    return run
+
+
+def engine_image_runner(run) -> Callable:
+    classes = np.array(run.target.classes, dtype=object)
+
+    def predict(x: np.ndarray) -> Batch:
+        probs = run.net.probabilities(run.net.forward(run.preprocessor.transform(x))[1])
+        return Batch(probs, classes[np.argmax(probs, axis=1)])
+    return predict
+
+
+def predict_images(runner: Callable, contract: Contract, shape: tuple, data: str | Path,
+                   out: Path | None, batch_size: int = DEFAULT_BATCH,
+                   progress: Callable[[int], None] | None = None) -> int:
+    """Class probabilities and the predicted class of every image in ``data`` (an IDX
+    or NPZ file, an image, or a folder of images), one output row per image."""
+    from dlspec.data.images import read_images_for_predict
+
+    x, names = read_images_for_predict(data)
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise DataError(f"the images are {'x'.join(map(str, x.shape[1:]))} (height x width x "
+                        f"channels); the model takes {'x'.join(map(str, shape))}",
+                        Location(str(data)), code="data-images")
+    outputs = contract.output_columns(0)
+    writer = _writer(out, [IMAGE_NAME], outputs, len(contract.classes))
+    writer.open()
+    ok = False
+    try:
+        for start in range(0, len(x), batch_size):
+            batch = runner(x[start:start + batch_size])
+            writer.write(batch, [(np.array(names[start:start + batch_size], dtype=object),
+                                  True)])
+            if progress:
+                progress(min(start + batch_size, len(x)))
+        ok = True
+    finally:
+        writer.close(ok)
+    return len(x)
