@@ -8,6 +8,7 @@ Results go to stdout, diagnostics and progress to stderr. Exit codes: 0 ok,
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import traceback
 from enum import Enum
@@ -183,6 +184,53 @@ def _deep(spec) -> None:
     problems = deep_check(spec, width)
     if problems:
         raise Diagnostics(problems)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="An .onnx model or a run directory.")],
+    data: Annotated[Path, typer.Argument(help="Labelled data: the input columns and the "
+                                         "target (CSV, JSONL, NPY, NPZ, Parquet), or images "
+                                         "(NPZ x/y, IDX with --labels, a folder per class).")],
+    labels: Annotated[Path | None, typer.Option(help="IDX images: their labels file.")] = None,
+    picture: Annotated[Path | None, typer.Option(help="Also draw the confusion matrix as an "
+                                                 "SVG picture here.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+) -> None:
+    """Compute a model's metrics (and confusion matrix) on labelled data."""
+    from dlspec.render import confusion_table, fmt as fmt_value
+
+    with _errors():
+        from dlspec.runs import resolve_run_dir
+        from dlspec.runtime.evaluate import evaluate_model
+
+        if model.is_dir() or model.name == "latest":
+            model = resolve_run_dir(model) / "model.onnx"
+        report = evaluate_model(model, data, labels=str(labels) if labels else None,
+                                device=device.value)
+        if picture and "confusion_matrix" in report:
+            from dlspec.plot import confusion_svg
+            from dlspec.runs import write_atomic
+
+            write_atomic(picture, confusion_svg(report["confusion_matrix"], report["classes"],
+                                                f"{model.name} on {data.name}").encode())
+        if fmt is Format.json:
+            sys.stdout.write(json.dumps(report, indent=2) + "\n")
+            return
+        from rich.table import Table
+
+        t = Table(title=f"{data.name}: {report['rows']} rows", title_justify="left")
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+        for k, v in report["metrics"].items():
+            t.add_row(k, fmt_value(v))
+        out.print(t)
+        if "confusion_matrix" in report:
+            out.print(confusion_table(report["confusion_matrix"], report["classes"],
+                                      data.name))
+        if picture:
+            err.print(f"confusion matrix picture: {picture}")
 
 
 @app.command()

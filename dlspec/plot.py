@@ -41,3 +41,34 @@ def training_curve_svg(history: list[dict], title: str) -> str:
                      f'fill="{color}">{name}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def confusion_svg(cm: list[list[int]], classes: list, title: str) -> str:
+    """The confusion matrix as a heat map: rows true classes, columns predicted ones."""
+    k = len(classes)
+    cell = max(18, min(56, 480 // max(k, 1)))
+    left, top = 90, 60
+    w, h = left + k * cell + 20, top + k * cell + 40
+    peak = max((max(r) for r in cm), default=0) or 1
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+             f'font-family="sans-serif" font-size="11">',
+             f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<text x="10" y="20" font-size="14">{escape(title)}</text>',
+             f'<text x="{left}" y="{top - 25}">predicted</text>',
+             f'<text x="10" y="{top + 12}">true</text>']
+    for j, c in enumerate(classes):
+        parts.append(f'<text x="{left + j * cell + cell / 2:.0f}" y="{top - 8}" '
+                     f'text-anchor="middle">{escape(str(c))[:8]}</text>')
+    for i, (c, row) in enumerate(zip(classes, cm, strict=True)):
+        y = top + i * cell
+        parts.append(f'<text x="{left - 6}" y="{y + cell / 2 + 4:.0f}" text-anchor="end">'
+                     f'{escape(str(c))[:10]}</text>')
+        for j, v in enumerate(row):
+            shade = int(255 - 200 * v / peak)
+            ink = "white" if v > peak / 2 else "black"
+            parts.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell}" height="{cell}" '
+                         f'fill="rgb({shade},{shade},255)" stroke="#ccc"/>')
+            parts.append(f'<text x="{left + j * cell + cell / 2:.0f}" y="{y + cell / 2 + 4:.0f}"'
+                         f' text-anchor="middle" fill="{ink}">{v}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

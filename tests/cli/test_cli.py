@@ -227,3 +227,36 @@ def test_doctor_reports_versions_and_providers():
     assert r.exit_code == 0, r.output
     for item in ("dlspec", "onnxruntime providers", "CUDA works", "BLAS", "numpy"):
         assert item in r.stdout
+
+
+def test_evaluate_computes_metrics_through_the_contract(trained, tmp_path, breast_cancer_csv):
+    import xml.etree.ElementTree as ET
+
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
+    r = run("evaluate", trained, breast_cancer_csv, "--format", "json",
+            "--picture", tmp_path / "cm.svg")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["rows"] == 569 and report["task"] == "binary"
+    preds = tmp_path / "p.csv"
+    assert run("predict", trained, breast_cancer_csv, "-o", preds).exit_code == 0
+    predicted = [line.split(",")[-1] for line in preds.read_text().splitlines()[1:]]
+    truth = [line.split(",")[-1] for line in breast_cancer_csv.read_text().splitlines()[1:]]
+    assert report["metrics"]["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
+    assert report["confusion_matrix"] == confusion_matrix(
+        truth, predicted, labels=["benign", "malignant"]).tolist()
+    svg = ET.parse(tmp_path / "cm.svg").getroot()
+    assert svg.tag.endswith("svg")
+    r = run("evaluate", trained, breast_cancer_csv)
+    assert r.exit_code == 0 and "accuracy" in r.stdout and "confusion matrix" in r.stdout
+
+
+def test_evaluate_rejects_unknown_labels(trained, tmp_path, breast_cancer_csv):
+    lines = breast_cancer_csv.read_text().splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([*lines[:3], lines[3].rsplit(",", 1)[0] + ",unsure",
+                              *lines[4:]]) + "\n")
+    r = run("evaluate", trained, bad)
+    assert r.exit_code == 1
+    assert f"{bad}:4: 1 label(s) are not among the model's classes" in r.stderr
