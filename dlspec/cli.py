@@ -199,7 +199,8 @@ def evaluate(
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
 ) -> None:
     """Compute a model's metrics (and confusion matrix) on labelled data."""
-    from dlspec.render import confusion_table, fmt as fmt_value
+    from dlspec.render import confusion_table
+    from dlspec.render import fmt as fmt_value
 
     with _errors():
         from dlspec.runs import resolve_run_dir
