@@ -17,7 +17,9 @@ epoch (which also initializes, builds the optimizer and evaluates loss + metrics
 the training split after the epoch), and a raw step loop that replicates fit's inner
 loop (gather per epoch, then slices; plan.forward, loss.fn, isfinite, plan.backward,
 opt.step). PyTorch runs the idiomatic loop (zero_grad, forward, loss, backward, step)
-over the same per-epoch gather-then-slice batches. Repetitions are interleaved in
+over the same per-epoch gather-then-slice batches. Every repetition starts from fresh
+weights and optimizer state (reset outside the timed region), so each one times the
+same first epoch. Repetitions are interleaved in
 one process (dlspec fit, dlspec loop, torch, dlspec fit, ...) after a warm-up.
 """
 
@@ -76,19 +78,25 @@ train:
 # --------------------------------------------------------------------------- dlspec side
 
 class DlspecRaw:
-    """fit()'s inner loop, step for step, over a persistent network and optimizer."""
+    """fit()'s inner loop, step for step (the network and optimizer reset per repetition)."""
 
     def __init__(self, net: Network, train_spec, x: np.ndarray, y: np.ndarray, seed: int = 0):
-        self.net, self.x, self.y = net, x, y
+        self.net, self.x, self.y, self.spec, self.seed = net, x, y, train_spec, seed
         self.bs = train_spec.batch_size
         self.buf = net.buffer
-        self.buf.initialize(np.random.default_rng([seed, 1]))
         self.plan = net.train_plan
         assert not self.plan.noise_slots, "benchmark models have no dropout"
-        self.opt = OPTIMIZERS[train_spec.optimizer].make(self.buf.flat.size,
-                                                        dict(train_spec.optimizer_params))
-        self.rng = np.random.default_rng([seed, 2])
         self.shuffle = True
+        self.reset()
+
+    def reset(self) -> None:
+        """Fresh weights, optimizer and shuffling: every repetition is the same first epoch
+        (as in fit()); a network trained on for many epochs on random labels memorizes
+        them, and its steps change speed as it does."""
+        self.buf.initialize(np.random.default_rng([self.seed, 1]))
+        self.opt = OPTIMIZERS[self.spec.optimizer].make(self.buf.flat.size,
+                                                        dict(self.spec.optimizer_params))
+        self.rng = np.random.default_rng([self.seed, 2])
 
     def run(self, steps: int) -> float:
         net, plan, buf, opt, bs = self.net, self.plan, self.buf, self.opt, self.bs
@@ -140,13 +148,21 @@ class TorchLoop:
             if i < len(sizes) - 2:
                 mods.append(nn.ReLU())
         self.model = nn.Sequential(*mods)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=ADAM["lr"],
-                                    betas=(ADAM["beta_1"], ADAM["beta_2"]), eps=ADAM["epsilon"])
+        self.reset()
         self.loss_fn = nn.BCEWithLogitsLoss() if loss == "bce" else nn.CrossEntropyLoss()
         self.x = torch.from_numpy(x)
         self.y = (torch.from_numpy(y.astype(np.float32).reshape(-1, 1)) if loss == "bce"
                   else torch.from_numpy(y.astype(np.int64)))
         self.bs = bs
+
+    def reset(self) -> None:
+        """Fresh weights, optimizer and shuffling (see DlspecRaw.reset)."""
+        torch.manual_seed(0)
+        for m in self.model:
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=ADAM["lr"],
+                                    betas=(ADAM["beta_1"], ADAM["beta_2"]), eps=ADAM["epsilon"])
         self.gen = torch.Generator().manual_seed(0)
 
     def run(self, steps: int) -> None:
@@ -255,7 +271,9 @@ class Timer:
                 return True
         return False
 
-    def once(self, fn, psi: bool = True) -> dict:
+    def once(self, fn, psi: bool = True, setup=None) -> dict:
+        if setup is not None:
+            setup()
         time.sleep(self.gap)
         gc.collect()
         p0, b0, o0 = _psi_stall(), _busy_cpu(), _own_cpu()
@@ -268,14 +286,14 @@ class Timer:
         return {"wall": wall, "stall": stall, "foreign": foreign,
                 "disturbed": self.disturbed(wall, stall, foreign, psi)}
 
-    def measure(self, fn, psi: bool = True) -> dict:
+    def measure(self, fn, psi: bool = True, setup=None) -> dict:
         """One clean repetition if it can get one (else the least disturbed attempt).
 
         ``psi=False`` judges by other processes' CPU time alone (for subprocesses whose
         own thread pools may queue for the CPUs)."""
         best, tries = None, 0
         while True:
-            r = dict(self.once(fn, psi), attempt=tries)
+            r = dict(self.once(fn, psi, setup), attempt=tries)
             tries += 1
             if best is None or not r["disturbed"] or (
                     best["disturbed"] and r["foreign"] + (r["stall"] or 0)
@@ -335,18 +353,20 @@ def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool,
     fitter = DlspecFit(mk(), spec.train, w["task"], x, y)
     raw = DlspecRaw(mk(), spec.train, x["train"], y["train"])
     tl = TorchLoop(w["sizes"], w["loss"], x["train"], y["train"], spec.train.batch_size)
-    runners = [("dlspec_fit", fitter.run, fitter.steps), ("dlspec_loop", raw.run, raw_steps),
-               ("torch", tl.run, raw_steps)]
-    for _, fn, steps in runners:  # warm-up: one repetition each
+    # (name, reset outside the timing, run, steps); fit() re-initializes by itself
+    runners = [("dlspec_fit", None, fitter.run, fitter.steps),
+               ("dlspec_loop", raw.reset, raw.run, raw_steps),
+               ("torch", tl.reset, tl.run, raw_steps)]
+    for _, _, fn, steps in runners:  # warm-up: one repetition each
         fn(steps)
-    reps: dict[str, list[dict]] = {k: [] for k, _, _ in runners}
+    reps: dict[str, list[dict]] = {k: [] for k, _, _, _ in runners}
     for _ in range(repeats):
-        for k, fn, steps in runners:
-            r = timer.measure(lambda fn=fn, steps=steps: fn(steps))
+        for k, reset, fn, steps in runners:
+            r = timer.measure(lambda fn=fn, steps=steps: fn(steps), setup=reset)
             reps[k].append(dict(r, us_per_step=r["wall"] / steps * 1e6))
     out = {"label": w["label"], "data": w["source"], "batch_size": spec.train.batch_size,
            "parity_max_abs_diff_after_5_steps": parity,
-           "steps_per_rep": {k: s for k, _, s in runners}, "us_per_step": {}, "reps": reps}
+           "steps_per_rep": {k: s for k, _, _, s in runners}, "us_per_step": {}, "reps": reps}
     for k, rs in reps.items():
         v = [r["us_per_step"] for r in rs]
         out["us_per_step"][k] = {"median": statistics.median(v), "min": min(v), "max": max(v),
@@ -369,14 +389,16 @@ def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool,
     if profile:
         pr = cProfile.Profile()
         pr.enable()
-        raw.run(raw_steps * 3)
+        raw.reset()
+        raw.run(raw_steps)
         pr.disable()
         s = io.StringIO()
         pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(18)
         out["profile_dlspec_loop"] = s.getvalue()
         pr = cProfile.Profile()
         pr.enable()
-        tl.run(raw_steps * 3)
+        tl.reset()
+        tl.run(raw_steps)
         pr.disable()
         s = io.StringIO()
         pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(12)

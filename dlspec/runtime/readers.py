@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from dlspec.data.csvparse import unreadable
 from dlspec.data.table import Table, iter_csv, iter_csv_stream, missing_columns_error
 from dlspec.errors import DataError, Location, UsageError
 
@@ -78,11 +79,6 @@ def read_tables(data: str | os.PathLike, columns: Sequence[str], chunk_rows: int
     return readers[fmt]()
 
 
-def _unreadable(source: str, e: OSError) -> DataError:
-    return DataError(f"cannot read data file: {e.strerror or e}", Location(source),
-                     code="data-file")
-
-
 def _object_array(values: list) -> np.ndarray:
     """A 1-D object array of ``values`` as they are (lists stay single cells)."""
     return np.fromiter(values, dtype=object, count=len(values))
@@ -94,7 +90,7 @@ def _jsonl_file(source: str, columns: list[str], chunk_rows: int) -> Iterator[Ta
     try:
         raw = open(source, "rb")  # noqa: SIM115 (closed below)
     except OSError as e:
-        raise _unreadable(source, e) from None
+        raise unreadable(source, e) from None
     with raw:
         yield from _jsonl(raw, source, columns, chunk_rows)
 
@@ -134,7 +130,7 @@ def _jsonl(raw: BinaryIO, source: str, columns: list[str],
                 values = {c: [] for c in columns}
                 lines = []
     except OSError as e:
-        raise _unreadable(source, e) from None
+        raise unreadable(source, e) from None
     if lines or not yielded:
         yield table()
 
@@ -169,7 +165,7 @@ def _npy(source: str, columns: list[str], chunk_rows: int) -> Iterator[Table]:
         # before anything is allocated; allow_pickle=False refuses object fields.
         arr = np.load(source, mmap_mode="r", allow_pickle=False)
     except OSError as e:
-        raise _unreadable(source, e) from None
+        raise unreadable(source, e) from None
     except (ValueError, TypeError, EOFError) as e:
         raise DataError(f"not a readable .npy file: {e}", Location(source),
                         code="data-file") from None
@@ -197,7 +193,7 @@ def _npz(source: str, columns: list[str], chunk_rows: int) -> Iterator[Table]:
     try:
         archive = np.load(source, allow_pickle=False)
     except OSError as e:
-        raise _unreadable(source, e) from None
+        raise unreadable(source, e) from None
     except (ValueError, TypeError, EOFError) as e:
         raise DataError(f"not a readable .npz file: {e}", Location(source),
                         code="data-file") from None
@@ -279,7 +275,7 @@ def _parquet(source: str, columns: list[str], chunk_rows: int,
         pf = pq.ParquetFile(source)
     except OSError as e:
         if isinstance(e, FileNotFoundError | IsADirectoryError | PermissionError):
-            raise _unreadable(source, e) from None
+            raise unreadable(source, e) from None
         raise DataError(f"not a readable Parquet file: {e}", Location(source),
                         code="data-file") from None
     except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid and others

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlspec.data import csvparse
 from dlspec.data.table import iter_csv, read_csv
 from dlspec.errors import DataError
 
@@ -226,9 +227,7 @@ def random_csv(rng: np.random.Generator) -> str:
 
 @pytest.mark.parametrize("block", [8, 64, 1 << 20])
 def test_fast_reader_equals_the_csv_module(tmp_path, monkeypatch, block):
-    import dlspec.data.table as table_module
-
-    monkeypatch.setattr(table_module, "_BLOCK", block)
+    monkeypatch.setattr(csvparse, "_BLOCK", block)
     rng = np.random.default_rng(block)
     path = tmp_path / "r.csv"
     for _ in range(150):
@@ -273,9 +272,7 @@ def test_decimal_fast_path_is_exact(tmp_path):
 
 
 def test_numbers_stay_text_where_a_block_has_a_bad_cell(tmp_path, monkeypatch):
-    import dlspec.data.table as table_module
-
-    monkeypatch.setattr(table_module, "_BLOCK", 16)
+    monkeypatch.setattr(csvparse, "_BLOCK", 16)
     path = write(tmp_path, "a,b\n1,x\n2,y\n3,z\n,w\n5,v\nabc,u\n")
     chunks = list(iter_csv(path, 100, numbers=["a"]))
     assert chunks[0].numeric("a", np.arange(5), missing="nan")[:4].tolist()[:3] == [1, 2, 3]

@@ -1,0 +1,309 @@
+"""CSV parsing for ``dlspec.data.table``: whole-line blocks, split fast when they can be.
+
+A block without double quotes is split with ``str`` methods after a NumPy check
+that every line has the header's field count; a block that fails the check, and
+everything from the first double quote on, goes through the ``csv`` module,
+which locates each problem exactly. Both paths give the same cells and line
+numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+from collections.abc import Iterator
+from itertools import chain
+from typing import BinaryIO
+
+import numpy as np
+
+from dlspec.errors import DataError, Location
+
+_BLOCK = 4 << 20  # bytes read at a time; memory stays a few times this
+_SLOW_BATCH = 16_384  # rows per batch handed on from the csv module
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\x0b\x0c\x1c\x1d\x1e\x1f"  # ASCII that str.strip removes, besides \r\n
+
+
+def parse(raw: BinaryIO, source: str, plan) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+    """Batches ``(lines, one array per kept column)`` of the file's data rows.
+
+    ``plan(header_line, header)`` is called once the header is read; it checks
+    the header and returns ``(index, numeric)`` for each column to keep.
+    """
+    blocks = _blocks(raw, source)
+    width, kept = None, []
+    for block, line in blocks:
+        if b'"' in block or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
+            # A quoted field may span blocks, and a lone \r ends a line for the csv
+            # module: the csv module reads everything from here on.
+            width = yield from _parse_slow(chain([(block, line)], blocks), width, kept,
+                                           source, plan)
+            break
+        if width is None:
+            found = _fast_header(block, line, source)
+            if found is None:
+                continue
+            header_line, header, skip = found
+            width = len(header)
+            kept = plan(header_line, header)
+            line += block.count(b"\n", 0, skip)
+            block = block[skip:]
+            if not block:
+                continue
+        batch = None if b"\0" in block else _fast_block(block, line, width, kept)
+        if batch is None:  # blank lines or a wrong field count: no quotes, so this block alone
+            yield from _parse_slow(iter([(block, line)]), width, kept, source, plan)
+        else:
+            yield batch
+    if width is None:
+        raise DataError("the file has no header row", Location(source), code="data-header")
+
+
+def _blocks(raw: BinaryIO, source: str) -> Iterator[tuple[bytes, int]]:
+    """Blocks of whole lines, checked to be UTF-8 (BOM removed), with the line each starts on."""
+    line, carry, bom = 1, b"", None
+    while True:
+        try:
+            data = raw.read(_BLOCK)
+        except OSError as e:
+            raise unreadable(source, e) from None
+        eof = not data
+        buf = carry + data if carry else data
+        del data
+        if not eof:
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:  # a line longer than a block: read on
+                carry = buf
+                continue
+            block, carry = buf[:cut], buf[cut:]
+        else:
+            block, carry = buf, b""
+        del buf  # one copy of the block in memory, not three
+        if bom is None:
+            bom = block.startswith(_BOM)
+            block = block[len(_BOM):] if bom else block
+        if not block:
+            return
+        if not block.isascii():
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError as e:
+                start = block.rfind(b"\n", 0, e.start) + 1
+                at = block.count(b"\n", 0, e.start)
+                col = e.start - start + 1 + (len(_BOM) if bom and line + at == 1 else 0)
+                raise DataError(f"the file is not valid UTF-8 (byte 0x{block[e.start]:02x}); "
+                                "save it with UTF-8 encoding", Location(source, line + at, col),
+                                code="data-encoding") from None
+        yield block, line
+        line += block.count(b"\n")
+        if eof:
+            return
+
+
+def _fast_header(block: bytes, line: int, source: str) -> tuple[int, list[str], int] | None:
+    """(line, names, byte after the header line) of the first non-blank line, else None."""
+    pos = 0
+    while pos < len(block):
+        end = block.find(b"\n", pos)
+        end = len(block) if end < 0 else end + 1
+        row = block[pos:end].decode("utf-8").rstrip("\r\n")
+        if row.strip():
+            header = [name.strip() for name in row.split(",")]
+            _check_header(header, source, line)
+            return line, header, end
+        pos, line = end, line + 1
+    return None
+
+
+def _fast_block(block: bytes, line: int, width: int,
+                kept: list[tuple[int, bool]]) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """The batch of a block without quotes, lone \r or NUL, cut by byte positions; None when
+    the csv module must read it (a blank line, a wrong field count, a field over the limit)."""
+    u = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(u == 10)
+    if not block.endswith(b"\n"):
+        ends = np.append(ends, len(u))
+    n = len(ends)
+    starts = np.empty(n, dtype=np.int64)
+    starts[0], starts[1:] = 0, ends[:-1] + 1
+    stops = ends - (u[np.maximum(ends - 1, 0)] == 13)  # before a \r\n's \r
+    if (stops <= starts).any() or (stops - starts).max() > csv.field_size_limit():
+        return None
+    if width == 1 and b"," in block:
+        return None
+    if width > 1:
+        commas = np.flatnonzero(u == 44)
+        if len(commas) != n * (width - 1) or not np.array_equal(
+                np.searchsorted(commas, ends), np.arange(1, n + 1) * (width - 1)):
+            return None  # some line has too many fields or too few
+        commas = commas.reshape(n, width - 1)
+    ascii_only = block.isascii()
+    strip = not ascii_only or _needs_strip(block)
+    cols = []
+    for i, numeric in kept:
+        first = starts if i == 0 else commas[:, i - 1] + 1
+        last = stops if i == width - 1 else commas[:, i]
+        cells = _gather(block, u, first, last)
+        if numeric and cells.dtype.kind == "u":
+            values = _decimals(cells, last - first)
+            if values is None:
+                with contextlib.suppress(ValueError):
+                    values = cells.view(f"S{cells.shape[1]}").reshape(-1).astype(np.float64)
+            if values is not None and np.isfinite(values).all():
+                cols.append(values)
+                continue
+        if cells.dtype.kind == "u" and ascii_only:
+            cols.append(_ascii_text(cells.view(f"S{cells.shape[1]}").reshape(-1), strip))
+        else:
+            if cells.dtype.kind == "u":
+                cells = cells.view(f"S{cells.shape[1]}").reshape(-1)
+            cells = [c.decode("utf-8") for c in cells.tolist()]
+            cols.append(np.array([c.strip() for c in cells] if strip else cells, dtype=object))
+    return np.arange(line, line + n, dtype=np.int64), cols
+
+
+def _gather(block: bytes, u: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The fields ``block[first:last]``, left-aligned in a (rows, longest) uint8 matrix padded
+    with zero bytes; long fields (a large matrix) come as an object array of bytes instead."""
+    lengths = last - first
+    width = max(int(lengths.max(initial=0)), 1)
+    if width > 64:
+        return np.array([block[a:b] for a, b in zip(first.tolist(), last.tolist(),
+                                                      strict=True)], dtype=object)
+    index = first[:, None] + np.arange(width)
+    np.minimum(index, len(u) - 1, out=index)
+    out = u[index]
+    out[np.arange(width) >= lengths[:, None]] = 0
+    return out
+
+
+def _ascii_text(cells: np.ndarray, strip: bool) -> np.ndarray:
+    """Fixed-width ASCII bytes as an object array of str. A column with few distinct
+    values (categories) shares one str object per value: less memory, less work."""
+    distinct, index = np.unique(cells, return_inverse=True)
+    few = len(distinct) <= len(cells) // 4
+    text = (distinct if few else cells).astype(f"U{cells.dtype.itemsize}")
+    text = (np.strings.strip(text) if strip else text).astype(object)
+    return text[index] if few else text
+
+
+_DIGITS = 15  # decimal digits a float64 holds exactly
+
+
+def _decimals(cells: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
+    """Fields of the form ``-?digits(.digits)?`` (at most 15 digits) as float64, or None.
+
+    m / 10**k with both exact is the correctly rounded value, so this equals
+    ``float(field)`` bit for bit (the classic fast path of decimal parsing).
+    """
+    n, width = cells.shape
+    inside = np.arange(width) < lengths[:, None]
+    digit = (cells >= 48) & (cells <= 57)
+    dot = cells == 46
+    neg = cells[:, 0] == 45
+    sign_at = np.zeros_like(inside)
+    sign_at[:, 0] = neg
+    n_digits = digit.sum(axis=1)
+    if ((inside & ~(digit | dot | sign_at)).any() or (dot.sum(axis=1) > 1).any()
+            or (n_digits == 0).any() or (n_digits > _DIGITS).any()):
+        return None
+    m = np.zeros(n, dtype=np.int64)
+    for j in range(width):
+        d = digit[:, j]
+        m[d] = m[d] * 10 + (cells[d, j] - 48)
+    has_dot = dot.any(axis=1)
+    scale = np.where(has_dot, lengths - 1 - np.argmax(dot, axis=1), 0)
+    values = m / np.power(10.0, scale)
+    values[neg] *= -1
+    return values
+
+
+_STRIP_TABLE = bytes(int(b in _WHITESPACE) for b in range(256))  # 1 where whitespace
+
+
+def _needs_strip(block: bytes) -> bool:
+    """Whether some field may start or end with whitespace (ASCII; str.strip's idea of it)."""
+    if len(block.translate(None, _WHITESPACE)) == len(block):
+        return False
+    u = np.frombuffer(block, dtype=np.uint8)
+    ws = np.flatnonzero(np.frombuffer(block.translate(_STRIP_TABLE), dtype=np.uint8))
+    edge = np.zeros(256, dtype=bool)
+    edge[[10, 13, 44]] = True
+    before = edge[u[np.maximum(ws - 1, 0)]] | (ws == 0)
+    after = edge[u[np.minimum(ws + 1, len(u) - 1)]] | (ws == len(u) - 1)
+    return bool((before | after).any())
+
+
+def _parse_slow(pieces: Iterator[tuple[bytes, int]], width: int | None,
+                kept: list[tuple[int, bool]], source: str, plan) -> Iterator:
+    """``_parse``'s batches from the csv module, over blocks that end at line ends.
+
+    Reads the header first when ``width`` is None; returns the header's width
+    (None when there is no header).
+    """
+    first = next(pieces, None)
+    if first is None:
+        return width
+    offset = first[1] - 1  # file line before the first piece
+    reader = csv.reader(chain.from_iterable(io.StringIO(b.decode("utf-8"), newline="")
+                                            for b, _ in chain([first], pieces)))
+    end = 0  # last physical line consumed
+    rows: list[list[str]] = []
+    lines: list[int] = []
+
+    def batch():
+        cols = [np.array([r[i].strip() for r in rows], dtype=object) for i, _ in kept]
+        return np.array(lines, dtype=np.int64), cols
+
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise DataError(f"malformed CSV: {e}", Location(source, offset + reader.line_num),
+                            code="data-row") from None
+        start, end = offset + end + 1, reader.line_num
+        if not row:  # csv yields [] for an empty line
+            continue
+        if width is None:
+            if len(row) == 1 and not row[0].strip():
+                continue
+            header = [name.strip() for name in row]
+            _check_header(header, source, start)
+            width = len(header)
+            kept[:] = plan(start, header)
+            continue
+        if len(row) != width:
+            if width > 1 and len(row) == 1 and not row[0].strip():
+                continue  # a whitespace-only line
+            raise DataError(f"expected {width} fields, got {len(row)}",
+                            Location(source, start), code="data-row")
+        rows.append(row)
+        lines.append(start)
+        if len(lines) == _SLOW_BATCH:
+            yield batch()
+            rows, lines = [], []
+    if lines:
+        yield batch()
+    return width
+
+
+def _check_header(header: list[str], source: str, line: int) -> None:
+    seen: dict[str, int] = {}
+    for pos, name in enumerate(header, 1):
+        if not name:
+            raise DataError(f"header column {pos} has no name; every column needs one",
+                            Location(source, line), code="data-header")
+        if name in seen:
+            raise DataError(f"column {name!r} appears twice in the header "
+                            f"(columns {seen[name]} and {pos})",
+                            Location(source, line), code="data-header")
+        seen[name] = pos
+
+
+def unreadable(source: str, e: OSError) -> DataError:
+    reason = e.strerror or str(e)
+    return DataError(f"cannot read data file: {reason}", Location(source), code="data-file")
