@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterable
 
 from jsonschema import Draft202012Validator, validators
@@ -45,10 +46,19 @@ _Validator = validators.extend(Draft202012Validator, type_checker=Draft202012Val
                                                             "integer": _is_integer}))
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]+")
+
+
 def path_str(path: Iterable) -> str:
+    """``model.layers[2].dense.units``; odd keys (spaces, newlines, dots) as ``['a b']``."""
     out = ""
     for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif _PLAIN_KEY.fullmatch(p):
+            out += f".{p}" if out else p
+        else:
+            out += f"[{p!r}]"
     return out
 
 
@@ -93,7 +103,7 @@ def _translate(err: ValidationError, locate) -> list[SpecError]:
     if v == "additionalProperties":
         allowed = list(sch.get("properties", {}))
         kind = _kind(path) if sch.get("maxProperties") == 1 else None
-        return [diag(f"unknown {kind or 'key'} '{k}'" + did_you_mean(k, allowed)
+        return [diag(f"unknown {kind or 'key'} {k!r}" + did_you_mean(k, allowed)
                      + ("" if kind else f"; allowed here: {', '.join(allowed)}"),
                      path + (k,), key=True, code="schema-unknown-key")
                 for k in inst if k not in sch.get("properties", {})]

@@ -1,0 +1,117 @@
+"""The Typer app, its shared options, and how errors become messages and exit codes.
+
+Results go to stdout, diagnostics and progress to stderr. Exit codes: 0 ok,
+1 invalid input of any kind, 2 command-line usage, 3 training diverged,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from dlspec.errors import Diagnostic, Diagnostics, DlspecError
+from dlspec.version import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  help="Declarative model specs: validate, inspect, train, export, predict.")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+_state = {"debug": False}
+
+Overrides = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY.PATH=VALUE", help="Override a spec field (repeatable), e.g. "
+    "--set train.epochs=5")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or tables.")]
+MaxMemory = Annotated[str, typer.Option("--max-memory", metavar="SIZE", help="Refuse specs "
+                                        "whose training step needs more (e.g. 8GiB, 512MB).")]
+
+
+def size_option(text: str) -> int:
+    from dlspec.graph.resources import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--max-memory") from None
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+class Backend(str, Enum):
+    onnxruntime = "onnxruntime"
+    numpy = "numpy"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class OnUnknown(str, Enum):
+    error = "error"
+    zeros = "zeros"
+
+
+def _report(e: DlspecError) -> int:
+    from dlspec.render import diagnostics_text
+
+    if isinstance(e, Diagnostics):
+        diagnostics_text(err, e.items)
+    elif isinstance(e, Diagnostic):
+        diagnostics_text(err, [e])
+    else:
+        err.print(f"[red]error[/]: {e}", markup=True, soft_wrap=True)
+    return e.exit_code
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Map dlspec's errors to messages and exit codes; anything else is a bug."""
+    try:
+        yield
+    except DlspecError as e:
+        raise typer.Exit(_report(e)) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.BadParameter):
+        raise
+    except Exception as e:  # noqa: BLE001 - the one place that catches everything
+        if _state["debug"]:
+            traceback.print_exc()
+        err.print(f"internal error: {type(e).__name__}: {e}\nThis is a bug in dlspec "
+                  f"{__version__}; please report it (run with --debug for the traceback).",
+                  markup=False, soft_wrap=True)
+        raise typer.Exit(70) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"dlspec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal "
+                                        "errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def main() -> None:
+    app()
