@@ -90,3 +90,19 @@ def test_predict_images_of_the_wrong_size(digits_run, tmp_path):
     r = run("predict", digits_run / "model.onnx", tmp_path / "big.npz")
     assert r.exit_code == 1
     assert "the images are 10x10x1" in r.stderr and "the model takes 8x8x1" in r.stderr
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+def test_exported_cnn_matches_the_engine_at_batch(digits_run, tmp_path, batch):
+    with np.load(DIGITS, allow_pickle=False) as z:
+        np.savez(tmp_path / "few.npz", x=z["x"][:130], y=z["y"][:130])
+    a, b = tmp_path / "onnx.csv", tmp_path / "numpy.csv"
+    assert run("predict", digits_run / "model.onnx", tmp_path / "few.npz", "-o", a,
+               "--batch-size", batch).exit_code == 0
+    assert run("predict", digits_run, tmp_path / "few.npz", "-o", b, "--backend", "numpy",
+               "--batch-size", batch).exit_code == 0
+    ra, rb = _rows(a.read_text())[1:], _rows(b.read_text())[1:]
+    got = np.array([r[1:-1] for r in ra], float)
+    want = np.array([r[1:-1] for r in rb], float)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+    assert [r[-1] for r in ra] == [r[-1] for r in rb]
