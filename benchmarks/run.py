@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training throughput of dlspec's NumPy engine vs PyTorch CPU eager.
 
-    python benchmarks/run.py [--quick] [--json OUT.json] [--repeats N] [--profile]
+    python benchmarks/run.py [--quick] [--json OUT.json] [--repeats N] [--markdown] [--profile]
 
 Workloads (identical shapes, batch size, Adam(lr=1e-3, eps=1e-7), loss, steps):
   1. churn MLP 11-6-6-1 (relu, relu, sigmoid + binary cross-entropy), batch 10, one
@@ -13,14 +13,15 @@ Workloads (identical shapes, batch size, Adam(lr=1e-3, eps=1e-7), loss, steps):
      vs benchmarks/torch_churn.py (wall time, one run each), when the data exists.
 
 dlspec is timed two ways per workload: `dlspec.engine.trainer.fit` itself for one
-epoch (which also initializes, builds the optimizer and evaluates loss + metrics on
-the training split after the epoch), and a raw step loop that replicates fit's inner
-loop (gather per epoch, then slices; plan.forward, loss.fn, isfinite, plan.backward,
-opt.step). PyTorch runs the idiomatic loop (zero_grad, forward, loss, backward, step)
-over the same per-epoch gather-then-slice batches. Every repetition starts from fresh
-weights and optimizer state (reset outside the timed region), so each one times the
-same first epoch. Repetitions are interleaved in
-one process (dlspec fit, dlspec loop, torch, dlspec fit, ...) after a warm-up.
+epoch (which also initializes, builds the optimizer, computes the epoch's metrics and
+validates), and a raw step loop that replicates fit's inner loop (gather per epoch,
+then slices; plan.forward, loss.fn, isfinite, plan.backward, opt.step). PyTorch runs
+the idiomatic loop (zero_grad, forward, loss, backward, step) over the same per-epoch
+gather-then-slice batches. Every repetition starts from fresh weights and optimizer
+state (reset outside the timed region), so each one times the same first epoch.
+Repetitions are interleaved in one process (dlspec fit, dlspec loop, torch, dlspec
+fit, ...) after a warm-up; see Timer for the settle gap and the contention checks, and
+benchmarks/README.md for results.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from torch import nn
 
 from dlspec.engine.network import Network
 from dlspec.engine.optimizers import OPTIMIZERS
-from dlspec.engine.trainer import evaluate, fit
+from dlspec.engine.trainer import fit
 from dlspec.spec.load import load_spec, resolve
 from dlspec.spec.yamlload import load_yaml
 
@@ -102,6 +103,7 @@ class DlspecRaw:
         net, plan, buf, opt, bs = self.net, self.plan, self.buf, self.opt, self.bs
         loss_fn = net.loss.fn
         in_slot, seed_slot = plan.input_slots[0], plan.seed_slot
+        state_updates = getattr(plan, "state_updates", None)
         slots = plan.new_slots()
         n, done, total = len(self.x), 0, 0.0
         while done < steps:
@@ -113,6 +115,8 @@ class DlspecRaw:
                 xb, yb = xe[start:start + bs], ye[start:start + bs]
                 slots[in_slot] = xb
                 plan.forward(slots)
+                if state_updates:  # e.g. batch-norm moving statistics
+                    plan.update_state(slots)
                 loss, g = loss_fn(slots[seed_slot], yb)
                 if not np.isfinite(loss):
                     raise RuntimeError("diverged")
@@ -143,7 +147,7 @@ class TorchLoop:
     def __init__(self, sizes: list[int], loss: str, x: np.ndarray, y: np.ndarray, bs: int):
         torch.manual_seed(0)
         mods: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             mods.append(nn.Linear(a, b))
             if i < len(sizes) - 2:
                 mods.append(nn.ReLU())
@@ -374,18 +378,13 @@ def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool,
                                  "retries": sum(r["attempts"] - 1 for r in rs)}
     tv = [r["us_per_step"] for r in reps["torch"]]
     for k in ("dlspec_fit", "dlspec_loop"):  # rep i of torch ran right after rep i of k
-        ratios = [t / r["us_per_step"] for t, r in zip(tv, reps[k])]
+        ratios = [t / r["us_per_step"] for t, r in zip(tv, reps[k], strict=True)]
         out["us_per_step"][k]["paired_ratio"] = {"median": statistics.median(ratios),
                                                   "min": min(ratios), "max": max(ratios)}
-    med = {k: out["us_per_step"][k]["median"] for k in reps}
-    out["fit_minus_loop_ms_per_epoch"] = (med["dlspec_fit"] - med["dlspec_loop"]) \
-        * fitter.steps / 1e3
-    ev = []
-    for _ in range(5):  # what fit() adds per epoch: evaluation on the training split
-        t = time.perf_counter()
-        evaluate(fitter.net, x["train"], y["train"], w["task"], spec.train.metrics)
-        ev.append(time.perf_counter() - t)
-    out["evaluate_train_split_ms"] = statistics.median(ev) * 1e3
+    if fitter.steps == raw_steps:  # what fit() adds per epoch, paired by round
+        out["fit_minus_loop_ms_per_epoch"] = statistics.median(
+            (f["wall"] - r["wall"]) * 1e3 for f, r in zip(reps["dlspec_fit"],
+                                                           reps["dlspec_loop"], strict=True))
     if profile:
         pr = cProfile.Profile()
         pr.enable()
@@ -489,6 +488,19 @@ def environment() -> dict:
            "torch_mkldnn": torch.backends.mkldnn.is_available(),
            "torch_mkl": torch.backends.mkl.is_available(),
            "cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0))}
+    import dlspec
+
+    src = Path(dlspec.__file__).resolve().parent.parent
+    env["dlspec_source"] = str(src)
+    try:
+        git = ["git", "-C", str(src)]
+        env["dlspec_commit"] = subprocess.run(git + ["rev-parse", "--short", "HEAD"], text=True,
+                                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(git + ["status", "--porcelain", "--", "dlspec"], text=True,
+                               capture_output=True, check=True).stdout.split("\n")
+        env["dlspec_uncommitted"] = [ln[3:] for ln in dirty if ln.strip()]
+    except (OSError, subprocess.CalledProcessError):
+        env["dlspec_commit"], env["dlspec_uncommitted"] = "not a git checkout", []
     try:
         with open("/proc/cpuinfo") as fh:
             env["cpu_model"] = next((ln.split(":", 1)[1].strip() for ln in fh
@@ -537,7 +549,7 @@ def print_report(res: dict) -> None:
         t.add_column(c, justify="left" if c in ("workload", "dlspec path") else "right")
     for w in res["workloads"].values():
         u, torch_med = w["us_per_step"], w["us_per_step"]["torch"]["median"]
-        for k, path in (("dlspec_fit", "fit() 1 epoch incl. eval"),
+        for k, path in (("dlspec_fit", "fit(), 1 epoch"),
                         ("dlspec_loop", "raw step loop")):
             t.add_row(w["label"], path, str(w["steps_per_rep"][k]), _fmt(u[k]),
                       _fmt(u["torch"]), f"{torch_med / u[k]['median']:.2f}× "
@@ -546,10 +558,9 @@ def print_report(res: dict) -> None:
     for w in res["workloads"].values():
         con.print(f"  {w['label']}: {w['data']}; dlspec-vs-torch max |Δparam| after 5 "
                   f"identical steps {w['parity_max_abs_diff_after_5_steps']:.1e}; "
-                  f"fit()'s end-of-epoch evaluate() on the training split "
-                  f"{w['evaluate_train_split_ms']:.1f} ms/epoch "
-                  f"({w['evaluate_train_split_ms'] * 1e3 / w['steps_per_rep']['dlspec_fit']:.1f} "
-                  f"µs/step)")
+                  + (f"fit() − loop (paired median) {w['fit_minus_loop_ms_per_epoch']:.1f} "
+                     "ms/epoch (init, optimizer, metrics, validation)"
+                     if "fit_minus_loop_ms_per_epoch" in w else ""))
     e2e = res.get("end_to_end")
     if e2e:
         t2 = Table(title=f"Whole churn training, {e2e['epochs']} epochs ({e2e['steps']} steps), "
@@ -569,8 +580,7 @@ def print_report(res: dict) -> None:
         con.print(f"  speedup (torch/dlspec): wall {tt['wall_s'] / d['wall_s']:.2f}×, training "
                   f"{tt['training_seconds'] / d['training_seconds']:.2f}×. dlspec's wall time "
                   "also covers ONNX export + parity check + run directory; its training time "
-                  "includes per-epoch evaluation (loss, accuracy, precision, recall, AUC on "
-                  "the training split)")
+                  "includes the per-epoch metrics (accuracy, precision, recall, AUC)")
         con.print(f"  dlspec: {d['command']}\n  torch:  {tt['command']}")
     elif res.get("end_to_end_skipped"):
         con.print(f"  whole-training comparison skipped: {res['end_to_end_skipped']}")
@@ -587,6 +597,9 @@ def print_report(res: dict) -> None:
     pools = "; ".join(f"{p['internal_api']} {p['version']} ({p['prefix']}, "
                       f"{p['num_threads']} threads, {p['architecture']})" for p in pools) \
         if isinstance(pools, list) else pools
+    unc = env["dlspec_uncommitted"]
+    con.print(f"dlspec: {env['dlspec_source']} at {env['dlspec_commit']}"
+              + (f" + uncommitted changes in {', '.join(unc)}" if unc else " (clean)"))
     con.print(f"Environment: CPU {env['cpu_model']} ({env['cpu_affinity']} usable of "
               f"{env['cpu_count']}); Python {env['python']}; numpy {env['numpy']} "
               f"(BLAS {env['numpy_blas']}); torch {env['torch']} "
@@ -598,6 +611,32 @@ def print_report(res: dict) -> None:
             con.print(w["profile_dlspec_loop"], markup=False, highlight=False)
             con.print(f"[bold]cProfile, torch loop — {w['label']}[/bold]")
             con.print(w["profile_torch"], markup=False, highlight=False)
+
+
+def markdown(res: dict) -> str:
+    """The results as Markdown tables (for benchmarks/README.md)."""
+    def fmt(d: dict) -> str:
+        return f"{d['median']:,.1f} [{d['min']:,.1f}–{d['max']:,.1f}]"
+
+    lines = ["| workload | dlspec path | steps/rep | dlspec µs/step | torch µs/step "
+             "| torch/dlspec (paired) |", "|---|---|--:|--:|--:|--:|"]
+    for w in res["workloads"].values():
+        u = w["us_per_step"]
+        for k, path in (("dlspec_fit", "fit(), 1 epoch"), ("dlspec_loop", "raw step loop")):
+            lines.append(f"| {w['label']} | {path} | {w['steps_per_rep'][k]} | {fmt(u[k])} | "
+                         f"{fmt(u['torch'])} | {u['torch']['median'] / u[k]['median']:.2f}× "
+                         f"({u[k]['paired_ratio']['median']:.2f}×) |")
+    e2e = res.get("end_to_end")
+    if e2e:
+        lines += ["", f"| whole churn training, {e2e['epochs']} epochs | wall s | training-loop s "
+                  "| µs/step | peak RSS MiB | test acc |", "|---|--:|--:|--:|--:|--:|"]
+        for k, cmd in (("dlspec", "`dlspec train`"), ("torch", "torch_churn.py")):
+            d = e2e[k]
+            flag = " (disturbed)" if d["disturbed"] else ""
+            lines.append(f"| {cmd}{flag} | {d['wall_s']:.2f} | {d['training_seconds']:.2f} | "
+                         f"{d['training_seconds'] / e2e['steps'] * 1e6:.1f} | "
+                         f"{d['peak_rss_mib']:.0f} | {d['test_accuracy']:.4f} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -613,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds to settle before each timed repetition (default 0.25)")
     ap.add_argument("--retries", type=int, default=6,
                     help="repeat a repetition disturbed by CPU contention up to N times")
+    ap.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     ap.add_argument("--profile", action="store_true",
                     help="also print a cProfile of each dlspec and torch loop")
     a = ap.parse_args(argv)
@@ -647,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     res["seconds"] = time.perf_counter() - t0
     print_report(res)
     print(f"({res['seconds']:.0f} s)")
+    if a.markdown:
+        print(markdown(res))
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
     return 0

@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 T0 = time.perf_counter()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-
-from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
