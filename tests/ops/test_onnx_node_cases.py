@@ -183,6 +183,27 @@ def _batchnorm(attributes: dict, inputs: list) -> tuple:
             lambda y: y.transpose(0, r - 1, *range(1, r - 1)))
 
 
+def _gemm(attributes: dict, inputs: list) -> tuple:
+    """Gemm, Y = alpha * A' @ B' + beta * C, as dlspec's dense layer computes it: the
+    transposes move to the inputs, the matmul op does the product, and the bias
+    (dlspec's add, broadcast over the batch) goes on afterwards."""
+    from dlspec.ops import OPS
+
+    _only("Gemm", attributes, {"alpha", "beta", "transA", "transB"})
+    a, b, *c = inputs
+    a = a.T if attributes.get("transA", 0) else a
+    b = b.T if attributes.get("transB", 0) else b
+    alpha, beta = attributes.get("alpha", 1.0), attributes.get("beta", 1.0)
+
+    def to_onnx(y: np.ndarray) -> np.ndarray:
+        y = OPS["mul"].forward(y, np.float32(alpha)) if alpha != 1.0 else y
+        if not c:
+            return y
+        bias = c[0] if beta == 1.0 else OPS["mul"].forward(c[0], np.float32(beta))
+        return OPS["add"].forward(y, bias)
+    return [a, b], {}, to_onnx
+
+
 _SOFTMAX_OLD = ("Softmax before opset 13 flattens the input to 2-D at `axis` (default 1) and "
                 "normalises over all trailing axes; dlspec's softmax is the opset-13 "
                 "single-axis form")
@@ -202,6 +223,7 @@ ONNX_TO_DLSPEC: dict[str, Mapping] = {
     # dlspec's matmul is (batch, features) @ (features, units): ONNX's 1-D, batched and
     # broadcast MatMul cases are refused by its shape rule and skip with that message.
     "MatMul": Mapping("matmul"),
+    "Gemm": Mapping("matmul", adapt=_gemm, min_run=8),
     "Conv": Mapping("conv2d", adapt=_conv, min_run=6),
     "MaxPool": Mapping("maxpool2d", adapt=_pool("MaxPool", {}), min_run=8),
     "AveragePool": Mapping("avgpool2d", min_run=10, adapt=_pool(
