@@ -171,7 +171,9 @@ def _lock_yaml(spec: Spec, ds: Dataset) -> bytes:
                         "dlspec_version": __version__}
     head = (f"# Written by dlspec {__version__}: the spec as trained, every default filled in.\n"
             "# `dlspec train` on this file repeats the run (and checks the data's SHA-256).\n")
-    return (head + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)).encode()
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's is ~10x faster
+    return (head + yaml.dump(resolved, Dumper=dumper, sort_keys=False,
+                             allow_unicode=True)).encode()
 
 
 def _history_csv(history: list[dict]) -> bytes:

@@ -25,13 +25,17 @@ class OnnxBuilder:
         self.outputs: list[onnx.ValueInfoProto] = []
         self.uses_ml = False
         self._names: set[str] = set()
+        self._next: dict[str, int] = {}  # per hint: the next suffix to try (keeps fresh O(1))
 
     def fresh(self, hint: str) -> str:
         """A value name not used before, derived from ``hint``."""
-        name, i = hint, 1
+        name, i = hint, self._next.get(hint, 1)
+        if i > 1:
+            name = f"{hint}_{i}"
         while name in self._names:
             i += 1
             name = f"{hint}_{i}"
+        self._next[hint] = i + 1
         self._names.add(name)
         return name
 
