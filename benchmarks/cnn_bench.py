@@ -7,9 +7,10 @@ The network is the tutorial's MNIST CNN without dropout: conv32 (3x3 valid, relu
 maxpool 2 - conv64 (3x3 valid, relu) - maxpool 2 - flatten - dense128 (relu) - dense10
 (softmax + categorical cross-entropy), on 28x28x1 images, batch 64, Adam(lr=1e-3,
 eps=1e-7). The data are synthetic N(0, 1) images with random labels (throughput does
-not depend on their meaning). dlspec runs ``fit()``'s inner loop (one gather per epoch,
-then slices; plan.forward, loss, isfinite, plan.backward, opt.step) and PyTorch the
-idiomatic loop over the same gather-then-slice batches, NCHW as PyTorch prefers.
+not depend on their meaning). dlspec runs ``fit()``'s inner loop (a shuffled batch gathered
+into a reused buffer; plan.forward, loss, isfinite, plan.backward, opt.step) and PyTorch the
+idiomatic loop over the same shuffled batches (one gather per epoch, then slices), NCHW as
+PyTorch prefers.
 Repetitions are interleaved in one process after a warm-up, each after a short
 settle gap (OpenBLAS's threads spin ~0.1 s after numpy's last GEMM); peak RSS is
 measured per side in a child process, so neither side's memory hides the other's.
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -88,18 +88,21 @@ class DlspecLoop:
         plan, loss_fn = net.train_plan, net.loss.fn
         in_slot, seed_slot = plan.input_slots[0], plan.seed_slot
         slots = plan.new_slots()
+        batch = np.empty((bs, *self.x.shape[1:]), np.float32)
         n, done, total = len(self.x), 0, 0.0
         with np.errstate(over="ignore", invalid="ignore"):
             while done < steps:
                 order = self.rng.permutation(n)
-                xe, ye = self.x[order], self.y[order]
+                ye = self.y[order]
                 for start in range(0, n, bs):
                     if done == steps:
                         break
-                    xb, yb = xe[start:start + bs], ye[start:start + bs]
+                    idx = order[start:start + bs]
+                    xb = batch[:len(idx)]
+                    np.take(self.x, idx, axis=0, out=xb, mode="clip")  # as fit() gathers
                     slots[in_slot] = xb
                     plan.forward(slots)
-                    loss, g = loss_fn(slots[seed_slot], yb)
+                    loss, g = loss_fn(slots[seed_slot], ye[start:start + bs])
                     if not np.isfinite(loss):
                         raise RuntimeError("diverged")
                     plan.backward(slots, g)
@@ -145,6 +148,46 @@ class TorchLoop:
         return total / steps
 
 
+def parity(steps: int = 5) -> float:
+    """Max |dlspec - torch| over all weights after ``steps`` identical steps from the same
+    weights: evidence that both sides train the same model, loss and optimizer."""
+    import torch
+
+    x, y = synthetic(BATCH * steps, seed=7)
+    d, t = DlspecLoop(x, y, seed=3), TorchLoop(x, y)
+    views = {p.value.name: v for p, v in zip(d.net.buffer.params, d.net.buffer.views,
+                                                strict=True)}
+    convs = [m for m in t.model if isinstance(m, torch.nn.Conv2d)]
+    denses = [m for m in t.model if isinstance(m, torch.nn.Linear)]
+    # dlspec: kernels [KH, KW, C, O], images NHWC (flatten in h, w, c order); torch: OIHW,
+    # NCHW (flatten in c, h, w order).
+    pairs = [(convs[0].weight, views["conv2d_1.kernel"], lambda k: k.transpose(3, 2, 0, 1)),
+             (convs[1].weight, views["conv2d_2.kernel"], lambda k: k.transpose(3, 2, 0, 1)),
+             (denses[0].weight, views["dense_1.kernel"],
+              lambda k: k.reshape(5, 5, 64, 128).transpose(3, 2, 0, 1).reshape(128, 1600)),
+             (denses[1].weight, views["dense_2.kernel"], lambda k: k.T)]
+    pairs += [(m.bias, views[f"{name}.bias"], lambda b: b) for m, name in
+              zip(convs + denses, ["conv2d_1", "conv2d_2", "dense_1", "dense_2"], strict=True)]
+    with torch.no_grad():
+        for tp, view, to_torch in pairs:
+            tp.copy_(torch.from_numpy(np.ascontiguousarray(to_torch(view))))
+    plan, buf = d.net.train_plan, d.net.buffer
+    s = plan.new_slots()
+    for i in range(steps):
+        xb, yb = x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]
+        s[plan.input_slots[0]] = xb
+        plan.forward(s)
+        _, g = d.net.loss.fn(s[plan.seed_slot], yb)
+        plan.backward(s, g)
+        d.opt.step(buf.flat, buf.grad)
+        t.opt.zero_grad()
+        t.loss_fn(t.model(t.x[i * BATCH:(i + 1) * BATCH]), t.y[i * BATCH:(i + 1) * BATCH]
+                  ).backward()
+        t.opt.step()
+    return max(float(np.abs(to_torch(view) - tp.detach().numpy()).max())
+               for tp, view, to_torch in pairs)
+
+
 def interleave(runners: dict, steps: int, repeats: int, gap: float = 0.25) -> dict:
     """ms/step of each runner: one warm-up, then ``repeats`` interleaved repetitions."""
     for r in runners.values():
@@ -172,14 +215,25 @@ def summary(ms: dict[str, list[float]], base: str = "torch") -> dict:
     return out
 
 
+# A small launcher runs the child: a process forked from this (large) one would inherit its
+# peak RSS, since Linux carries the pre-exec high-water mark into ru_maxrss.
+_LAUNCHER = """\
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:])
+_, status, ru = os.wait4(p.pid, 0)
+print(ru.ru_maxrss if os.waitstatus_to_exitcode(status) == 0 else -1)
+"""
+
+
 def peak_rss_mib(side: str, steps: int) -> float:
     """Peak RSS of a child process that trains ``steps`` steps on one side only."""
-    p = subprocess.Popen([sys.executable, __file__, "--only", side, "--steps", str(steps)],
-                         stdout=subprocess.DEVNULL)
-    _, status, ru = os.wait4(p.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{side} child failed")
-    return ru.ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, __file__, "--only",
+                          side, "--steps", str(steps)], capture_output=True, text=True,
+                         check=True).stdout
+    kib = int(out.strip().splitlines()[-1])
+    if kib < 0:
+        raise RuntimeError(f"the {side} child failed")
+    return kib / 1024
 
 
 def cnn_workload(repeats: int = 7, quick: bool = False) -> dict:
@@ -188,7 +242,7 @@ def cnn_workload(repeats: int = 7, quick: bool = False) -> dict:
     x, y = synthetic(BATCH * steps)
     ms = interleave({"dlspec": DlspecLoop(x, y), "torch": TorchLoop(x, y)}, steps, repeats)
     out = {"key": "cnn", "label": LABEL, "steps_per_rep": steps, "repeats": repeats,
-           "ms_per_step": summary(ms)}
+           "ms_per_step": summary(ms), "parity_max_abs_diff_after_5_steps": parity()}
     out["peak_rss_mib"] = {side: peak_rss_mib(side, steps) for side in ("dlspec", "torch")}
     return out
 
@@ -218,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     d = m["dlspec"]
     print(f"speedup torch/dlspec: median {d['speedup_median']:.2f}x, min {d['speedup_min']:.2f}x,"
           f" paired {d['speedup_paired']:.2f}x")
+    print(f"dlspec vs torch, max |weight difference| after 5 identical steps from the same "
+          f"weights: {res['parity_max_abs_diff_after_5_steps']:.1e}")
     return 0
 
 

@@ -4,6 +4,12 @@ Running a plan is a loop over prebound kernels reading and writing a list of
 arrays by integer index; nothing walks the graph or looks up a dict per step.
 Parameters live in one flat, 64-byte-aligned float32 buffer (and gradients in
 a twin buffer), so optimizers update everything in a few large ufunc calls.
+
+A training plan fuses what it can (``dlspec.engine.kernels``: matmul + bias + relu,
+conv2d + bias + relu + max-pool) and its kernels write into buffers allocated once per
+batch size: the arrays a training forward pass leaves in the slots are overwritten by the
+next pass of the same batch size. ``fuse=False`` compiles one kernel per node through the
+ops' own rules, fresh arrays each step: the reference the fused plan is tested against.
 """
 
 from __future__ import annotations
@@ -13,16 +19,22 @@ from functools import partial
 import numpy as np
 
 from dlspec.autodiff import ancestors, backward_schedule
-from dlspec.graph.ir import Graph, Value
+from dlspec.engine.kernels import (
+    ConvKernel,
+    DenseKernel,
+    Kernel,
+    OpKernel,
+    Sink,
+    aligned_zeros,
+    held,
+)
+from dlspec.graph.ir import Graph, Node, Value
+from dlspec.ops import get_op
+
+__all__ = ["ParamBuffer", "Plan", "aligned_zeros"]
 
 _ALIGN = 16  # float32 elements per 64 bytes
-
-
-def aligned_zeros(n: int) -> np.ndarray:
-    """A zeroed float32 vector of length n whose data starts on a 64-byte boundary."""
-    raw = np.zeros(n + _ALIGN, dtype=np.float32)
-    off = (-raw.ctypes.data % 64) // 4
-    return raw[off:off + n]
+_FRAMES = 3  # batch sizes a training plan keeps buffers for (the full and the last batch)
 
 
 class ParamBuffer:
@@ -67,9 +79,11 @@ class Plan:
         graph: the IR.
         buffer: the parameters the plan reads (and whose gradients it writes).
         seed: the value the loss is attached to (None: an inference plan).
+        fuse: let a training plan fuse nodes into kernels with reused buffers.
     """
 
-    def __init__(self, graph: Graph, buffer: ParamBuffer, seed: Value | None = None) -> None:
+    def __init__(self, graph: Graph, buffer: ParamBuffer, seed: Value | None = None,
+                 fuse: bool = True) -> None:
         self.graph = graph
         self.training = seed is not None
         values = graph.values
@@ -81,16 +95,26 @@ class Plan:
         self._param_slots = [(self.slot[p.value.id], v)
                              for p, v in zip(graph.params, buffer.views, strict=True)]
         self.forward_steps: list[tuple] = []
-        self.backward_steps: list[tuple] = []
+        self.kernels: list[Kernel] = []
+        self._backward: list[int] = []   # indices of the kernels a backward pass runs
+        self._frames: dict[int, tuple[list, list, list]] = {}
         self.state_updates: list[tuple] = []
         self.seed_slot = self.slot[seed.id] if seed is not None else None
         if self.training:
-            self._compile_training(buffer, seed)
+            self._compile_training(buffer, seed, fuse)
         else:
             self._compile_inference()
 
+    @property
+    def nodes(self) -> list[Node]:
+        """The graph nodes a forward pass computes, in order."""
+        if self.training:
+            return [n for k in self.kernels for n in k.nodes]
+        return list(self._inference_nodes)
+
     def _compile_inference(self) -> None:
         alias = {}
+        self._inference_nodes = []
         for node in self.graph.nodes:
             ins = tuple(alias.get(self.slot[v.id], self.slot[v.id]) for v in node.inputs)
             out = self.slot[node.output.id]
@@ -98,36 +122,63 @@ class Plan:
                 alias[out] = ins[0]
                 continue
             self.forward_steps.append((partial(node.op.forward, **node.attrs), ins, out))
+            self._inference_nodes.append(node)
         self.output_slot = alias.get(self.output_slot, self.output_slot)
 
-    def _compile_training(self, buffer: ParamBuffer, seed: Value) -> None:
+    def _compile_training(self, buffer: ParamBuffer, seed: Value, fuse: bool) -> None:
         views = {p.value.id: v for p, v in zip(self.graph.params, buffer.views, strict=True)}
-        for node in ancestors(seed):
-            ins = tuple(self.slot[v.id] for v in node.inputs)
-            self.forward_steps.append((partial(node.op.forward, **node.attrs), ins,
-                                       self.slot[node.output.id]))
+        nodes = ancestors(seed)
+        for node in nodes:
             if node.op.update is not None:
+                ins = tuple(self.slot[v.id] for v in node.inputs)
                 targets = {i: views[v.id] for i, v in enumerate(node.inputs) if v.id in views}
                 self.state_updates.append((partial(node.op.update, **node.attrs), ins,
                                            self.slot[node.output.id], targets))
         trainable = [p for p in self.graph.params if p.trainable]
         steps = backward_schedule(self.graph, seed, [p.value for p in trainable])
+        in_backward = {id(step.node) for step in steps}
+        wanted = {(id(step.node), t.index) for step in steps for t in step.targets}
         grad_view = {p.value.id: g
                      for p, g in zip(self.graph.params, buffer.grad_views, strict=True)}
-        for step in steps:
-            node = step.node
-            targets = []
-            for t in step.targets:
-                # mode 0 assign, 1 accumulate (never in place: vjps may return
-                # one array for two inputs), 2 write into the parameter's grad
-                # view, 3 add into it.
-                if t.value.id in grad_view:
-                    targets.append((t.index, grad_view[t.value.id], 2 if t.first else 3))
-                else:
-                    targets.append((t.index, self.slot[t.value.id], 0 if t.first else 1))
-            self.backward_steps.append((
-                partial(node.op.vjp, **node.attrs), self.slot[node.output.id],
-                tuple(self.slot[v.id] for v in node.inputs), tuple(targets)))
+
+        def sink(node: Node, index: int) -> tuple[Sink, int] | None:
+            """Where the gradient of ``node``'s input ``index`` goes (None: nowhere)."""
+            if (id(node), index) not in wanted:
+                return None
+            v = node.inputs[index]
+            return Sink(self.slot[v.id], grad_view.get(v.id)), v.id
+
+        fuser = _Fuser(nodes, seed, views, self.slot) if fuse else None
+        done: set[int] = set()
+        routed: list[list[tuple[Sink, int]]] = []   # per kernel, its sinks and their values
+        for node in nodes:
+            if id(node) in done:
+                continue
+            match = fuser.match(node) if fuser else None
+            if match is None:
+                kernel, roles = OpKernel(node, self.slot), {i: (node, i)
+                                                           for i in range(len(node.inputs))}
+            else:
+                kernel, roles = match
+            pairs = []
+            for role, (n, i) in roles.items():
+                found = sink(n, i)
+                if found is not None:
+                    kernel.sinks[role] = found[0]
+                    pairs.append(found)
+            done.update(id(n) for n in kernel.nodes)
+            self.kernels.append(kernel)
+            routed.append(pairs)
+        # The first contribution to each gradient, in the order the backward pass runs,
+        # assigns; later ones accumulate.
+        seen: set[int] = set()
+        for i in reversed(range(len(self.kernels))):
+            if id(self.kernels[i].nodes[-1]) not in in_backward:
+                continue
+            self._backward.append(i)
+            for sk, vid in routed[i]:
+                sk.first = vid not in seen
+                seen.add(vid)
 
     def new_slots(self) -> list:
         s: list = [None] * self.n_slots
@@ -135,9 +186,34 @@ class Plan:
             s[i] = view
         return s
 
+    def release(self) -> None:
+        """Drop the buffers kept for every batch size (the next pass allocates afresh)."""
+        self._frames.clear()
+
+    def held_arrays(self) -> list[np.ndarray]:
+        """Every array the kernels keep between steps, for every batch size seen."""
+        return [a for *_, bufs in self._frames.values() for b in bufs for a in held(b)]
+
+    def _frame(self, s: list) -> tuple[list, list, list]:
+        """The kernels' forward and backward calls, bound to buffers for this batch size."""
+        n = s[self.input_slots[0]].shape[0] if self.input_slots else 0
+        frame = self._frames.get(n)
+        if frame is None:
+            if len(self._frames) >= _FRAMES:
+                self._frames.pop(next(iter(self._frames)))
+            bufs = [k.buffers() for k in self.kernels]
+            frame = self._frames[n] = (
+                [(k.forward, b) for k, b in zip(self.kernels, bufs, strict=True)],
+                [(self.kernels[i].backward, bufs[i]) for i in self._backward], bufs)
+        return frame
+
     def forward(self, s: list) -> None:
-        for fn, ins, out in self.forward_steps:
-            s[out] = fn(*[s[i] for i in ins])
+        if not self.training:
+            for fn, ins, out in self.forward_steps:
+                s[out] = fn(*[s[i] for i in ins])
+            return
+        for fn, b in self._frame(s)[0]:
+            fn(s, b)
 
     def update_state(self, s: list) -> None:
         """Move stateful parameters (moving statistics) after a training forward pass."""
@@ -149,24 +225,95 @@ class Plan:
         """Gradients of the loss into the parameter gradient buffer, given dL/d(seed)."""
         g: list = [None] * self.n_slots
         g[self.seed_slot] = g_seed
-        for vjp, out, ins, targets in self.backward_steps:
-            if g[out] is None:  # nothing flows back through this node (e.g. an ignored input)
-                for _, dst, mode in targets:
-                    if mode == 2:
-                        dst[...] = 0
-                continue
-            grads = vjp(g[out], s[out], *[s[i] for i in ins])
-            for k, dst, mode in targets:
-                gk = grads[k]
-                if gk is None:
-                    if mode == 2:
-                        dst[...] = 0
-                    continue
-                if mode == 0:
-                    g[dst] = gk
-                elif mode == 1:
-                    g[dst] = gk if g[dst] is None else g[dst] + gk
-                elif mode == 2:
-                    np.copyto(dst, gk)
-                else:
-                    dst += gk
+        for fn, b in self._frame(s)[1]:
+            fn(s, g, b)
+
+
+_MATMUL, _ADD, _RELU = get_op("matmul"), get_op("add"), get_op("relu")
+_CONV2D, _MAXPOOL = get_op("conv2d"), get_op("maxpool2d")
+
+
+class _Fuser:
+    """Finds the chains a fused kernel computes: a matmul or conv2d by a parameter, then
+    (each optional, each the only user of what it reads) add of a bias parameter, relu, and
+    after a conv2d a max-pool with non-overlapping, unpadded windows."""
+
+    def __init__(self, nodes: list[Node], seed: Value, views: dict, slot: dict) -> None:
+        self.views, self.slot, self.seed = views, slot, seed
+        self.users: dict[int, list[Node]] = {}
+        for node in nodes:
+            for v in node.inputs:
+                self.users.setdefault(v.id, []).append(node)
+
+    def _next(self, v: Value, op) -> Node | None:
+        """The only user of ``v`` when it is ``op`` reading ``v`` first, and ``v`` can stay
+        inside a kernel (it is not what the loss reads)."""
+        users = self.users.get(v.id, [])
+        if v is self.seed or len(users) != 1:
+            return None
+        node = users[0]
+        if node.op is not op or node.inputs[0] is not v or node.op.update is not None:
+            return None
+        return node
+
+    def _bias(self, v: Value, units: int) -> Node | None:
+        node = self._next(v, _ADD)
+        if node is None or node.inputs[1].id not in self.views \
+                or tuple(node.inputs[1].shape) != (units,):
+            return None
+        return node
+
+    def match(self, node: Node) -> tuple[Kernel, dict] | None:
+        """A fused kernel starting at ``node`` and its roles (input index -> node, input),
+        or None."""
+        if node.op is _MATMUL:
+            return self._dense(node)
+        if node.op is _CONV2D:
+            return self._conv(node)
+        return None
+
+    def _chain(self, node: Node, units: int) -> tuple[list[Node], Node | None, bool]:
+        chain = [node]
+        add = self._bias(node.output, units)
+        if add is not None:
+            chain.append(add)
+        relu = self._next(chain[-1].output, _RELU)
+        if relu is not None:
+            chain.append(relu)
+        return chain, add, relu is not None
+
+    def _dense(self, node: Node):
+        w = node.inputs[1]
+        if w.id not in self.views:
+            return None
+        chain, add, relu = self._chain(node, w.shape[1])
+        roles = {0: (node, 0), 1: (node, 1)}
+        if add is not None:
+            roles[2] = (add, 1)
+        kernel = DenseKernel(chain, self.slot[node.inputs[0].id], self.views[w.id],
+                             self.views[add.inputs[1].id] if add else None, relu,
+                             self.slot[chain[-1].output.id], {})
+        return kernel, roles
+
+    def _conv(self, node: Node):
+        w, attrs = node.inputs[1], node.attrs
+        if w.id not in self.views or attrs.get("groups", 1) != 1:
+            return None
+        chain, add, relu = self._chain(node, w.shape[3])
+        pool = self._next(chain[-1].output, _MAXPOOL)
+        window = None
+        if pool is not None:
+            k = tuple(pool.attrs.get("kernel", (2, 2)))
+            if k == tuple(pool.attrs.get("strides", (2, 2))) \
+                    and not any(pool.attrs.get("pads", (0, 0, 0, 0))):
+                chain.append(pool)
+                window = k
+        roles = {0: (node, 0), 1: (node, 1)}
+        if add is not None:
+            roles[2] = (add, 1)
+        kernel = ConvKernel(chain, self.slot[node.inputs[0].id], node.inputs[0].shape[1:],
+                            self.views[w.id], self.views[add.inputs[1].id] if add else None,
+                            relu, window, self.slot[chain[-1].output.id], {},
+                            **{k: attrs[k] for k in ("strides", "pads", "dilations")
+                               if k in attrs})
+        return kernel, roles

@@ -6,6 +6,7 @@ so the CLI can draw a progress bar and a test can stay silent.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlspec.engine import metrics as M
+from dlspec.engine.kernels import aligned
 from dlspec.engine.network import Network
 from dlspec.engine.optimizers import OPTIMIZERS, Optimizer
 from dlspec.errors import TrainingDiverged
@@ -112,13 +114,23 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
     result = FitResult()
     in_slot, noise = plan.input_slots[0], plan.noise_slots
     slots = plan.new_slots()
+    batch = aligned((min(bs, n), *xt.shape[1:]), xt.dtype)  # the gathered batch, reused
+    seed_value = net.graph.values[plan.seed_slot]
+    seen = aligned((n, *seed_value.shape[1:])) if train_spec.metrics else None
     for epoch in range(1, train_spec.epochs + 1):
-        order = shuffle_rng.permutation(n) if train_spec.shuffle else np.arange(n)
-        xe, ye = xt[order], yt[order]  # one gather per epoch, then slices
+        # One gather per batch, into the reused buffer (it stays in cache for the first
+        # layer); the labels, small, in one go.
+        order = shuffle_rng.permutation(n) if train_spec.shuffle else None
+        ye = yt[order] if order is not None else yt
         total = 0.0
-        seen = []  # the loss inputs of every batch: training metrics without another pass
         for start in range(0, n, bs):
-            xb, yb = xe[start:start + bs], ye[start:start + bs]
+            if order is None:
+                xb = xt[start:start + bs]
+            else:
+                idx = order[start:start + bs]
+                xb = batch[:len(idx)]
+                np.take(xt, idx, axis=0, out=xb, mode="clip")
+            yb = ye[start:start + bs]
             if augment is not None:
                 xb = augment(xb, augment_rng)
             slots[in_slot] = xb
@@ -130,18 +142,18 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
             if plan.state_updates:
                 plan.update_state(slots)
             z = slots[plan.seed_slot]
-            if train_spec.metrics:
-                seen.append(z.copy())
+            if seen is not None:  # the loss inputs: training metrics without another pass
+                seen[start:start + len(z)] = z
             loss, g = net.loss.fn(z, yb)
-            if not np.isfinite(loss):
+            if not math.isfinite(loss):
                 raise _diverged(net, epoch, result.steps + 1, loss)
             plan.backward(slots, g)
             opt.step(buf.flat, buf.grad)
             result.steps += 1
             total += loss * len(xb)
         logs = {"epoch": epoch, "loss": total / max(n, 1)}
-        if seen:  # as Keras reports them: over the epoch's batches, as they were trained
-            out = net.output_from_loss_input(np.concatenate(seen))
+        if seen is not None:  # as Keras reports them: over the epoch's batches, as trained
+            out = net.output_from_loss_input(seen)
             scores = net.probabilities(out) if task != "regression" else out
             logs.update(M.compute(train_spec.metrics, task,
                                   ye if task != "regression" else ye.reshape(out.shape), scores))
@@ -156,6 +168,7 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
         if monitor and monitor.update(epoch, logs, buf.flat):
             result.stopped_early = True
             break
+    plan.release()  # the step buffers: evaluation and export do not need them
     if monitor and es.restore_best:
         np.copyto(buf.flat, monitor.best_weights)
     result.best_epoch = monitor.best_epoch if monitor else len(result.history)

@@ -115,7 +115,7 @@ def _conv_shape(x, w, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group
     return (x[0], oh, ow, w[3])
 
 
-def _span(size: int, offset: int, stride: int, before: int, n_out: int) -> tuple[slice, slice]:
+def tap_span(size: int, offset: int, stride: int, before: int, n_out: int) -> tuple[slice, slice]:
     """Along one axis, for the kernel tap at ``offset``: the outputs whose tap reads a real
     (not padding) pixel, and those pixels."""
     r0 = max(0, -(-(before - offset) // stride))
@@ -130,9 +130,9 @@ def _taps(x_shape: tuple, kernel, strides, pads, dilations, oh: int, ow: int) ->
     padding clipped away: im2col and col2im never build a padded copy of the image."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
     t, left, *_ = pads
-    cols = [_span(x_shape[2], j * dw, sw, left, ow) for j in range(kw)]
+    cols = [tap_span(x_shape[2], j * dw, sw, left, ow) for j in range(kw)]
     for i in range(kh):
-        out_r, in_r = _span(x_shape[1], i * dh, sh, t, oh)
+        out_r, in_r = tap_span(x_shape[1], i * dh, sh, t, oh)
         for j, (out_c, in_c) in enumerate(cols):
             yield (slice(None), out_r, out_c, i, j), (slice(None), in_r, in_c)
 

@@ -38,10 +38,31 @@ def test_a_training_step_is_float32_throughout():
     assert net.buffer.grad.dtype == np.float32 and np.abs(net.buffer.grad).sum() > 0
 
 
+def test_a_cnn_training_step_is_float32_throughout():
+    spec = load_spec(SPECS / "mnist_cnn.yaml", check_data=False)
+    net = Network(spec.layers, (28, 28, 1), spec.train.loss)
+    net.buffer.initialize(np.random.default_rng(0))
+    plan = net.train_plan
+    rng = np.random.default_rng(1)
+    s = plan.new_slots()
+    s[plan.input_slots[0]] = rng.random((8, 28, 28, 1), dtype=np.float32)
+    for slot, rate in plan.noise_slots:
+        s[slot] = np.ones((8, *net.graph.values[slot].shape[1:]), np.float32) / (1 - rate)
+    plan.forward(s)
+    loss, g = net.loss.fn(s[plan.seed_slot], rng.integers(0, 10, 8))
+    assert g.dtype == np.float32
+    plan.backward(s, g)
+    arrays = [a for a in s if isinstance(a, np.ndarray)] + plan.held_arrays()
+    assert len(arrays) > 20
+    assert all(a.dtype in (np.float32, np.bool_) for a in arrays), \
+        {str(a.dtype) for a in arrays}
+    assert net.buffer.grad.dtype == np.float32 and np.abs(net.buffer.grad).sum() > 0
+
+
 def test_inference_plan_skips_dropout_and_training_plan_skips_the_fused_sigmoid():
     _, _, net = _net()
     assert len(net.infer_plan.forward_steps) == len(net.graph.nodes) - 1  # dropout: identity
-    assert len(net.train_plan.forward_steps) == len(net.graph.nodes) - 1   # no final sigmoid
+    assert len(net.train_plan.nodes) == len(net.graph.nodes) - 1   # no final sigmoid
 
 
 def test_frozen_layer_keeps_its_weights():
