@@ -100,6 +100,8 @@ def spec_data(request, monkeypatch):
             return [f"data.source={request.getfixturevalue('churn_csv')}"]
         if spec == "mnist_cnn.yaml":
             monkeypatch.setenv("DLSPEC_DATA", str(request.getfixturevalue("mnist_dir").parent))
+            tmp = request.getfixturevalue("tmp_path")
+            monkeypatch.setenv("DLSPEC_CACHE", str(tmp / "cache"))  # never touch ~/.cache
             return ["data.subset.train=600", "data.subset.test=200", "train.epochs=1"]
         return []
     return overrides
