@@ -260,3 +260,14 @@ def test_evaluate_rejects_unknown_labels(trained, tmp_path, breast_cancer_csv):
     r = run("evaluate", trained, bad)
     assert r.exit_code == 1
     assert f"{bad}:4: 1 label(s) are not among the model's classes" in r.stderr
+
+
+def test_a_model_with_external_data_is_refused(trained, tmp_path, breast_cancer_csv):
+    import onnx
+
+    model = onnx.load(str(trained / "model.onnx"))
+    onnx.save_model(model, str(tmp_path / "ext.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    r = run("predict", tmp_path / "ext.onnx", breast_cancer_csv)
+    assert r.exit_code == 1
+    assert "external data" in r.stderr and "Traceback" not in r.output
