@@ -29,6 +29,7 @@ from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
 from dlspec.errors import Diagnostics, Location, ModelError, SpecError
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.runs import (
+    check_run_dir,
     load_arrays,
     new_run_id,
     point_latest,
@@ -109,6 +110,8 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     from dlspec.onnx.parity import check_parity
 
     spec = _as_spec(spec, overrides)
+    target = Path(run_dir) if run_dir is not None else Path(runs_root) / spec.name / "run"
+    check_run_dir(target)  # before training, not after
     ds = load_dataset(spec)
     _check_lock(spec, ds)
     check_memory(spec, ds.input_shape, max_memory)

@@ -55,15 +55,48 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _cannot_write(path: Path, e: OSError) -> ModelError:
+    return ModelError(f"cannot write here: {e.strerror or e}", Location(str(path)),
+                      code="write")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename.
+
+    Raises:
+        ModelError: the file cannot be written (a missing folder, permissions, a full disk).
+    """
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _cannot_write(path, e) from None
     _fsync_dir(path.parent)
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse early a run directory that exists with content, or whose parent cannot be made.
+
+    Raises:
+        ModelError: with the path and the reason.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ModelError("the run directory already exists and is not empty",
+                         Location(str(run_dir)), code="run-exists")
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _cannot_write(run_dir, e) from None
+    if not os.access(run_dir.parent, os.W_OK):
+        raise ModelError("cannot write here: permission denied", Location(str(run_dir)),
+                         code="write")
 
 
 def write_run(run_dir: Path, files: dict[str, bytes]) -> Path:
@@ -72,9 +105,12 @@ def write_run(run_dir: Path, files: dict[str, bytes]) -> Path:
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ModelError("the run directory already exists and is not empty",
                          Location(str(run_dir)), code="run-exists")
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = run_dir.with_name(f".{run_dir.name}.{secrets.token_hex(4)}.tmp")
-    tmp.mkdir()
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as e:
+        raise _cannot_write(run_dir, e) from None
     try:
         for name, data in files.items():
             with open(tmp / name, "wb") as fh:
@@ -85,6 +121,9 @@ def write_run(run_dir: Path, files: dict[str, bytes]) -> Path:
         if run_dir.exists():
             run_dir.rmdir()
         os.replace(tmp, run_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _cannot_write(run_dir, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

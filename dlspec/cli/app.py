@@ -88,6 +88,10 @@ def user_errors():
         raise typer.Exit(130) from None
     except (typer.Exit, typer.BadParameter):
         raise
+    except OSError as e:  # the file system refused (permissions, a full disk): not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        err.print(f"{where}{e.strerror or e}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except Exception as e:  # noqa: BLE001 - the one place that catches everything
         if _state["debug"]:
             traceback.print_exc()

@@ -66,6 +66,15 @@ def engine_runner(run, on_unknown: str, on_missing: str = "error") -> Callable:
     return predict
 
 
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output whose folder is missing or not writable."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: the folder {folder} does not exist", code="usage")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag} {path}: the folder {folder} is not writable", code="usage")
+
+
 # Cells as text -------------------------------------------------------------------------
 
 def _raw_text(value) -> str:
@@ -286,6 +295,8 @@ _WRITERS = {".csv": _CsvWriter, ".jsonl": _JsonlWriter, ".npy": _NpyWriter,
 
 
 def _writer(out: Path | None, keep: list[str], outputs: list[str], width: int) -> _Writer:
+    if out is not None:
+        check_writable(out, "-o")
     ext = out.suffix.lower() if out else ".csv"
     if ext not in FORMATS:
         raise UsageError(f"-o {out}: unknown output format '{ext}'; use one of "

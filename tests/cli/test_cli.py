@@ -271,3 +271,16 @@ def test_a_model_with_external_data_is_refused(trained, tmp_path, breast_cancer_
     r = run("predict", tmp_path / "ext.onnx", breast_cancer_csv)
     assert r.exit_code == 1
     assert "external data" in r.stderr and "Traceback" not in r.output
+
+
+def test_unwritable_outputs_are_user_errors(trained, tmp_path, breast_cancer_csv):
+    missing = tmp_path / "no" / "such"
+    r = run("export", trained, "-o", missing / "m.onnx")
+    assert r.exit_code == 1 and "cannot write here" in r.stderr
+    r = run("predict", trained, breast_cancer_csv, "-o", missing / "p.csv")
+    assert r.exit_code == 1 and "does not exist" in r.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("train", SPECS / "breast_cancer.yaml", "--run-dir", blocker / "run")
+    assert r.exit_code == 1 and "cannot write here" in r.stderr
+    assert "Traceback" not in r.output and "internal error" not in r.output
