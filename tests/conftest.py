@@ -33,3 +33,11 @@ def mnist_dir() -> Path:
     if not (d / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"{d} is absent: MNIST's files are not shipped with dlspec")
     return d
+
+
+# Property tests explore the same examples on every run (CI included): a failure found
+# once is found again, and a green run means the same thing everywhere.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("dlspec", derandomize=True, database=None)
+settings.load_profile("dlspec")
