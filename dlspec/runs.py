@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.errors import Location, ModelError
+from dlspec.fsio import atomic_write, fsync_dir
 
 WEIGHTS_FORMAT = 1
 LATEST = "latest"
@@ -40,19 +41,6 @@ MAX_ARRAY_BYTES = 8 << 30
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _cannot_write(path: Path, e: OSError) -> ModelError:
@@ -66,18 +54,10 @@ def write_atomic(path: Path, data: bytes) -> None:
     Raises:
         ModelError: the file cannot be written (a missing folder, permissions, a full disk).
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, data)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise _cannot_write(path, e) from None
-    _fsync_dir(path.parent)
+        raise _cannot_write(Path(path), e) from None
 
 
 def check_run_dir(run_dir: Path) -> None:
@@ -117,7 +97,7 @@ def write_run(run_dir: Path, files: dict[str, bytes]) -> Path:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if run_dir.exists():
             run_dir.rmdir()
         os.replace(tmp, run_dir)
@@ -127,7 +107,7 @@ def write_run(run_dir: Path, files: dict[str, bytes]) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(run_dir.parent)
+    fsync_dir(run_dir.parent)
     return run_dir
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dlspec.data.images import ImageSet, load_idx_pair
 from dlspec.errors import DataError, Location
+from dlspec.fsio import atomic_write, fsync_dir
 from dlspec.version import __version__
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -163,7 +164,8 @@ def _stamp(file: RemoteFile, path: Path) -> str:
 def _record(path: Path, file: RemoteFile) -> None:
     """Remember that ``path`` was verified (only a cache: failing to write changes nothing)."""
     with contextlib.suppress(OSError):
-        _atomic_write(_sidecar(path), _stamp(file, path).encode())
+        _sidecar(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(_sidecar(path), _stamp(file, path).encode())
 
 
 def _sidecar(path: Path) -> Path:
@@ -176,20 +178,6 @@ def _sidecar(path: Path) -> Path:
         return path.with_name(path.name + ".sha256")
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     return cache / "verified" / f"{path.name}.{key}.sha256"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _download(ds: BuiltinDataset, file: RemoteFile, target: Path,
@@ -238,21 +226,8 @@ def _download_one(url: str, file: RemoteFile, target: Path,
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     _record(target, file)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not possible everywhere (Windows)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _reason(e: BaseException) -> str:
