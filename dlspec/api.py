@@ -31,6 +31,7 @@ from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.runs import (
     check_run_dir,
     load_arrays,
+    model_file,
     new_run_id,
     point_latest,
     resolve_run_dir,
@@ -360,9 +361,7 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
                              output, bs, progress, **options)
         provider = "numpy"
     else:
-        if model.is_dir() or model.name == "latest":
-            model = resolve_run_dir(model) / "model.onnx"
-        loaded = load_model(model, device)
+        loaded = load_model(model_file(model), device)
         if is_image_model(loaded.contract):
             shape = tuple(loaded.session.get_inputs()[0].shape[1:])
             n = predict_images(onnx_image_runner(loaded.session, loaded.contract),

@@ -137,6 +137,12 @@ def resolve_run_dir(path: str | Path) -> Path:
     return p
 
 
+def model_file(path: str | Path) -> Path:
+    """The .onnx file ``path`` names: itself, or a run directory's (or ``latest``'s) model."""
+    p = Path(path)
+    return resolve_run_dir(p) / "model.onnx" if p.is_dir() or p.name == LATEST else p
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import traceback
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -62,6 +63,23 @@ class Device(str, Enum):
 class OnUnknown(str, Enum):
     error = "error"
     zeros = "zeros"
+
+
+class OnMissing(str, Enum):
+    error = "error"
+    impute = "impute"
+
+
+class InputFormat(str, Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+    npy = "npy"
+    npz = "npz"
+    parquet = "parquet"
+
+
+ModelArg = Annotated[Path, typer.Argument(help="An .onnx model or a run directory.")]
+DeviceOpt = Annotated[Device, typer.Option(help="cpu, cuda or auto.")]
 
 
 def _report(e: DlspecError) -> int:

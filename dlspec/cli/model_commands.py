@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,11 @@ import typer
 from dlspec.cli.app import (
     Backend,
     Device,
+    DeviceOpt,
     Format,
+    InputFormat,
+    ModelArg,
+    OnMissing,
     OnUnknown,
     Quiet,
     app,
@@ -22,19 +25,6 @@ from dlspec.cli.app import (
     out,
     user_errors,
 )
-
-
-class OnMissing(str, Enum):
-    error = "error"
-    impute = "impute"
-
-
-class InputFormat(str, Enum):
-    csv = "csv"
-    jsonl = "jsonl"
-    npy = "npy"
-    npz = "npz"
-    parquet = "parquet"
 
 
 @contextlib.contextmanager
@@ -71,7 +61,7 @@ def _rows_progress(quiet: bool):
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="An .onnx model or a run directory.")],
+    model: ModelArg,
     data: Annotated[Path, typer.Argument(help="The input rows: .csv, .jsonl, .npy (structured "
                                          "array), .npz (an array per column), .parquet, or - "
                                          "for standard input (CSV, or see --input-format).")],
@@ -81,7 +71,7 @@ def predict(
     backend: Annotated[Backend, typer.Option(help="onnxruntime, or numpy (the training "
                                              "engine; needs a run directory).")
                        ] = Backend.onnxruntime,
-    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    device: DeviceOpt = Device.cpu,
     batch_size: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Rows per "
                                                    "batch.")] = None,
     on_unknown: Annotated[OnUnknown, typer.Option(help="A category not seen in training: "
@@ -115,7 +105,7 @@ def predict(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="An .onnx model or a run directory.")],
+    model: ModelArg,
     data: Annotated[Path, typer.Argument(help="Labelled data: the input columns and the "
                                          "target (CSV, JSONL, NPY, NPZ, Parquet), or images "
                                          "(NPZ x/y, IDX with --labels, a folder per class).")],
@@ -123,18 +113,15 @@ def evaluate(
     picture: Annotated[Path | None, typer.Option(help="Also draw the confusion matrix as an "
                                                  "SVG picture here.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
-    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    device: DeviceOpt = Device.cpu,
 ) -> None:
     """Compute a model's metrics (and confusion matrix) on labelled data."""
     from dlspec.render import confusion_table
     from dlspec.render import fmt as fmt_value
 
     with user_errors():
-        from dlspec.runs import resolve_run_dir
         from dlspec.runtime.evaluate import evaluate_model
 
-        if model.is_dir() or model.name == "latest":
-            model = resolve_run_dir(model) / "model.onnx"
         report = evaluate_model(model, data, labels=str(labels) if labels else None,
                                 device=device.value)
         if picture and "confusion_matrix" in report:

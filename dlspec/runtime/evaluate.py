@@ -8,6 +8,7 @@ import numpy as np
 
 from dlspec.engine import metrics as M
 from dlspec.errors import DataError, Location
+from dlspec.runs import model_file
 from dlspec.runtime.contract import Contract
 from dlspec.runtime.predict import is_image_model
 from dlspec.runtime.session import load_model
@@ -80,14 +81,14 @@ def _images(loaded, data, contract: Contract, labels: str | None):
 
 def evaluate_model(model: str | Path, data: str | Path, *, labels: str | None = None,
                    device: str = "cpu") -> dict:
-    """Metrics of an exported model on labelled data.
+    """Metrics of an exported model (an .onnx file or a run directory) on labelled data.
 
     ``data`` is a file with the input columns and the target column (CSV, JSONL,
     NPY, NPZ, Parquet) or, for image models, an NPZ (x, y), IDX images with
     ``labels``, or a folder with one sub-folder per class.
     Returns {rows, task, metrics, confusion_matrix (classifiers), classes}.
     """
-    loaded = load_model(model, device)
+    loaded = load_model(model_file(model), device)
     c = loaded.contract
     parts = list(_images(loaded, data, c, labels) if is_image_model(c) else
                  _tables(loaded, data, c))
