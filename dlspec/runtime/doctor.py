@@ -74,4 +74,7 @@ def report() -> list[tuple[str, str]]:
     rows.append(("onnxruntime providers", ", ".join(ort.get_available_providers())))
     rows.append(("CUDA works", _cuda_works()))
     rows.append(("BLAS", _blas()))
+    from dlspec import blas
+
+    rows.append(("BLAS kernels", blas.describe()))
     return rows
