@@ -20,17 +20,21 @@ measured per side in a child process, so neither side's memory hides the other's
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from loops import (
+    DlspecLoop,
+    TorchLoop,
+    interleave,
+    load_spec_text,
+    peak_rss_mib,
+    print_summary,
+    summary,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCH = 64
 LABEL = "CNN conv32-pool-conv64-pool-dense128-dense10, 28x28x1, batch 64"
 
@@ -56,10 +60,7 @@ train:
 
 
 def cnn_spec():
-    from dlspec.spec.load import resolve
-    from dlspec.spec.yamlload import load_yaml
-
-    return resolve(load_yaml(CNN_SPEC, "<benchmark cnn>"), base=ROOT, check_data=False)
+    return load_spec_text(CNN_SPEC, "cnn")
 
 
 def synthetic(rows: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -68,84 +69,26 @@ def synthetic(rows: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
             rng.integers(0, 10, rows).astype(np.int64))
 
 
-class DlspecLoop:
-    """fit()'s inner loop, step for step, over a persistent network and optimizer."""
+def _torch_model():
+    from torch import nn
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
-        from dlspec.engine.network import Network
-        from dlspec.engine.optimizers import OPTIMIZERS
-
-        spec = cnn_spec()
-        self.net = Network(spec.layers, x.shape[1:], spec.train.loss)
-        self.net.buffer.initialize(np.random.default_rng([seed, 1]))
-        self.opt = OPTIMIZERS[spec.train.optimizer].make(self.net.buffer.flat.size,
-                                                        dict(spec.train.optimizer_params))
-        self.x, self.y, self.bs = x, y, spec.train.batch_size
-        self.rng = np.random.default_rng([seed, 2])
-
-    def run(self, steps: int) -> float:
-        net, buf, opt, bs = self.net, self.net.buffer, self.opt, self.bs
-        plan, loss_fn = net.train_plan, net.loss.fn
-        in_slot, seed_slot = plan.input_slots[0], plan.seed_slot
-        slots = plan.new_slots()
-        batch = np.empty((bs, *self.x.shape[1:]), np.float32)
-        n, done, total = len(self.x), 0, 0.0
-        with np.errstate(over="ignore", invalid="ignore"):
-            while done < steps:
-                order = self.rng.permutation(n)
-                ye = self.y[order]
-                for start in range(0, n, bs):
-                    if done == steps:
-                        break
-                    idx = order[start:start + bs]
-                    xb = batch[:len(idx)]
-                    np.take(self.x, idx, axis=0, out=xb, mode="clip")  # as fit() gathers
-                    slots[in_slot] = xb
-                    plan.forward(slots)
-                    loss, g = loss_fn(slots[seed_slot], ye[start:start + bs])
-                    if not np.isfinite(loss):
-                        raise RuntimeError("diverged")
-                    plan.backward(slots, g)
-                    opt.step(buf.flat, buf.grad)
-                    total += loss
-                    done += 1
-        return total / steps
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-class TorchLoop:
-    def __init__(self, x: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
-        import torch
-        from torch import nn
+def dlspec_loop(x: np.ndarray, y: np.ndarray, seed: int = 0) -> DlspecLoop:
+    return DlspecLoop(cnn_spec(), x, y, seed)
 
-        torch.manual_seed(seed)
-        self.torch = torch
-        self.model = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10))
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, betas=(0.9, 0.999),
-                                    eps=1e-7)
-        self.loss_fn = nn.CrossEntropyLoss()
-        self.x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-        self.y = torch.from_numpy(y)
-        self.gen = torch.Generator().manual_seed(seed)
 
-    def run(self, steps: int) -> float:
-        model, opt, loss_fn, bs = self.model, self.opt, self.loss_fn, BATCH
-        n, done, total = len(self.x), 0, 0.0
-        while done < steps:
-            perm = self.torch.randperm(n, generator=self.gen)
-            xe, ye = self.x[perm], self.y[perm]
-            for start in range(0, n, bs):
-                if done == steps:
-                    break
-                opt.zero_grad()
-                loss = loss_fn(model(xe[start:start + bs]), ye[start:start + bs])
-                loss.backward()
-                opt.step()
-                total += loss.item()
-                done += 1
-        return total / steps
+def torch_loop(x: np.ndarray, y: np.ndarray, seed: int = 0) -> TorchLoop:
+    import torch
+    from torch import nn
+
+    return TorchLoop(_torch_model, nn.CrossEntropyLoss(),
+                     torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
+                     torch.from_numpy(y), BATCH, seed)
 
 
 def parity(steps: int = 5) -> float:
@@ -154,7 +97,7 @@ def parity(steps: int = 5) -> float:
     import torch
 
     x, y = synthetic(BATCH * steps, seed=7)
-    d, t = DlspecLoop(x, y, seed=3), TorchLoop(x, y)
+    d, t = dlspec_loop(x, y, seed=3), torch_loop(x, y)
     views = {p.value.name: v for p, v in zip(d.net.buffer.params, d.net.buffer.views,
                                                 strict=True)}
     convs = [m for m in t.model if isinstance(m, torch.nn.Conv2d)]
@@ -188,62 +131,15 @@ def parity(steps: int = 5) -> float:
                for tp, view, to_torch in pairs)
 
 
-def interleave(runners: dict, steps: int, repeats: int, gap: float = 0.25) -> dict:
-    """ms/step of each runner: one warm-up, then ``repeats`` interleaved repetitions."""
-    for r in runners.values():
-        r.run(min(steps, 5))
-    ms: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(repeats):
-        for k, r in runners.items():
-            time.sleep(gap)
-            gc.collect()
-            t = time.perf_counter()
-            r.run(steps)
-            ms[k].append((time.perf_counter() - t) / steps * 1e3)
-    return ms
-
-
-def summary(ms: dict[str, list[float]], base: str = "torch") -> dict:
-    out = {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "reps": v}
-           for k, v in ms.items()}
-    for k, d in out.items():
-        if k != base:  # > 1: dlspec is faster; rep i of torch ran right after rep i of k
-            d["speedup_median"] = out[base]["median"] / d["median"]
-            d["speedup_min"] = out[base]["min"] / d["min"]
-            d["speedup_paired"] = statistics.median(
-                t / s for t, s in zip(ms[base], ms[k], strict=True))
-    return out
-
-
-# A small launcher runs the child: a process forked from this (large) one would inherit its
-# peak RSS, since Linux carries the pre-exec high-water mark into ru_maxrss.
-_LAUNCHER = """\
-import os, subprocess, sys
-p = subprocess.Popen(sys.argv[1:])
-_, status, ru = os.wait4(p.pid, 0)
-print(ru.ru_maxrss if os.waitstatus_to_exitcode(status) == 0 else -1)
-"""
-
-
-def peak_rss_mib(side: str, steps: int) -> float:
-    """Peak RSS of a child process that trains ``steps`` steps on one side only."""
-    out = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, __file__, "--only",
-                          side, "--steps", str(steps)], capture_output=True, text=True,
-                         check=True).stdout
-    kib = int(out.strip().splitlines()[-1])
-    if kib < 0:
-        raise RuntimeError(f"the {side} child failed")
-    return kib / 1024
-
-
 def cnn_workload(repeats: int = 7, quick: bool = False) -> dict:
     """dlspec vs PyTorch on the CNN: ms/step (median, min, max), speedups, peak RSS."""
     steps = 20 if quick else 50
     x, y = synthetic(BATCH * steps)
-    ms = interleave({"dlspec": DlspecLoop(x, y), "torch": TorchLoop(x, y)}, steps, repeats)
+    ms = interleave({"dlspec": dlspec_loop(x, y), "torch": torch_loop(x, y)}, steps, repeats)
     out = {"key": "cnn", "label": LABEL, "steps_per_rep": steps, "repeats": repeats,
            "ms_per_step": summary(ms), "parity_max_abs_diff_after_5_steps": parity()}
-    out["peak_rss_mib"] = {side: peak_rss_mib(side, steps) for side in ("dlspec", "torch")}
+    out["peak_rss_mib"] = {side: peak_rss_mib(__file__, side, steps)
+                           for side in ("dlspec", "torch")}
     return out
 
 
@@ -257,23 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.only:  # a child measured for peak RSS
         x, y = synthetic(BATCH * a.steps)
-        (DlspecLoop if a.only == "dlspec" else TorchLoop)(x, y).run(a.steps)
+        (dlspec_loop if a.only == "dlspec" else torch_loop)(x, y).run(a.steps)
         return 0
     res = cnn_workload(a.repeats or (3 if a.quick else 7), a.quick)
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
-    m = res["ms_per_step"]
-    print(f"{res['label']}: ms/step over {res['repeats']} interleaved reps of "
-          f"{res['steps_per_rep']} steps")
-    print(f"{'':8} {'median':>8} {'min':>8} {'max':>8} {'peak RSS MiB':>13}")
-    for k in ("dlspec", "torch"):
-        print(f"{k:8} {m[k]['median']:8.2f} {m[k]['min']:8.2f} {m[k]['max']:8.2f} "
-              f"{res['peak_rss_mib'][k]:13.0f}")
-    d = m["dlspec"]
-    print(f"speedup torch/dlspec: median {d['speedup_median']:.2f}x, min {d['speedup_min']:.2f}x,"
-          f" paired {d['speedup_paired']:.2f}x")
-    print(f"dlspec vs torch, max |weight difference| after 5 identical steps from the same "
-          f"weights: {res['parity_max_abs_diff_after_5_steps']:.1e}")
+    print_summary(res)
     return 0
 
 

@@ -43,9 +43,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import cnn_bench
+import loops
+import lstm_bench
 import numpy as np
-import torch
-from torch import nn
 
 from dlspec.engine.network import Network
 from dlspec.engine.optimizers import OPTIMIZERS
@@ -145,6 +146,10 @@ class DlspecFit:
 
 class TorchLoop:
     def __init__(self, sizes: list[int], loss: str, x: np.ndarray, y: np.ndarray, bs: int):
+        import torch
+        from torch import nn
+
+        self.torch, self.nn = torch, nn
         torch.manual_seed(0)
         mods: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -161,9 +166,10 @@ class TorchLoop:
 
     def reset(self) -> None:
         """Fresh weights, optimizer and shuffling (see DlspecRaw.reset)."""
+        torch = self.torch
         torch.manual_seed(0)
         for m in self.model:
-            if isinstance(m, nn.Linear):
+            if isinstance(m, self.nn.Linear):
                 m.reset_parameters()
         self.opt = torch.optim.Adam(self.model.parameters(), lr=ADAM["lr"],
                                     betas=(ADAM["beta_1"], ADAM["beta_2"]), eps=ADAM["epsilon"])
@@ -173,7 +179,7 @@ class TorchLoop:
         model, opt, loss_fn, bs = self.model, self.opt, self.loss_fn, self.bs
         n, done = len(self.x), 0
         while done < steps:
-            perm = torch.randperm(n, generator=self.gen)
+            perm = self.torch.randperm(n, generator=self.gen)
             xe, ye = self.x[perm], self.y[perm]
             for start in range(0, n, bs):
                 if done == steps:
@@ -190,6 +196,9 @@ def parity_check(net: Network, train_spec, sizes: list[int], loss: str,
                  x: np.ndarray, y: np.ndarray, steps: int = 5) -> float:
     """Max |dlspec - torch| over all parameters after ``steps`` identical steps from the
     same weights: evidence that both sides run the same model, loss and optimizer."""
+    import torch
+    from torch import nn
+
     raw = DlspecRaw(net, train_spec, x, y, seed=123)
     tl = TorchLoop(sizes, loss, x, y, train_spec.batch_size)
     views = net.buffer.views
@@ -371,20 +380,17 @@ def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool,
     out = {"label": w["label"], "data": w["source"], "batch_size": spec.train.batch_size,
            "parity_max_abs_diff_after_5_steps": parity,
            "steps_per_rep": {k: s for k, _, _, s in runners}, "us_per_step": {}, "reps": reps}
-    for k, rs in reps.items():
-        v = [r["us_per_step"] for r in rs]
-        out["us_per_step"][k] = {"median": statistics.median(v), "min": min(v), "max": max(v),
-                                 "disturbed_reps": sum(r["disturbed"] for r in rs),
-                                 "retries": sum(r["attempts"] - 1 for r in rs)}
-    tv = [r["us_per_step"] for r in reps["torch"]]
-    for k in ("dlspec_fit", "dlspec_loop"):  # rep i of torch ran right after rep i of k
-        ratios = [t / r["us_per_step"] for t, r in zip(tv, reps[k], strict=True)]
-        out["us_per_step"][k]["paired_ratio"] = {"median": statistics.median(ratios),
-                                                  "min": min(ratios), "max": max(ratios)}
+    _summarize(out, reps, ("dlspec_fit", "dlspec_loop"))
     if fitter.steps == raw_steps:  # what fit() adds per epoch, paired by round
-        out["fit_minus_loop_ms_per_epoch"] = statistics.median(
-            (f["wall"] - r["wall"]) * 1e3 for f, r in zip(reps["dlspec_fit"],
-                                                           reps["dlspec_loop"], strict=True))
+        extra = [(f["wall"] - r["wall"]) for f, r in zip(reps["dlspec_fit"],
+                                                        reps["dlspec_loop"], strict=True)]
+        out["fit_minus_loop_ms_per_epoch"] = statistics.median(extra) * 1e3
+        # the training loop's own overhead (shuffling, batching, metrics, validation, and
+        # fit's one-off initialization) as a share of the compute it drives
+        out["loop_overhead_pct"] = statistics.median(
+            e / r["wall"] * 100 for e, r in zip(extra, reps["dlspec_loop"], strict=True))
+    out["peak_rss_mib"] = {side: _child_rss(w["key"], side, raw_steps)
+                           for side in ("dlspec", "torch")}
     if profile:
         pr = cProfile.Profile()
         pr.enable()
@@ -403,6 +409,42 @@ def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool,
         pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(12)
         out["profile_torch"] = s.getvalue()
     return out
+
+
+def bench_loops(module, repeats: int, quick: bool, timer: Timer) -> dict:
+    """A workload timed as step loops only (dlspec's fit() inner loop vs PyTorch's):
+    the CNN (cnn_bench.py) and the LSTM (lstm_bench.py), with run.py's contention checks."""
+    steps = 20 if quick else 50
+    x, y = module.synthetic(module.BATCH * steps)
+    runners = {"dlspec_loop": module.dlspec_loop(x, y), "torch": module.torch_loop(x, y)}
+    for r in runners.values():  # warm-up
+        r.run(min(steps, 5))
+    reps: dict[str, list[dict]] = {k: [] for k in runners}
+    for _ in range(repeats):
+        for k, r in runners.items():
+            m = timer.measure(lambda r=r: r.run(steps), setup=r.reset)
+            reps[k].append(dict(m, us_per_step=m["wall"] / steps * 1e6))
+    out = {"label": module.LABEL, "data": "synthetic float32 N(0,1) data",
+           "batch_size": module.BATCH, "parity_max_abs_diff_after_5_steps": module.parity(),
+           "steps_per_rep": {k: steps for k in runners}, "us_per_step": {}, "reps": reps}
+    _summarize(out, reps, ("dlspec_loop",))
+    script = str(Path(module.__file__).resolve())
+    out["peak_rss_mib"] = {side: loops.peak_rss_mib(script, side, steps)
+                           for side in ("dlspec", "torch")}
+    return out
+
+
+def _summarize(out: dict, reps: dict, dlspec_keys: tuple) -> None:
+    for k, rs in reps.items():
+        v = [r["us_per_step"] for r in rs]
+        out["us_per_step"][k] = {"median": statistics.median(v), "min": min(v), "max": max(v),
+                                 "disturbed_reps": sum(r["disturbed"] for r in rs),
+                                 "retries": sum(r["attempts"] - 1 for r in rs)}
+    tv = [r["us_per_step"] for r in reps["torch"]]
+    for k in dlspec_keys:  # rep i of torch ran right after rep i of k
+        ratios = [t / r["us_per_step"] for t, r in zip(tv, reps[k], strict=True)]
+        out["us_per_step"][k]["paired_ratio"] = {"median": statistics.median(ratios),
+                                                  "min": min(ratios), "max": max(ratios)}
 
 
 # A small launcher measures the child: a process forked from this (large) one would
@@ -427,6 +469,31 @@ def _run_child(cmd: list[str], cwd: Path) -> tuple[float, str, int, float]:
     tag = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("__CHILD__"))
     _, wall, rss_kib = lines[tag].split()
     return float(wall), "\n".join(lines[:tag]), p.returncode, int(rss_kib) / 1024
+
+
+def _child_rss(key: str, side: str, steps: int) -> float:
+    """Peak RSS (MiB) of a child process that trains one side of workload ``key`` alone."""
+    cmd = [sys.executable, __file__, "--child", key, "--side", side, "--steps", str(steps),
+           "--data", str(_DATA[0])]
+    wall, log, status, rss = _run_child(cmd, ROOT)
+    if status != 0:
+        raise RuntimeError(f"the {key}/{side} child failed ({status}):\n{log}")
+    return rss
+
+
+_DATA = [DEFAULT_DATA]  # the churn CSV this run uses (children load the same)
+
+
+def child(key: str, side: str, steps: int, data: Path) -> int:
+    """Train ``steps`` steps of one workload on one side, for a peak-memory measurement."""
+    w = churn_workload(data) if key == "churn" else mlp_workload(steps * 128)
+    spec, x, y = w["spec"], w["x"]["train"], w["y"]["train"]
+    if side == "dlspec":
+        net = Network(spec.layers, x.shape[1], spec.train.loss, spec.locate)
+        DlspecRaw(net, spec.train, x, y).run(steps)
+    else:
+        TorchLoop(w["sizes"], w["loss"], x, y, spec.train.batch_size).run(steps)
+    return 0
 
 
 def bench_end_to_end(data: Path, epochs: int, timer: Timer) -> dict:
@@ -481,13 +548,18 @@ def _contention(t: dict) -> dict:
 # --------------------------------------------------------------------------- environment
 
 def environment() -> dict:
+    import torch
+
+    from dlspec import blas
+
     env = {"python": platform.python_version(), "platform": platform.platform(),
            "numpy": np.__version__, "torch": torch.__version__,
            "torch_threads": torch.get_num_threads(),
            "torch_interop_threads": torch.get_num_interop_threads(),
            "torch_mkldnn": torch.backends.mkldnn.is_available(),
            "torch_mkl": torch.backends.mkl.is_available(),
-           "cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0))}
+           "cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0)),
+           "openblas_kernels": blas.corename(), "openblas_coretype_env": blas.pinned()}
     import dlspec
 
     src = Path(dlspec.__file__).resolve().parent.parent
@@ -551,15 +623,21 @@ def print_report(res: dict) -> None:
         u, torch_med = w["us_per_step"], w["us_per_step"]["torch"]["median"]
         for k, path in (("dlspec_fit", "fit(), 1 epoch"),
                         ("dlspec_loop", "raw step loop")):
+            if k not in u:
+                continue
             t.add_row(w["label"], path, str(w["steps_per_rep"][k]), _fmt(u[k]),
                       _fmt(u["torch"]), f"{torch_med / u[k]['median']:.2f}× "
                       f"(paired {u[k]['paired_ratio']['median']:.2f}×)")
     con.print(t)
     for w in res["workloads"].values():
+        rss = w["peak_rss_mib"]
         con.print(f"  {w['label']}: {w['data']}; dlspec-vs-torch max |Δparam| after 5 "
-                  f"identical steps {w['parity_max_abs_diff_after_5_steps']:.1e}; "
-                  + (f"fit() − loop (paired median) {w['fit_minus_loop_ms_per_epoch']:.1f} "
-                     "ms/epoch (init, optimizer, metrics, validation)"
+                  f"identical steps {w['parity_max_abs_diff_after_5_steps']:.1e}; peak RSS "
+                  f"of training alone: dlspec {rss['dlspec']:.0f} MiB, torch "
+                  f"{rss['torch']:.0f} MiB"
+                  + (f"; fit() − loop (paired median) {w['fit_minus_loop_ms_per_epoch']:.1f} "
+                     f"ms/epoch = {w['loop_overhead_pct']:.1f} % of the loop's time "
+                     "(shuffling, batching, metrics, validation, initialization)"
                      if "fit_minus_loop_ms_per_epoch" in w else ""))
     e2e = res.get("end_to_end")
     if e2e:
@@ -600,9 +678,14 @@ def print_report(res: dict) -> None:
     unc = env["dlspec_uncommitted"]
     con.print(f"dlspec: {env['dlspec_source']} at {env['dlspec_commit']}"
               + (f" + uncommitted changes in {', '.join(unc)}" if unc else " (clean)"))
+    if env.get("openblas_coretype_env"):
+        con.print(f"[bold yellow]OPENBLAS_CORETYPE={env['openblas_coretype_env']} pins numpy's "
+                  f"BLAS kernels ({env['openblas_kernels']}); to measure what this CPU can do, "
+                  "run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`[/bold yellow]")
     con.print(f"Environment: CPU {env['cpu_model']} ({env['cpu_affinity']} usable of "
               f"{env['cpu_count']}); Python {env['python']}; numpy {env['numpy']} "
-              f"(BLAS {env['numpy_blas']}); torch {env['torch']} "
+              f"(BLAS {env['numpy_blas']}, {env['openblas_kernels']} kernels); "
+              f"torch {env['torch']} "
               f"(threads {env['torch_threads']}, interop {env['torch_interop_threads']}, "
               f"MKL {env['torch_mkl']}, oneDNN {env['torch_mkldnn']}); thread pools: {pools}")
     for w in res["workloads"].values():
@@ -623,6 +706,8 @@ def markdown(res: dict) -> str:
     for w in res["workloads"].values():
         u = w["us_per_step"]
         for k, path in (("dlspec_fit", "fit(), 1 epoch"), ("dlspec_loop", "raw step loop")):
+            if k not in u:
+                continue
             lines.append(f"| {w['label']} | {path} | {w['steps_per_rep'][k]} | {fmt(u[k])} | "
                          f"{fmt(u['torch'])} | {u['torch']['median'] / u[k]['median']:.2f}× "
                          f"({u[k]['paired_ratio']['median']:.2f}×) |")
@@ -655,7 +740,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     ap.add_argument("--profile", action="store_true",
                     help="also print a cProfile of each dlspec and torch loop")
+    ap.add_argument("--workloads", default="churn,mlp784,cnn,lstm",
+                    help="which step-loop workloads to time (default: all four)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--side", help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    _DATA[0] = a.data
+    if a.child:
+        return child(a.child, a.side, a.steps, a.data)
+    chosen = set(a.workloads.split(","))
     repeats = a.repeats or (3 if a.quick else 11)
     mlp_rows = 6_400 if a.quick else 12_800
     e2e_epochs = a.e2e_epochs or (5 if a.quick else 50)
@@ -670,12 +764,18 @@ def main(argv: list[str] | None = None) -> int:
     timer = Timer(a.gap, a.retries, t0 + (40.0 if a.quick else 230.0))
     if not timer.wait_quiet(5.0 if a.quick else 20.0):
         print("other processes are using the CPUs; measuring anyway", file=sys.stderr)
-    res["workloads"]["churn"] = bench_workload(churn, repeats, 800, a.profile, timer)
-    mlp = mlp_workload(mlp_rows)
-    print(f"mlp784: {mlp['source']}", file=sys.stderr)
-    res["workloads"]["mlp784"] = bench_workload(mlp, repeats, mlp_rows // 128, a.profile,
-                                             timer)
-    if a.data.is_file():
+    if "churn" in chosen:
+        res["workloads"]["churn"] = bench_workload(churn, repeats, 800, a.profile, timer)
+    if "mlp784" in chosen:
+        mlp = mlp_workload(mlp_rows)
+        print(f"mlp784: {mlp['source']}", file=sys.stderr)
+        res["workloads"]["mlp784"] = bench_workload(mlp, repeats, mlp_rows // 128, a.profile,
+                                                 timer)
+    for key, module in (("cnn", cnn_bench), ("lstm", lstm_bench)):
+        if key in chosen:
+            print(f"{key}: {module.LABEL}", file=sys.stderr)
+            res["workloads"][key] = bench_loops(module, repeats, a.quick, timer)
+    if "churn" in chosen and a.data.is_file():
         print(f"end to end: {e2e_epochs} epochs, dlspec train and torch_churn.py",
               file=sys.stderr)
         res["end_to_end"] = bench_end_to_end(a.data.resolve(), e2e_epochs, timer)

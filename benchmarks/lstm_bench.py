@@ -1,0 +1,160 @@
+#!/usr/bin/env python
+"""Training throughput of an LSTM: dlspec's NumPy engine vs PyTorch CPU eager.
+
+    python benchmarks/lstm_bench.py [--quick] [--repeats N] [--json OUT.json]
+
+The network: an LSTM of 64 units over sequences of 50 steps with 8 features, its last
+hidden state into a dense layer of one unit (mean squared error), batch 32,
+Adam(lr=1e-3, eps=1e-7): a sequence regressor like the tutorial's stock-price model. The
+data are synthetic N(0, 1) sequences with N(0, 1) targets (throughput does not depend on
+their meaning). dlspec runs ``fit()``'s inner loop, PyTorch the idiomatic loop with
+``nn.LSTM(batch_first=True)`` + ``nn.Linear`` over the same kind of shuffled batches.
+Repetitions are interleaved in one process after a warm-up, each from fresh weights and
+after a short settle gap; peak RSS is measured per side in a child process.
+``lstm_workload(repeats, quick)`` returns every number, for benchmarks/run.py to merge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from loops import (
+    DlspecLoop,
+    TorchLoop,
+    interleave,
+    load_spec_text,
+    peak_rss_mib,
+    print_summary,
+    summary,
+)
+
+BATCH, TIME, FEATURES, UNITS = 32, 50, 8, 64
+LABEL = f"LSTM {FEATURES}->{UNITS} over {TIME} steps + dense 1, batch {BATCH}"
+
+LSTM_SPEC = f"""\
+dlspec: 1
+name: lstm_bench
+data: {{source: sequences.csv, target: y}}
+model:
+  layers:
+    - lstm: {{units: {UNITS}}}
+    - dense: {{units: 1}}
+train:
+  loss: mse
+  optimizer: {{adam: {{lr: 0.001, epsilon: 1.0e-7}}}}
+  batch_size: {BATCH}
+  epochs: 1
+"""
+
+
+def synthetic(rows: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((rows, TIME, FEATURES), dtype=np.float32),
+            rng.standard_normal((rows, 1), dtype=np.float32))
+
+
+class _Head:
+    """nn.LSTM's last hidden state into a Linear layer (what Keras' LSTM + Dense does)."""
+
+    def __new__(cls):
+        from torch import nn
+
+        class Head(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lstm = nn.LSTM(FEATURES, UNITS, batch_first=True)
+                self.dense = nn.Linear(UNITS, 1)
+
+            def forward(self, x):
+                _, (h, _) = self.lstm(x)
+                return self.dense(h[0])
+
+        return Head()
+
+
+def dlspec_loop(x: np.ndarray, y: np.ndarray, seed: int = 0) -> DlspecLoop:
+    return DlspecLoop(load_spec_text(LSTM_SPEC, "lstm"), x, y, seed)
+
+
+def torch_loop(x: np.ndarray, y: np.ndarray, seed: int = 0) -> TorchLoop:
+    import torch
+    from torch import nn
+
+    return TorchLoop(_Head, nn.MSELoss(), torch.from_numpy(x), torch.from_numpy(y), BATCH,
+                     seed)
+
+
+def parity(steps: int = 5) -> float:
+    """Max |dlspec - torch| over all weights after ``steps`` identical steps from the same
+    weights: evidence that both sides train the same model, loss and optimizer."""
+    import torch
+
+    x, y = synthetic(BATCH * steps, seed=7)
+    d, t = dlspec_loop(x, y, seed=3), torch_loop(x, y)
+    views = {p.value.name.split(".", 1)[1] if p.value.name.startswith("lstm") else
+             "dense." + p.value.name.split(".", 1)[1]: v
+             for p, v in zip(d.net.buffer.params, d.net.buffer.views, strict=True)}
+    lstm, dense = t.model.lstm, t.model.dense
+    # Keras and PyTorch order the LSTM's gates alike (input, forget, cell, output);
+    # dlspec keeps (in, out) matrices, PyTorch (out, in), and one bias where PyTorch has
+    # two: its recurrent bias stays zero and frozen here, so the input bias is the one.
+    pairs = [(lstm.weight_ih_l0, views["kernel"], lambda k: k.T),
+             (lstm.weight_hh_l0, views["recurrent_kernel"], lambda k: k.T),
+             (lstm.bias_ih_l0, views["bias"], lambda b: b),
+             (dense.weight, views["dense.kernel"], lambda k: k.T),
+             (dense.bias, views["dense.bias"], lambda b: b)]
+    with torch.no_grad():
+        for tp, view, to_torch in pairs:
+            tp.copy_(torch.from_numpy(np.ascontiguousarray(to_torch(view))))
+        lstm.bias_hh_l0.zero_()
+    lstm.bias_hh_l0.requires_grad_(False)
+    t.opt = torch.optim.Adam([p for p in t.model.parameters() if p.requires_grad], lr=1e-3,
+                             betas=(0.9, 0.999), eps=1e-7)
+    slots = d.net.train_plan.new_slots()
+    for i in range(steps):
+        rows = slice(i * BATCH, (i + 1) * BATCH)
+        d.step(slots, x[rows], y[rows])
+        t.opt.zero_grad()
+        t.loss_fn(t.model(t.x[rows]), t.y[rows]).backward()
+        t.opt.step()
+    return max(float(np.abs(to_torch(view) - tp.detach().numpy()).max())
+               for tp, view, to_torch in pairs)
+
+
+def lstm_workload(repeats: int = 7, quick: bool = False) -> dict:
+    """dlspec vs PyTorch on the LSTM: ms/step (median, min, max), speedups, peak RSS."""
+    steps = 20 if quick else 50
+    x, y = synthetic(BATCH * steps)
+    ms = interleave({"dlspec": dlspec_loop(x, y), "torch": torch_loop(x, y)}, steps, repeats)
+    out = {"key": "lstm", "label": LABEL, "steps_per_rep": steps, "repeats": repeats,
+           "ms_per_step": summary(ms), "parity_max_abs_diff_after_5_steps": parity()}
+    out["peak_rss_mib"] = {side: peak_rss_mib(__file__, side, steps)
+                           for side in ("dlspec", "torch")}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 reps of 20 steps")
+    ap.add_argument("--repeats", type=int, help="interleaved repetitions (default 7, quick 3)")
+    ap.add_argument("--json", type=Path, help="write every number here")
+    ap.add_argument("--only", choices=("dlspec", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.only:  # a child measured for peak RSS
+        x, y = synthetic(BATCH * a.steps)
+        (dlspec_loop if a.only == "dlspec" else torch_loop)(x, y).run(a.steps)
+        return 0
+    res = lstm_workload(a.repeats or (3 if a.quick else 7), a.quick)
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=2))
+    print_summary(res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
