@@ -3,7 +3,9 @@
 Both paths do the same float32 arithmetic in the same order (assemble the
 features, fill missing numbers with their training means, then one
 ``(x - mean) / scale`` over the whole row), so the exported model and the
-training engine agree to the last bit or nearly so.
+training engine agree to the last bit or nearly so. ``standardize`` fits the
+mean and standard deviation there, ``minmax`` the minimum and the range (so the
+training rows map onto [0, 1]).
 
 Missing and unseen values have one meaning everywhere: a missing number (NaN
 in the graph) becomes the raw column's training mean; a missing category (""
@@ -26,7 +28,8 @@ from dlspec.errors import DataError, Location, ModelError
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
 
 ENCODINGS = ("onehot", "label_encode")
-STEPS = (*ENCODINGS, "standardize")
+SCALERS = ("standardize", "minmax")
+STEPS = (*ENCODINGS, *SCALERS)
 _FORMAT = 2  # version of the to_dict layout (2: numeric inputs carry their training mean)
 ON_UNKNOWN = ("error", "zeros")
 ON_MISSING = ("error", "impute")
@@ -37,7 +40,7 @@ class InputColumn:
     """One raw input of the model: its name, kind, vocabulary, and fill for missing values."""
 
     name: str
-    kind: str  # "numeric" | "categorical" | "image" (a uint8 NHWC tensor)
+    kind: str  # "numeric" | "categorical" | "image" (uint8 NHWC) | "sequence" (float32 windows)
     categories: tuple[str, ...] = ()  # sorted vocabulary of the training rows
     impute: float | None = None  # numeric: the raw column's training mean
 
@@ -52,7 +55,7 @@ class InputColumn:
         Raises KeyError, TypeError or ValueError for a malformed entry.
         """
         kind, impute = d["kind"], None
-        if kind not in ("numeric", "categorical", "image"):
+        if kind not in ("numeric", "categorical", "image", "sequence"):
             raise ValueError(f"input {d['name']!r}: unknown kind {kind!r}")
         if kind == "numeric":
             raw = d["impute"] if need_impute else d.get("impute")
@@ -83,10 +86,10 @@ def check_steps(features: Sequence[str], steps: Sequence[dict]) -> list[str]:
         kind, args = next(iter(step.items()))
         where = f"preprocess[{i}] ({kind})"
         columns = args.get("columns") if isinstance(args, dict) else None
-        if kind == "standardize" and columns in ("all", "numeric"):
+        if kind in SCALERS and columns in ("all", "numeric"):
             continue
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-            choices = "'all', 'numeric' or " if kind == "standardize" else ""
+            choices = "'all', 'numeric' or " if kind in SCALERS else ""
             problems.append(f"{where}: 'columns' must be {choices}a list of column names, "
                             f"got {columns!r}")
             continue
@@ -101,7 +104,30 @@ def check_steps(features: Sequence[str], steps: Sequence[dict]) -> list[str]:
                                     f"{encoded_by[name]}; encode each column once")
                 else:
                     encoded_by[name] = where
+    if not problems:
+        problems += _scaled_twice(features, steps)
     return problems
+
+
+def _scaled_sets(features: Sequence[str], steps: Sequence[dict]) -> dict[str, set[str]]:
+    """Each scaler's raw columns ('numeric': the features no encoding step names)."""
+    encoded = {c for step in steps for kind, args in step.items() if kind in ENCODINGS
+               for c in args["columns"]}
+    out: dict[str, set[str]] = {k: set() for k in SCALERS}
+    for step in steps:
+        (kind, args), = step.items()
+        if kind in SCALERS:
+            cols = args["columns"]
+            out[kind].update(features if cols == "all" else cols if cols != "numeric"
+                             else [f for f in features if f not in encoded])
+    return out
+
+
+def _scaled_twice(features: Sequence[str], steps: Sequence[dict]) -> list[str]:
+    both = _scaled_sets(features, steps)
+    twice = [f for f in features if all(f in cols for cols in both.values())]
+    return [f"column {name!r} is both standardized and min-max scaled; scale each column "
+            "once" for name in twice]
 
 
 @dataclass
@@ -111,8 +137,8 @@ class Preprocessor:
     inputs: list[InputColumn]  # raw input contract, in feature (header) order
     feature_names: list[str]
     encodings: dict[str, Encoding]  # categorical column -> its encoding
-    mean: np.ndarray  # float32 (F,): 0 where a feature is not standardised
-    scale: np.ndarray  # float32 (F,): 1 where a feature is not standardised
+    mean: np.ndarray  # float32 (F,): the offset (mean, or minimum for minmax); 0 if unscaled
+    scale: np.ndarray  # float32 (F,): std, or max - min for minmax; 1 where not scaled
 
     @property
     def columns(self) -> list[str]:
@@ -139,19 +165,13 @@ class Preprocessor:
             raise ValueError("cannot fit preprocessing on zero rows")
         require_columns(table, features)
         encodings: dict[str, Encoding] = {}
-        scaled: list = []  # each standardize step's "columns"
         for step in steps:
             (kind, args), = step.items()
-            if kind == "standardize":
-                scaled.append(args["columns"])
-                continue
-            for name in args["columns"]:
-                encodings[name] = Encoding(kind, bool(args.get("drop_first", False)))
-        standardized: set[str] = set()  # raw columns whose features are standardised
-        for cols in scaled:
-            standardized.update(features if cols == "all" else cols if cols != "numeric"
-                                else [f for f in features if f not in encodings])
-        inputs, names, std_mask = [], [], []
+            if kind in ENCODINGS:
+                for name in args["columns"]:
+                    encodings[name] = Encoding(kind, bool(args.get("drop_first", False)))
+        scaled = _scaled_sets(features, steps)  # scaler -> raw columns whose features it scales
+        inputs, names, std_mask, mm_mask = [], [], [], []
         for name in features:
             if name in encodings:
                 cells = _categorical_cells(table, name, rows)
@@ -173,19 +193,22 @@ class Preprocessor:
                 inputs.append(InputColumn(name, "numeric", impute=mean))
                 new = [name]
             names += new
-            std_mask += [name in standardized] * len(new)
+            std_mask += [name in scaled["standardize"]] * len(new)
+            mm_mask += [name in scaled["minmax"]] * len(new)
         if not names:
             raise ValueError("preprocessing gives no features (a one-category column with "
                              "drop_first gives none)")
         fitted = cls(inputs, names, {k: encodings[k] for k in features if k in encodings},
                      np.zeros(len(names), np.float32), np.ones(len(names), np.float32))
         x = fitted._assemble(table, rows, "error", "error").astype(np.float64)
-        mask = np.array(std_mask, dtype=bool)
-        mean, std = x.mean(axis=0), x.std(axis=0)
-        # A constant feature keeps scale 1, as sklearn's StandardScaler does.
-        std[x.min(axis=0) == x.max(axis=0)] = 1.0
-        fitted.mean[mask] = mean[mask].astype(np.float32)
-        fitted.scale[mask] = std[mask].astype(np.float32)
+        lo, hi = x.min(axis=0), x.max(axis=0)
+        # A constant feature keeps scale 1, as sklearn's StandardScaler and MinMaxScaler do.
+        std, span = x.std(axis=0), hi - lo
+        std[lo == hi], span[lo == hi] = 1.0, 1.0
+        for mask, offset, scale in ((std_mask, x.mean(axis=0), std), (mm_mask, lo, span)):
+            mask = np.array(mask, dtype=bool)
+            fitted.mean[mask] = offset[mask].astype(np.float32)
+            fitted.scale[mask] = scale[mask].astype(np.float32)
         return fitted
 
     def transform(self, table: Table, rows: np.ndarray | None = None, *,

@@ -210,7 +210,7 @@ def test_check_steps_messages():
          "preprocess[0] (onehot); encode each column once"),
         ("preprocess[2] (standardize): 'columns' must be 'all', 'numeric' or a list of "
          "column names, got 'some'"),
-        ("preprocess[3]: expected one of onehot, label_encode, standardize, "
+        ("preprocess[3]: expected one of onehot, label_encode, standardize, minmax, "
          "got {'scale': {'columns': 'all'}}"),
     ]
     with pytest.raises(ValueError, match="'Cty' is not a feature column"):
