@@ -1,4 +1,5 @@
-"""Train / validation / test splits of row indices, optionally stratified."""
+"""Train / validation / test splits of row indices: shuffled (optionally stratified), or
+chronological for time-ordered examples."""
 
 from __future__ import annotations
 
@@ -49,6 +50,23 @@ def split_indices(n: int, *, test: float, validation: float, seed: int,
         train_idx = rng.permutation(np.concatenate(trains))
     return (train_idx.astype(np.int64), np.sort(val_idx).astype(np.int64),
             np.sort(test_idx).astype(np.int64))
+
+
+def chronological_split(n: int, *, test: float, validation: float
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split ``range(n)`` in time order: (train, validation, test) int64 index arrays.
+
+    Sizes as ``split_indices``; test is the last ``round(test * n)`` examples,
+    validation the ones just before it, train everything before that. Nothing is
+    shuffled, so no later example is used to train for an earlier one.
+
+    Raises:
+        ValueError: fractions out of range, or a split that would be empty.
+    """
+    n_test, n_val = _sizes(n, test, validation)
+    idx = np.arange(n, dtype=np.int64)
+    n_train = n - n_test - n_val
+    return idx[:n_train], idx[n_train:n_train + n_val], idx[n_train + n_val:]
 
 
 def _sizes(n: int, test: float, validation: float) -> tuple[int, int]:
