@@ -14,6 +14,7 @@ import numpy as np
 
 from dlspec.data.image_prep import ImagePreprocessor
 from dlspec.data.preprocess import Preprocessor
+from dlspec.data.sequence import SequencePreprocessor
 from dlspec.data.split import split_indices
 from dlspec.data.table import Table, read_csv
 from dlspec.engine.losses import LOSSES
@@ -45,11 +46,12 @@ class Dataset:
     """The rows of every split, prepared, plus the raw data they came from.
 
     ``table`` (CSV) or ``images`` (uint8 N, H, W, C) holds the raw rows that
-    ``rows`` indexes, so the exported model can be checked on the same raw input.
+    ``rows`` indexes, so the exported model can be checked on the same raw input
+    (sequence data: ``SequenceDataset.windows``).
     """
 
     table: Table | None
-    preprocessor: Preprocessor | ImagePreprocessor
+    preprocessor: Preprocessor | ImagePreprocessor | SequencePreprocessor
     target: Target
     rows: dict[str, np.ndarray]       # split -> row indices into table / images
     x: dict[str, np.ndarray]          # split -> float32 (n, features) or (n, H, W, C)
@@ -58,11 +60,12 @@ class Dataset:
     images: np.ndarray | None = None
 
     @property
-    def input_shape(self) -> int | tuple[int, int, int]:
-        """One example's shape: the number of features, or (height, width, channels)."""
-        if isinstance(self.preprocessor, ImagePreprocessor):
-            return self.preprocessor.shape
-        return len(self.preprocessor.feature_names)
+    def input_shape(self) -> int | tuple[int, ...]:
+        """One example's shape: the number of features, (height, width, channels) of an
+        image, or (window, features) of a sequence."""
+        if isinstance(self.preprocessor, Preprocessor):
+            return len(self.preprocessor.feature_names)
+        return self.preprocessor.shape
 
 
 
@@ -130,6 +133,10 @@ def load_dataset(spec: Spec) -> Dataset:
         Diagnostics / DataError: a missing file, columns the spec names that the
             header lacks, bad cells, or classes that do not fit the output.
     """
+    if spec.data.sequence is not None:
+        from dlspec.data.sequence_dataset import load_sequence_dataset
+
+        return load_sequence_dataset(spec)
     if spec.data.format != "csv":
         from dlspec.data.image_dataset import load_image_dataset
 

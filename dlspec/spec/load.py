@@ -16,7 +16,7 @@ from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.errors import DataError, Diagnostics, Location, SpecError
 from dlspec.graph.lower import lower
 from dlspec.graph.resources import DEFAULT_LIMIT, Estimate, estimate, human, largest_layer
-from dlspec.spec import semantic
+from dlspec.spec import semantic, sequence
 from dlspec.spec.diagnose import schema_errors
 from dlspec.spec.model import Spec, build
 from dlspec.spec.normalize import normalize
@@ -141,22 +141,32 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     if check_data and header is not None:
         errors += header_errors or semantic.check_columns(
             canonical, header, canonical["data"]["source"], locate)
+    width = None
+    if check_data and not errors and sequence.is_sequence(canonical):
+        errors, width = check_series_data(canonical, base, locate)
     if errors:
         raise Diagnostics(errors)
     spec = build(canonical, loaded.file, base, locate)
-    shape = input_shape_hint(canonical, header)
+    shape = input_shape_hint(canonical, header, width)
     if shape is not None:
         check_memory(spec, shape, max_memory)
     return spec
 
 
-def input_shape_hint(canonical: dict, header: list[str] | None) -> int | tuple | None:
+def input_shape_hint(canonical: dict, header: list[str] | None,
+                     width: int | None = None) -> int | tuple | None:
     """One example's shape as far as it is known without reading the data (None: unknown).
 
     For a table, the number of feature columns (one-hot encoding only widens it, so
-    the memory estimate stays a lower bound); for a built-in dataset, its image shape.
+    the memory estimate stays a lower bound); for a built-in dataset, its image shape;
+    for sequence data (window, features), with ``width`` features when the caller read
+    them from an .npz (else 1 there, as for a CSV that is not found).
     """
     d = canonical["data"]
+    if sequence.is_sequence(canonical):
+        if d["format"] == "csv" and header:
+            width = len(sequence.feature_columns(canonical, header))
+        return (d["sequence"]["window"], max(width or 1, 1))
     if d["format"] == "csv":
         return max(len(semantic.feature_columns(canonical, header)), 1) if header else 1
     if d["format"] == "builtin":
@@ -185,6 +195,30 @@ def check_memory(spec: Spec, input_shape: int | tuple, limit: int = DEFAULT_LIMI
             spec.locate(("model", "layers", i), False), path=f"model.layers[{i}]",
             code="resources")])
     return est
+
+
+def check_series_data(canonical: dict, base: Path, locate) -> tuple[list[SpecError], int | None]:
+    """Sequence data's values checked against the spec (nothing when the file is absent).
+
+    Returns the located problems and, for an .npz, its number of features.
+    """
+    from dlspec.data.sequence_dataset import check_npz_windows, read_npz_windows
+
+    d = canonical["data"]
+    path = data_path(canonical, base)
+    if d["format"] not in sequence.SEQUENCE_FORMATS or not path.is_file():
+        return [], None
+    try:
+        if d["format"] == "npz":
+            x, y = read_npz_windows(path)
+            return check_npz_windows(canonical, x, y, d["source"], locate), x.shape[2]
+        header = read_csv(path, max_rows=0).columns
+        table = read_csv(path, columns=[*sequence.feature_columns(canonical, header),
+                                        d["target"]])
+    except DataError as e:
+        return [SpecError(f"cannot read the data file: {e.message}", locate(("data", "source")),
+                          path="data.source", code="data-file")], None
+    return sequence.check_series(canonical, table, d["source"], locate), None
 
 
 def data_path(canonical: dict, base: Path) -> Path:

@@ -44,6 +44,7 @@ class DataSpec:
     features: tuple[str, ...] | None
     preprocess: tuple[Mapping, ...]
     split: SplitSpec
+    sequence: Mapping | None = None  # window, horizon: time-ordered data cut into windows
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ def build(resolved: dict, file: str, base: Path, locate) -> Spec:
             drop=tuple(d["drop"]),
             features=tuple(d["features"]) if d["features"] is not None else None,
             preprocess=tuple(_frozen(s) for s in d["preprocess"]),
-            split=SplitSpec(**d["split"])),
+            split=SplitSpec(**d["split"]),
+            sequence=_frozen(d["sequence"]) if d.get("sequence") else None),
         layers=layers,
         train=TrainSpec(
             loss=t["loss"], optimizer=opt_name, optimizer_params=_frozen(opt_params),

@@ -48,7 +48,7 @@ def _step(item: dict) -> dict:
     (kind, arg), = item.items()
     if kind in ("scale", "normalize"):
         return {kind: arg}
-    if kind == "standardize":
+    if kind in ("standardize", "minmax"):
         cols = arg["columns"] if isinstance(arg, dict) else arg
         return {kind: {"columns": cols}}
     full = {"columns": arg} if isinstance(arg, list) else dict(arg)
@@ -82,7 +82,12 @@ def normalize(raw: dict, base: Path | None = None) -> dict:
     data.setdefault("drop", [])
     data.setdefault("features", None)
     data["preprocess"] = [_step(s) for s in data.get("preprocess", [])]
-    data["split"] = {"test": 0.2, "validation": 0.0, "stratify": True, **data.get("split", {})}
+    sequence = data.get("sequence")
+    if sequence is not None:
+        data["sequence"] = {"horizon": 1, **sequence}
+    # A time series is split in time order, never stratified (check_sequence refuses true).
+    data["split"] = {"test": 0.2, "validation": 0.0, "stratify": sequence is None,
+                     **data.get("split", {})}
     layers = d["model"]["layers"]
     d["model"]["layers"] = [_layer(item, n)
                             for item, n in zip(layers, layer_names(layers), strict=True)]

@@ -100,6 +100,8 @@ def _preprocess_schema() -> dict:
         "label_encode": _d(label, "one feature: the category's index in the sorted vocabulary"
                            " (-1 when unseen)", ["Gender"]),
         "standardize": _d(standardize, "(x - mean) / std, fitted on the training split", "all"),
+        "minmax": _d({**standardize}, "(x - min) / (max - min), fitted on the training split,"
+                     " so training values map onto [0, 1]", "all"),
     }, "preprocessing step")
 
 
@@ -113,7 +115,8 @@ def build_schema() -> dict:
     metric_names = sorted(METRICS)
     source = _d({"type": "string", "minLength": 1, "maxLength": 4096},
                 "a CSV file with a header row, IDX images (with `labels`), an .npz (arrays x"
-                " and y), a folder with one sub-folder of images per class, or a built-in"
+                " and y: images, or windows with data.sequence), a folder with one sub-folder"
+                " of images per class, or a built-in"
                 f" dataset ({', '.join(sorted(DATASETS))}); paths are relative to the spec",
                 "../examples/data/breast_cancer.csv")
     labels = _d({"type": "string", "minLength": 1, "maxLength": 4096},
@@ -144,25 +147,54 @@ def build_schema() -> dict:
             " never applied to validation, test or the exported model)", [{"shift": 2}]),
         "target": _d({"type": "string", "minLength": 1}, "CSV sources: the column to "
                      "predict", "Exited"),
+        "sequence": _d(_params_object({
+            "window": _d({"type": "integer", "minimum": 1, "maximum": 100_000},
+                         "time steps (rows) per example: the model's input is (window, "
+                         "features)", 12),
+            "horizon": _d({"type": "integer", "minimum": 1, "maximum": 100_000, "default": 1},
+                          "CSV: the target is taken this many rows after a window's last row"
+                          " (1: the next value)", 1),
+        }, ["window"]),
+            "time-ordered data cut into sliding windows. A CSV's rows must be in time "
+            "order: each example is `window` consecutive rows of the feature columns (by "
+            "default every column but the dropped ones, the target's own past included), "
+            "oldest first, and its target is the target column `horizon` rows after the last "
+            "of them. An .npz source holds the windows already: x (examples, window, "
+            "features; the features are named x0, x1, ...) and y, one target per example. "
+            "Examples are never shuffled before splitting: data.split.test takes the last "
+            "windows (latest targets), data.split.validation the ones just before them, "
+            "and training the rest, at the start. standardize and minmax are fitted on the "
+            "training period only, the same for every time step; with a regression loss "
+            "'all' (or naming it) scales the target too, and predictions, test metrics and "
+            "the exported model's output are turned back into the target's units. The "
+            "exported model takes raw float32 windows (N, window, features); `dlspec "
+            "predict` cuts them from a time-ordered file itself",
+            {"window": 12, "horizon": 1}),
         "drop": _d({**_columns("", []), "default": []}, "columns that are not features",
                    ["RowNumber", "CustomerId"]),
         "features": _d({"oneOf": [{"type": "null"}, _columns("", [])], "default": None},
                        "the feature columns (default: every column but the target and dropped"
-                       " ones)", ["Age", "Balance"]),
+                       " ones; for sequence data the target's past is a feature too)",
+                       ["Age", "Balance"]),
         "preprocess": _d({"type": "array", "items": _preprocess_schema(), "default": [],
                           "maxItems": 1000},
                          "steps fitted on the training split and exported inside the model",
                          [{"onehot": ["Geography"]}, {"standardize": "all"}]),
         "split": _d(_params_object({
             "test": _d({"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.2},
-                       "fraction of rows held out for the final test", 0.2),
+                       "fraction of rows held out for the final test (sequence data: the"
+                       " last windows)", 0.2),
             "validation": _d({"type": "number", "minimum": 0, "exclusiveMaximum": 1,
                               "default": 0.0},
-                             "fraction of rows for validation (early stopping, val_ metrics)",
+                             "fraction of rows for validation (early stopping, val_ metrics;"
+                             " sequence data: the windows just before the test windows)",
                              0.1),
             "stratify": _d({"type": "boolean", "default": True},
-                           "keep class proportions equal across splits (classification)", True),
-        }), "how rows are split, seeded by the spec's seed", {"test": 0.2, "validation": 0.1},
+                           "keep class proportions equal across splits (classification; "
+                           "sequence data is split in time order, never stratified, and "
+                           "defaults to false)", True),
+        }), "how rows are split, seeded by the spec's seed (sequence data: in time order, see"
+            " data.sequence)", {"test": 0.2, "validation": 0.1},
             default={}),
     }, ["source"])
     model = _params_object({

@@ -12,6 +12,7 @@ from dlspec.data.preprocess import check_steps
 from dlspec.engine.losses import LOSSES
 from dlspec.engine.metrics import METRICS
 from dlspec.errors import Location, SpecError
+from dlspec.spec import sequence
 from dlspec.spec.diagnose import did_you_mean, path_str
 
 Locate = Callable[[tuple, bool], Location]
@@ -130,7 +131,7 @@ def check_optimizer(spec: dict, locate: Locate) -> list[SpecError]:
     return []
 
 
-TABLE_STEPS = frozenset({"onehot", "label_encode", "standardize"})
+TABLE_STEPS = frozenset({"onehot", "label_encode", "standardize", "minmax"})
 IMAGE_STEPS = frozenset({"scale", "normalize"})
 
 
@@ -141,6 +142,8 @@ def check_data_format(spec: dict, locate: Locate) -> list[SpecError]:
 
     d = spec["data"]
     out = []
+    if sequence.is_sequence(spec):  # check_sequence
+        return out
     images = d["format"] in IMAGE_FORMATS
     kind = "image" if images else "table"
     wrong = IMAGE_STEPS if not images else TABLE_STEPS
@@ -189,7 +192,7 @@ def check_target(spec: dict, locate: Locate) -> list[SpecError]:
     if d["target"] in d["drop"]:
         out.append(_err(locate, ("data", "drop", d["drop"].index(d["target"])),
                         f"the target '{d['target']}' is dropped", "semantic-target"))
-    if d["features"] and d["target"] in d["features"]:
+    if d["features"] and d["target"] in d["features"] and not sequence.is_sequence(spec):
         out.append(_err(locate, ("data", "features", d["features"].index(d["target"])),
                         f"the target '{d['target']}' cannot also be a feature",
                         "semantic-target"))
@@ -209,7 +212,8 @@ def check_features(spec: dict, locate: Locate) -> list[SpecError]:
 
 
 CHECKS = [check_layer_names, check_loss_fits_output, check_metrics, check_early_stopping,
-          check_split, check_optimizer, check_data_format, check_target, check_features]
+          check_split, check_optimizer, check_data_format, check_target, check_features,
+          sequence.check_sequence]
 
 
 def check_spec(spec: dict, locate: Locate) -> list[SpecError]:
@@ -218,6 +222,8 @@ def check_spec(spec: dict, locate: Locate) -> list[SpecError]:
 
 
 def feature_columns(spec: dict, header: Sequence[str]) -> list[str]:
+    if sequence.is_sequence(spec):
+        return sequence.feature_columns(spec, header)
     d = spec["data"]
     if d["features"] is not None:
         return list(d["features"])
@@ -231,6 +237,8 @@ def check_columns(spec: dict, header: Sequence[str], source: str,
     out = []
     if "target" not in d:  # reported by check_data_format
         return out
+    if sequence.is_sequence(spec):
+        return sequence.check_series_columns(spec, header, source, locate)
 
     def missing(path, col):
         out.append(_err(locate, path, f"column '{col}' is not in {source}"
