@@ -22,6 +22,7 @@ import yaml
 from dlspec.data.dataset import Dataset, Target, load_dataset
 from dlspec.data.image_prep import ImagePreprocessor
 from dlspec.data.preprocess import Preprocessor
+from dlspec.data.sequence import SequencePreprocessor
 from dlspec.data.table import read_csv
 from dlspec.engine import metrics as M
 from dlspec.engine.network import Network
@@ -45,6 +46,7 @@ from dlspec.version import __version__
 
 HOLDOUT = "holdout.csv"
 HOLDOUT_IMAGES = "holdout.npz"
+HOLDOUT_WINDOWS = "holdout_windows.npz"
 IMAGE_BATCH = 256
 
 
@@ -63,7 +65,7 @@ class Run:
     path: Path
     spec: Spec
     net: Network
-    preprocessor: Preprocessor | ImagePreprocessor
+    preprocessor: Preprocessor | ImagePreprocessor | SequencePreprocessor
     target: Target
 
 
@@ -85,9 +87,30 @@ def _split_report(net: Network, ds: Dataset, spec: Spec, split: str) -> dict:
     if len(x) == 0:
         return {}
     report = {"rows": int(len(x)), **evaluate(net, x, y, ds.target.task, spec.train.metrics)}
+    if isinstance(ds.preprocessor, SequencePreprocessor) and ds.target.task == "regression":
+        report = _forecast_report(net, ds, spec, split, report)
     if ds.target.task != "regression":
         cm = M.confusion_matrix(y, predict_classes(net, x), len(ds.target.classes))
         report["confusion_matrix"] = cm.tolist()
+    return report
+
+
+def _forecast_report(net: Network, ds: Dataset, spec: Spec, split: str, report: dict) -> dict:
+    """A sequence model's errors in the target's units (its loss, in the scaled units it was
+    trained in, becomes ``scaled_loss``), and those of the naive forecast "the target's
+    last value in the window" (``naive_rmse``, ``naive_mae``) where the target is a feature."""
+    pre, rows = ds.preprocessor, ds.rows[split]
+    y = ds.targets[rows].astype(np.float64)
+    out = pre.unscale_target(net.forward(ds.x[split])[1]).astype(np.float64)
+    if pre.target_scaled:
+        report = {("scaled_loss" if k == "loss" else k): v for k, v in report.items()}
+    report.update(M.compute(spec.train.metrics, "regression", y, out),
+                  rmse=float(np.sqrt(np.mean((out - y) ** 2))))
+    if pre.target in pre.columns and out.shape[1] == 1:
+        last = ds.windows[rows][:, -1, pre.columns.index(pre.target)].astype(np.float64)
+        naive = last.reshape(y.shape)
+        report["naive_rmse"] = float(np.sqrt(np.mean((naive - y) ** 2)))
+        report["naive_mae"] = float(np.mean(np.abs(naive - y)))
     return report
 
 
@@ -125,7 +148,8 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     contract = _contract(model)
     parity = check_parity(_cpu_session(model.SerializeToString()), contract.outputs[0], net,
                           ds.target.task, _raw_rows(ds.preprocessor, contract, ds.table,
-                                                    ds.images), held)
+                                                    ds.images, getattr(ds, "windows", None)),
+                          held)
     metrics = {
         "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
         "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
@@ -196,9 +220,11 @@ def _contract(model):
     return Contract.from_json(meta[CONTRACT_KEY], "model")
 
 
-def _raw_rows(pre, contract, table, images):
-    from dlspec.onnx.parity import image_rows, table_rows
+def _raw_rows(pre, contract, table, images, windows=None):
+    from dlspec.onnx.parity import image_rows, table_rows, window_rows
 
+    if windows is not None:
+        return window_rows(pre, windows)
     return image_rows(pre, images) if images is not None else table_rows(contract, pre, table)
 
 
@@ -219,6 +245,10 @@ def _holdout(ds: Dataset, rows: np.ndarray) -> dict[str, bytes]:
         buf = io.BytesIO()
         np.savez(buf, images=ds.images[rows[:MAX_ROWS]])
         return {HOLDOUT_IMAGES: buf.getvalue()}
+    if getattr(ds, "windows", None) is not None:
+        buf = io.BytesIO()
+        np.savez(buf, windows=ds.windows[rows[:MAX_ROWS]])
+        return {HOLDOUT_WINDOWS: buf.getvalue()}
     return {HOLDOUT: _holdout_csv(ds, rows)}
 
 
@@ -251,8 +281,8 @@ def load_run(path: str | Path) -> Run:
     try:
         state = json.loads((run_dir / "preprocess.json").read_text())
         kind = state["preprocessing"].get("kind")
-        pre = (ImagePreprocessor if kind == "image" else Preprocessor).from_dict(
-            state["preprocessing"])
+        pre = {"image": ImagePreprocessor, "sequence": SequencePreprocessor}.get(
+            kind, Preprocessor).from_dict(state["preprocessing"])
         target = Target.from_dict(state["target"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ModelError(f"invalid preprocess.json: {e}", Location(str(run_dir)),
@@ -262,7 +292,7 @@ def load_run(path: str | Path) -> Run:
         raise ModelError(f"weights were trained for spec {manifest['spec_sha256'][:12]}..., "
                          f"but spec.lock.yaml is {spec.sha256[:12]}...", Location(str(run_dir)),
                          code="run-mismatch")
-    shape = pre.shape if isinstance(pre, ImagePreprocessor) else len(pre.feature_names)
+    shape = len(pre.feature_names) if isinstance(pre, Preprocessor) else pre.shape
     net = Network(spec.layers, shape, spec.train.loss, spec.locate)
     names = {p.value.name: p.shape for p in net.graph.params}
     if {k: tuple(v.shape) for k, v in arrays.items()} != names:
@@ -290,7 +320,12 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
                         spec_sha256=r.spec.sha256)
     data = model.SerializeToString()
     contract = _contract(model)
-    if (r.path / HOLDOUT_IMAGES).is_file():
+    windows = None
+    if (r.path / HOLDOUT_WINDOWS).is_file():
+        with np.load(r.path / HOLDOUT_WINDOWS, allow_pickle=False) as z:
+            table, images, windows = None, None, z["windows"]
+        n = len(windows)
+    elif (r.path / HOLDOUT_IMAGES).is_file():
         with np.load(r.path / HOLDOUT_IMAGES, allow_pickle=False) as z:
             table, images = None, z["images"]
         n = len(images)
@@ -298,7 +333,8 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
         table, images = read_csv(r.path / HOLDOUT), None
         n = len(table)
     parity = check_parity(_cpu_session(data), contract.outputs[0], r.net, r.target.task,
-                          _raw_rows(r.preprocessor, contract, table, images), np.arange(n))
+                          _raw_rows(r.preprocessor, contract, table, images, windows),
+                          np.arange(n))
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)
     return {"path": str(out), "opset": opset, "ir_version": model.ir_version, "parity": parity,
@@ -311,7 +347,9 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
             input_format: str | None = None, keep: Sequence[str] = (),
             progress: Callable[[int], None] | None = None) -> dict:
     """Predict every row of ``data``; writes ``out`` (.csv, .jsonl, .npy, .parquet; stdout CSV
-    if None), one row per input row, in order.
+    if None), one row per input row, in order. A sequence model predicts once per complete
+    window of a time-ordered file (on the window's last row), or once per window of an
+    array (n, window, features) in a .npy or as ``x`` in an .npz.
 
     Args:
         model: an .onnx file or a run directory (``backend="numpy"`` needs a run directory).
@@ -338,6 +376,11 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
         predict_file,
         predict_images,
     )
+    from dlspec.runtime.sequences import (
+        engine_sequence_runner,
+        onnx_sequence_runner,
+        predict_sequences,
+    )
     from dlspec.runtime.session import load_model
 
     if on_unknown not in ON_UNKNOWN or on_missing not in ON_MISSING:
@@ -350,9 +393,15 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
     output = Path(out) if out else None
     if backend == "numpy":
         r = load_run(model)
+        sequence = r.preprocessor.sequence_input \
+            if isinstance(r.preprocessor, SequencePreprocessor) else None
         contract = Contract(r.preprocessor.inputs, r.target.name, r.target.task,
-                            r.target.classes)
-        if is_image_model(contract):
+                            r.target.classes, sequence=sequence)
+        if sequence:
+            width = r.net.graph.output.shape[-1] if r.target.task == "regression" else 0
+            n = predict_sequences(engine_sequence_runner(r), _no_impute(contract, on_missing),
+                                  width, data, output, bs, progress, **options)
+        elif is_image_model(contract):
             n = predict_images(engine_image_runner(r), contract, r.preprocessor.shape, data,
                                output, batch_size or IMAGE_BATCH, progress)
         else:
@@ -362,7 +411,13 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
         provider = "numpy"
     else:
         loaded = load_model(model_file(model), device)
-        if is_image_model(loaded.contract):
+        if loaded.contract.sequence:
+            shape = loaded.session.get_outputs()[0].shape
+            width = shape[-1] if loaded.contract.task == "regression" else 0
+            n = predict_sequences(onnx_sequence_runner(loaded.session, loaded.contract),
+                                  _no_impute(loaded.contract, on_missing), width, data, output,
+                                  bs, progress, **options)
+        elif is_image_model(loaded.contract):
             shape = tuple(loaded.session.get_inputs()[0].shape[1:])
             n = predict_images(onnx_image_runner(loaded.session, loaded.contract),
                                loaded.contract, shape, data, output,
@@ -377,3 +432,13 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
     seconds = time.perf_counter() - start
     return {"rows": n, "backend": backend, "provider": provider, "seconds": seconds,
             "rows_per_second": n / seconds if seconds > 0 else 0.0}
+
+
+def _no_impute(contract, on_missing: str):
+    """A sequence model reads whole series: a missing value cannot be imputed."""
+    from dlspec.errors import UsageError
+
+    if on_missing != "error":
+        raise UsageError(f"--on-missing {on_missing}: a sequence model's windows cannot have "
+                         "gaps; fill the missing values first", code="usage")
+    return contract

@@ -127,6 +127,8 @@ def inspect(
         if ds.table is not None:
             names = ", ".join(ds.preprocessor.feature_names)
             out.print(f"features: {ds.input_shape} ({names})", soft_wrap=True)
+        elif spec.data.sequence is not None:
+            out.print(f"sequences: {ds.preprocessor.sequence_input.describe()}", soft_wrap=True)
         else:
             out.print(f"images: {' x '.join(map(str, ds.input_shape))} (height x width x "
                       "channels), raw uint8 pixels in the exported model")
@@ -149,6 +151,8 @@ def _inspect_model(path: Path) -> None:
     for c in m.contract.inputs:
         t.add_row(c.name, c.kind, ", ".join(c.categories))
     out.print(t)
+    if m.contract.sequence:
+        out.print(f"sequences: {m.contract.sequence.describe()}", soft_wrap=True)
     out.print(f"outputs: {', '.join(m.contract.outputs)}; task {m.contract.task}"
               + (f"; classes {m.contract.classes}" if m.contract.classes else ""))
     for k in ("dlspec.name", "dlspec.version", "dlspec.spec_sha256"):

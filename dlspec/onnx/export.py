@@ -1,8 +1,9 @@
 """A trained network and its fitted preprocessing -> one ONNX model taking raw columns.
 
-The graph: raw columns (by name) -> preprocessing -> the network's ops (each
-op's own ``emit``) -> decoded outputs: class probabilities and the predicted
-label in the target's own values, or the regression prediction.
+The graph: raw columns (by name), images or sequence windows -> preprocessing ->
+the network's ops (each op's own ``emit``) -> decoded outputs: class
+probabilities and the predicted label in the target's own values, or the
+regression prediction (in the target's units when it was scaled for training).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from onnx import TensorProto, helper
 
 from dlspec.data.dataset import Target
 from dlspec.data.preprocess import Preprocessor
+from dlspec.data.sequence import SequencePreprocessor
 from dlspec.engine.network import Network
 from dlspec.errors import ExportError
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
@@ -78,6 +80,9 @@ def build_model(net: Network, pre: Preprocessor, target: Target, *, opset: int,
     try:
         features = pre.emit(b)
         out = emit_network(b, net, features)
+        sequence = pre.sequence_input if isinstance(pre, SequencePreprocessor) else None
+        if sequence and target.task == "regression":
+            out = pre.emit_output(b, out)
         outputs = _emit_outputs(b, out, net.graph.output.shape[-1], target)
     except ValueError as e:  # e.g. a column named like an output
         raise ExportError(f"cannot export: {e}") from None
@@ -87,11 +92,12 @@ def build_model(net: Network, pre: Preprocessor, target: Target, *, opset: int,
     model = helper.make_model(b.graph(name), opset_imports=imports,
                               producer_name="dlspec", producer_version=__version__)
     model.ir_version = ir_version_for(opset)
-    contract = Contract(pre.inputs, target.name, target.task, target.classes, outputs)
+    contract = Contract(pre.inputs, target.name, target.task, target.classes, outputs, sequence)
     helper.set_model_props(model, {
         "dlspec.version": __version__, "dlspec.spec_sha256": spec_sha256,
         "dlspec.name": name, CONTRACT_KEY: contract.to_json()})
-    model.doc_string = f"dlspec model '{name}': raw columns in, " + ", ".join(outputs) + " out"
+    what = "raw windows" if sequence else "raw columns"
+    model.doc_string = f"dlspec model '{name}': {what} in, " + ", ".join(outputs) + " out"
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:

@@ -20,11 +20,14 @@ class RawRows:
     """Raw input the exported model takes, and how the engine sees the same rows.
 
     ``feeds(rows)`` gives onnxruntime's inputs; ``features(rows)`` the engine's
-    float32 input (the fitted preprocessing applied in NumPy).
+    float32 input (the fitted preprocessing applied in NumPy); ``output``, when
+    set, what the exported graph does after the network (a scaled target back
+    into its units).
     """
 
     feeds: Callable[[np.ndarray], dict]
     features: Callable[[np.ndarray], np.ndarray]
+    output: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def table_rows(contract, pre, table) -> RawRows:
@@ -37,6 +40,14 @@ def image_rows(pre, images: np.ndarray) -> RawRows:
     from dlspec.data.image_prep import IMAGE_INPUT
 
     return RawRows(lambda r: {IMAGE_INPUT: images[r]}, lambda r: pre.transform(images[r]))
+
+
+def window_rows(pre, windows: np.ndarray) -> RawRows:
+    """Raw windows (N, window, features) of sequence data."""
+    from dlspec.data.sequence import SEQUENCE_INPUT
+
+    return RawRows(lambda r: {SEQUENCE_INPUT: windows[r]}, lambda r: pre.transform(windows[r]),
+                   pre.unscale_target)
 
 
 def engine_outputs(net: Network, x: np.ndarray, task: str) -> np.ndarray:
@@ -55,6 +66,8 @@ def check_parity(session, output: str, net: Network, task: str, raw: RawRows,
     if len(rows) == 0:
         raise ExportError("no rows to check the exported model against")
     want = engine_outputs(net, raw.features(rows), task)
+    if raw.output is not None:
+        want = raw.output(want)
     n = len(rows)
     worst = 0.0
     for pos in [np.array([i]) for i in range(min(SINGLE_ROWS, n))] + [np.arange(n)]:

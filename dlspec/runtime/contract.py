@@ -6,6 +6,8 @@ file ends in one located message and never in a raw onnxruntime error.
 
 Format 2 adds each numeric input's training mean (``impute``), which the
 graph uses for a NaN input; models of format 1 load, but cannot impute.
+Format 3 (written only for sequence models) adds ``sequence``: the window the
+model takes and the columns it is cut from.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlspec.data.preprocess import InputColumn, check_categories, check_policies, numeric_input
+from dlspec.data.sequence import SequenceInput
 from dlspec.data.table import Table, require_columns
 from dlspec.errors import ModelError
 
 CONTRACT_KEY = "dlspec.contract"
 CONTRACT_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+SEQUENCE_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 
 
 @dataclass
@@ -31,23 +35,29 @@ class Contract:
     task: str                          # binary | multiclass | regression
     classes: list = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    sequence: SequenceInput | None = None
 
     @property
     def columns(self) -> list[str]:
         return [c.name for c in self.inputs]
 
     def output_columns(self, width: int) -> list[str]:
-        """Names of the prediction table's columns."""
+        """Names of the prediction table's columns (a sequence model cut from named columns
+        names its regression output for the horizon: ``Passengers_t+1``, t being the row
+        of a window's last step)."""
         if self.task == "regression":
-            return [self.target] if width == 1 else [f"{self.target}_{i}" for i in range(width)]
+            seq = self.sequence
+            name = f"{self.target}_t+{seq.horizon}" if seq and seq.columns else self.target
+            return [name] if width == 1 else [f"{name}_{i}" for i in range(width)]
         return [f"prob_{c}" for c in self.classes] + [f"predicted_{self.target}"]
 
     def to_json(self) -> str:
+        extra = {"sequence": self.sequence.to_dict()} if self.sequence else {}
         return json.dumps({
-            "format": CONTRACT_FORMAT,
+            "format": SEQUENCE_FORMAT if self.sequence else CONTRACT_FORMAT,
             "inputs": [c.to_dict() for c in self.inputs],
             "target": self.target, "task": self.task, "classes": list(self.classes),
-            "outputs": list(self.outputs)})
+            "outputs": list(self.outputs), **extra})
 
     @classmethod
     def from_json(cls, text: str, source: str) -> Contract:
@@ -57,7 +67,9 @@ class Contract:
                 raise ValueError(f"contract format {d['format']} is not supported")
             inputs = [InputColumn.from_dict(c, need_impute=d["format"] >= 2)
                       for c in d["inputs"]]
-            return cls(inputs, d["target"], d["task"], list(d["classes"]), list(d["outputs"]))
+            sequence = SequenceInput.from_dict(d["sequence"]) if d["format"] >= 3 else None
+            return cls(inputs, d["target"], d["task"], list(d["classes"]), list(d["outputs"]),
+                       sequence)
         except (ValueError, KeyError, TypeError) as e:
             raise ModelError(f"the model's dlspec contract is invalid: {e}",
                              code="model-contract") from None

@@ -79,19 +79,51 @@ def _images(loaded, data, contract: Contract, labels: str | None):
                                                                {feed: xb})[0]
 
 
+def _array_classes(y: np.ndarray, classes: list, source: str) -> np.ndarray:
+    lookup = {c: i for i, c in enumerate(classes)}
+    index = np.array([lookup.get(v, -1) for v in y.tolist()], dtype=np.int64)
+    if (index < 0).any():
+        raise DataError(f"labels in 'y' are not among the model's classes {classes} (first: "
+                        f"{y[np.argmax(index < 0)]!r})", Location(source), code="data-label")
+    return index
+
+
+def _sequences(loaded, data, contract: Contract):
+    """Every window of ``data`` with a target ``horizon`` rows after it, and its prediction."""
+    from dlspec.runtime.sequences import series_and_targets
+
+    windows, targets, rows = series_and_targets(data, contract, BATCH)
+    feed = contract.sequence.input
+    for start in range(0, len(windows), IMAGE_BATCH):
+        x = windows[start:start + IMAGE_BATCH]
+        out = loaded.session.run(contract.outputs[:1], {feed: x})[0]
+        if rows is None:  # an .npz: y holds the targets
+            y = targets[start:start + IMAGE_BATCH]
+            y = y.astype(np.float32).reshape(out.shape) if contract.task == "regression" else \
+                _array_classes(y, contract.classes, str(data))
+        else:
+            r = rows[start:start + IMAGE_BATCH]
+            y = targets.numeric(contract.target, r).astype(np.float32).reshape(out.shape) \
+                if contract.task == "regression" else \
+                _class_index(targets.cells[contract.target][r], contract.classes, targets)
+        yield y, out
+
+
 def evaluate_model(model: str | Path, data: str | Path, *, labels: str | None = None,
                    device: str = "cpu") -> dict:
     """Metrics of an exported model (an .onnx file or a run directory) on labelled data.
 
     ``data`` is a file with the input columns and the target column (CSV, JSONL,
     NPY, NPZ, Parquet) or, for image models, an NPZ (x, y), IDX images with
-    ``labels``, or a folder with one sub-folder per class.
+    ``labels``, or a folder with one sub-folder per class. A sequence model is
+    evaluated on every window that has its target in the file (or on an NPZ of
+    windows x and targets y), in the target's units.
     Returns {rows, task, metrics, confusion_matrix (classifiers), classes}.
     """
     loaded = load_model(model_file(model), device)
     c = loaded.contract
     parts = list(_images(loaded, data, c, labels) if is_image_model(c) else
-                 _tables(loaded, data, c))
+                 _sequences(loaded, data, c) if c.sequence else _tables(loaded, data, c))
     if not parts:
         raise DataError("no rows to evaluate", Location(str(data)), code="data-empty")
     y = np.concatenate([p[0] for p in parts])
