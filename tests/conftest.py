@@ -13,6 +13,7 @@ EXAMPLES = ROOT / "examples" / "data"
 # The real data sets (churn, MNIST, ...) live beside the checkout, in ../shared/data.
 SHARED_DATA = Path(os.environ.get("DLSPEC_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CHURN_CSV = SHARED_DATA / "churn" / "Churn_Modelling.csv"
+AIRLINE_CSV = SHARED_DATA / "timeseries" / "airline-passengers.csv"
 
 
 @pytest.fixture
@@ -20,6 +21,14 @@ def churn_csv() -> Path:
     if not CHURN_CSV.is_file():
         pytest.skip(f"{CHURN_CSV} is absent: the Kaggle churn data is not shipped with dlspec")
     return CHURN_CSV
+
+
+@pytest.fixture
+def airline_csv() -> Path:
+    if not AIRLINE_CSV.is_file():
+        pytest.skip(f"{AIRLINE_CSV} is absent: the airline-passengers series is not shipped "
+                    "with dlspec")
+    return AIRLINE_CSV
 
 
 @pytest.fixture

@@ -98,6 +98,8 @@ def spec_data(request, monkeypatch):
     def overrides(spec: str) -> list[str]:
         if spec == "churn.yaml":
             return [f"data.source={request.getfixturevalue('churn_csv')}"]
+        if spec.startswith("airline_"):
+            return [f"data.source={request.getfixturevalue('airline_csv')}"]
         if spec == "mnist_cnn.yaml":
             monkeypatch.setenv("DLSPEC_DATA", str(request.getfixturevalue("mnist_dir").parent))
             tmp = request.getfixturevalue("tmp_path")
