@@ -4,7 +4,8 @@ Importing this package registers every op (``dlspec.ops.elementwise``,
 ``dlspec.ops.linalg``, ...). Look ops up with ``get_op(name)``.
 """
 
-from dlspec.ops import conv, elementwise, linalg, norm, shape  # noqa: F401,E402  (registration)
+# (registration: importing each module registers its ops)
+from dlspec.ops import conv, elementwise, linalg, norm, recurrent, shape  # noqa: F401,E402
 from dlspec.ops.registry import OPS, OpDef, get_op, register
 
 __all__ = ["OPS", "OpDef", "get_op", "register"]

@@ -204,6 +204,26 @@ def _gemm(attributes: dict, inputs: list) -> tuple:
     return [a, b], {}, to_onnx
 
 
+def _recurrent(op_type: str, onnx_gates: tuple[int, ...]):
+    """ONNX's time-major LSTM/RNN with [1, gates*H, in] weights (ONNX's gate order) as
+    dlspec's batch-major op with Keras' (in, gates*H) weights: ``onnx_gates`` lists the
+    ONNX gate blocks in Keras' order. A missing B is zeros; ONNX's input and recurrent
+    biases always add, so they are one bias here. Y_h [1, N, H] is the output."""
+    def adapt(attributes: dict, inputs: list) -> tuple:
+        _only(op_type, attributes, {"hidden_size"})
+        if len(inputs) > 4:
+            raise Unmodelled(f"{op_type} with sequence_lens, an initial state or peepholes: "
+                             "dlspec's recurrent layers start from zeros and run every step")
+        x, w, r, *b = inputs
+        h = attributes["hidden_size"]
+        cols = np.concatenate([np.arange(j * h, (j + 1) * h) for j in onnx_gates])
+        width = len(cols)
+        bias = (b[0][0, :width] + b[0][0, width:])[cols] if b else np.zeros(width, np.float32)
+        return ([x.transpose(1, 0, 2), w[0].T[:, cols], r[0].T[:, cols], bias],
+                {"units": h}, lambda y: y[None])
+    return adapt
+
+
 _SOFTMAX_OLD = ("Softmax before opset 13 flattens the input to 2-D at `axis` (default 1) and "
                 "normalises over all trailing axes; dlspec's softmax is the opset-13 "
                 "single-axis form")
@@ -232,6 +252,9 @@ ONNX_TO_DLSPEC: dict[str, Mapping] = {
     "Flatten": Mapping("flatten", adapt=_flatten, min_run=3),
     "Reshape": Mapping("reshape", adapt=_reshape, min_run=4),
     "BatchNormalization": Mapping("batchnorm", adapt=_batchnorm, min_run=2),
+    # ONNX LSTM gates i, o, f, c; Keras' i, f, c, o.
+    "LSTM": Mapping("lstm", adapt=_recurrent("LSTM", (0, 2, 3, 1)), min_run=2),
+    "RNN": Mapping("rnn", adapt=_recurrent("RNN", (0,)), min_run=3),
 }
 
 # dlspec ops that no ONNX node case exercises, with the reason.
@@ -241,6 +264,14 @@ NO_NODE_CASE: dict[str, str] = {
     "batchnorm_train": ("train-only: exported as Identity of its inference form (batchnorm); "
                         "ONNX's training-mode BatchNormalization cases also return updated "
                         "running statistics, which this pure op does not produce"),
+    "gru": ("ONNX's GRU node cases all use linear_before_reset=0 (Keras' reset_after=False); "
+            "dlspec's gru is Keras' default reset_after=True (ONNX's linear_before_reset=1), "
+            "checked against torch.nn.GRU and onnxruntime in tests/ops/test_recurrent.py"),
+    "gru_nobias": "the bias-free twin of gru (the same rules, no bias input); see gru",
+    "lstm_nobias": ("the bias-free twin of lstm (the same rules, no bias input); ONNX's LSTM "
+                    "cases run through lstm, a missing B as zeros"),
+    "rnn_nobias": ("the bias-free twin of rnn (the same rules, no bias input); ONNX's RNN "
+                   "cases run through rnn, a missing B as zeros"),
 }
 
 # Case name -> precise reason, for a real kernel difference that cannot be fixed here.
