@@ -68,6 +68,19 @@ def _normal(rng, shape):
     return rng.normal(0.0, 0.05, shape)
 
 
+@_register("orthogonal", "a random orthogonal matrix (Keras' Orthogonal, gain 1): orthonormal"
+          " rows or columns, whichever are fewer; the recurrent kernels' default")
+def _orthogonal(rng, shape):
+    # Keras' recipe: QR of a normal matrix with more rows than columns, the signs of R's
+    # diagonal moved into Q (so Q is uniform over orthogonal matrices), then transposed
+    # back when the weight has fewer rows than columns.
+    rows = int(np.prod(shape[:-1], dtype=np.int64)) if len(shape) > 1 else 1
+    cols = shape[-1]
+    q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+    q *= np.sign(np.diag(r))
+    return (q.T if rows < cols else q).reshape(shape)
+
+
 @_register("zeros", "all zeros")
 def _zeros(rng, shape):
     return np.zeros(shape)

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from dlspec.errors import ShapeError
 from dlspec.graph.initializers import INITIALIZERS
 from dlspec.graph.ir import GraphBuilder, Value
 from dlspec.ops.conv import pair, same_pads
+from dlspec.ops.recurrent import GATES, bias_shape
 from dlspec.ops.registry import fmt_shape
+from dlspec.ops.rnn_activations import RNN_ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -327,4 +331,103 @@ register_layer(LayerDef(
                           "description": "false freezes gamma and beta (the moving statistics"
                           " still follow the data)"}},
     required=(), shorthand=None, lower=_lower_batch_norm,
+))
+
+
+# ----------------------------------------------------------------------------- sequences
+# Sequences are (N, time, features). Recurrent layers follow Keras: the same parameters,
+# defaults and weight layout (see dlspec.ops.recurrent), a zero initial state.
+
+def _sequence_input(gb: GraphBuilder, x: Value, layer: str) -> None:
+    if len(x.shape) != 3:
+        raise ShapeError(f"layer {gb.layer!r}: {layer} needs (batch, time, features) input, "
+                         f"got {fmt_shape(x.shape)}; give the model sequences (time, "
+                         "features per step), or reshape to (time, features) first")
+
+
+def _forget_bias(init, units: int):
+    """Keras' unit_forget_bias: the forget gate's bias starts at 1, the rest from init."""
+    def fn(rng, shape):
+        return np.concatenate([init(rng, (units,)), np.ones(units, np.float32),
+                               init(rng, (2 * units,))])
+    return fn
+
+
+def _recurrent_lowering(cell: str, layer: str):
+    def lower(gb: GraphBuilder, x: Value, p: dict) -> Value:
+        _sequence_input(gb, x, layer)
+        units, width, train = p["units"], GATES[cell] * p["units"], p["trainable"]
+        inputs = [x, gb.param("kernel", (x.shape[2], width),
+                              INITIALIZERS[p["kernel_initializer"]].fn, train),
+                  gb.param("recurrent_kernel", (units, width),
+                           INITIALIZERS[p["recurrent_initializer"]].fn, train)]
+        if p["use_bias"]:
+            init = INITIALIZERS[p["bias_initializer"]].fn
+            if p.get("unit_forget_bias"):
+                init = _forget_bias(init, units)
+            inputs.append(gb.param("bias", bias_shape(cell, units), init, train))
+        attrs = {"units": units, "return_sequences": p["return_sequences"],
+                 "activation": p["activation"]}
+        if "recurrent_activation" in p:
+            attrs["recurrent_activation"] = p["recurrent_activation"]
+        return gb.op(cell if p["use_bias"] else f"{cell}_nobias", *inputs, **attrs)
+    return lower
+
+
+def _recurrent_params(gates: str | None, extra: dict) -> dict:
+    """The parameters every recurrent layer shares (``gates``: what the recurrent
+    activation acts on; None: the layer has none)."""
+    params = {
+        **_COMMON,
+        "units": {"type": "integer", "minimum": 1, "maximum": 100_000,
+                  "description": "size of the hidden state (the output's last axis)",
+                  "examples": [64]},
+        "return_sequences": {"type": "boolean", "default": False, "examples": [True],
+                             "description": "true: the hidden state of every step (N, time,"
+                             " units), e.g. to stack another recurrent layer; false: the last"
+                             " one (N, units)"},
+        "activation": _enum(RNN_ACTIVATIONS, "activation of the candidate state and of the"
+                            " output", "tanh"),
+        "use_bias": {"type": "boolean", "default": True, "description": "add learned biases",
+                     "examples": [True]},
+        "kernel_initializer": _enum(INITIALIZERS, "how the kernel (features, gates * units)"
+                                    " starts", "glorot_uniform"),
+        "recurrent_initializer": _enum(INITIALIZERS, "how the recurrent kernel (units, gates"
+                                       " * units) starts", "orthogonal"),
+        "bias_initializer": _enum(INITIALIZERS, "how the bias starts", "zeros"),
+        "trainable": {"type": "boolean", "default": True,
+                      "description": "false freezes the layer's parameters", "examples": [False]},
+    }
+    if gates is not None:
+        params["recurrent_activation"] = _enum(RNN_ACTIVATIONS, f"activation of the {gates}",
+                                               "sigmoid")
+    return {**params, **extra}
+
+
+register_layer(LayerDef(
+    "lstm", "long short-term memory (Keras' LSTM) over sequences (N, time, features):"
+    " kernel (features, 4 * units), recurrent kernel (units, 4 * units) and bias (4 * units),"
+    " gates in Keras' order input, forget, cell, output",
+    params=_recurrent_params("input, forget and output gates", {
+        "unit_forget_bias": {"type": "boolean", "default": True, "examples": [True],
+                             "description": "start the forget gate's bias at 1 (Keras'"
+                             " default; bias_initializer sets the rest)"}}),
+    required=("units",), shorthand="units", lower=_recurrent_lowering("lstm", "lstm"),
+))
+
+register_layer(LayerDef(
+    "gru", "gated recurrent unit (Keras' GRU with its default reset_after=True, ONNX's"
+    " linear_before_reset=1: the reset gate scales the recurrent projection after the"
+    " matrix product) over sequences (N, time, features): kernel (features, 3 * units),"
+    " recurrent kernel (units, 3 * units), bias (2, 3 * units): input bias, then recurrent"
+    " bias; gates in Keras' order update, reset, candidate",
+    params=_recurrent_params("update and reset gates", {}),
+    required=("units",), shorthand="units", lower=_recurrent_lowering("gru", "gru"),
+))
+
+register_layer(LayerDef(
+    "simple_rnn", "fully connected recurrence (Keras' SimpleRNN) over sequences (N, time,"
+    " features): h = activation(x @ kernel + h @ recurrent_kernel + bias)",
+    params=_recurrent_params(None, {}),
+    required=("units",), shorthand="units", lower=_recurrent_lowering("rnn", "simple_rnn"),
 ))
