@@ -28,6 +28,7 @@ from dlspec.engine.kernels import (
     aligned_zeros,
     held,
 )
+from dlspec.engine.recurrent_kernels import recurrent_kernel
 from dlspec.graph.ir import Graph, Node, Value
 from dlspec.ops import get_op
 
@@ -270,7 +271,7 @@ class _Fuser:
             return self._dense(node)
         if node.op is _CONV2D:
             return self._conv(node)
-        return None
+        return recurrent_kernel(node, self.views, self.slot)   # lstm, gru, rnn; else None
 
     def _chain(self, node: Node, units: int) -> tuple[list[Node], Node | None, bool]:
         chain = [node]
