@@ -94,3 +94,37 @@ def test_no_pickle_anywhere_in_the_source():
                 kw = {k.arg: k.value for k in node.keywords}
                 assert "allow_pickle" in kw and kw["allow_pickle"].value is False, \
                     f"{path}:{node.lineno}: np.load without allow_pickle=False"
+
+
+def _lstm(name: str, units: int, sequences: bool):
+    from dlspec.spec.model import LayerSpec
+
+    return LayerSpec("lstm", name, {
+        "name": name, "units": units, "return_sequences": sequences, "activation": "tanh",
+        "recurrent_activation": "sigmoid", "use_bias": True,
+        "kernel_initializer": "glorot_uniform", "recurrent_initializer": "orthogonal",
+        "bias_initializer": "zeros", "unit_forget_bias": True, "trainable": True})
+
+
+def test_an_lstm_training_step_is_float32_throughout():
+    from dlspec.spec.model import LayerSpec
+
+    dense = LayerSpec("dense", "out", {"name": "out", "units": 1, "activation": "linear",
+                                       "initializer": "glorot_uniform", "bias": True,
+                                       "bias_initializer": "zeros", "trainable": True})
+    net = Network([_lstm("l1", 8, True), _lstm("l2", 5, False), dense], (7, 3), "mse")
+    net.buffer.initialize(np.random.default_rng(0))
+    plan = net.train_plan
+    rng = np.random.default_rng(1)
+    s = plan.new_slots()
+    s[plan.input_slots[0]] = rng.standard_normal((6, 7, 3), dtype=np.float32)
+    plan.forward(s)
+    loss, g = net.loss.fn(s[plan.seed_slot], rng.standard_normal((6, 1), dtype=np.float32))
+    assert g.dtype == np.float32
+    plan.backward(s, g)
+    arrays = [a for a in s if isinstance(a, np.ndarray)] + plan.held_arrays()
+    assert len(arrays) > 10
+    assert all(a.dtype in (np.float32, np.bool_) for a in arrays), \
+        {str(a.dtype) for a in arrays}
+    assert net.buffer.grad.dtype == np.float32
+    assert all(np.abs(gv).sum() > 0 for gv in net.buffer.grad_views)
