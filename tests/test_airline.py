@@ -10,8 +10,9 @@ from tests.conftest import SPECS
 from tests.runtime.conftest import cli, read_csv_rows
 
 # Test RMSE at most this share of the naive forecast's (50.9 thousand passengers).
-# Measured with the spec's seed: mlp 14.2 (train.seed 0..4: 14.2 to 23.3).
-BOUND = {"airline_mlp.yaml": 0.6}
+# Measured with the spec's seed: mlp 14.2 (train.seed 0..4: 14.2 to 23.3), lstm 27.1
+# (train.seed 0..4: 22.6 to 29.7).
+BOUND = {"airline_mlp.yaml": 0.6, "airline_lstm.yaml": 0.75}
 
 
 @pytest.mark.parametrize("spec", sorted(BOUND))
