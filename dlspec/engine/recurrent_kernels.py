@@ -14,10 +14,14 @@ arithmetic in it.
   product, ``[U; W; b]^T @ xh[:, k]``, written straight into that step's gate block: no
   separate projection of the inputs and no additions. The loop writes h_{k+1} into
   ``xh[:H, k+1]``; ``xh[:H, 0]`` keeps the zero initial state.
-- ``[U; W; b]`` is built once per training step in the order the loop wants (lstm: i, f,
-  o, c, so the three sigmoid gates are adjacent), with sigmoid gates' columns halved:
+- ``[U; W; b]`` is built once per training step in the order the loop wants (lstm: o, i,
+  f, c, so the three sigmoid gates are adjacent), with sigmoid gates' columns halved:
   sigmoid(x) = 0.5 tanh(x / 2) + 0.5, so one tanh covers all four LSTM gates and an affine
   step finishes the sigmoid ones.
+- Per step the loop makes one product and a handful of elementwise calls (lstm: 7, gru:
+  9, rnn: 1); the rest is done for all steps at once. Where it ends up (LSTM, 8 -> 64
+  units, 50 steps, batch 32): about 2/3 of a training step is the matrix products, which
+  run at OpenBLAS's speed for the CPU kernels it uses; the rest is NumPy call overhead.
 - Backward, every factor that does not depend on the incoming gradient (gate derivatives
   times the values they meet) is computed for all steps at once before the loop, so a
   step is a few multiplies and one product with the recurrent kernel.
