@@ -282,3 +282,12 @@ def test_frozen_weights_get_no_gradient_and_the_rest_do():
     for p in gb.graph.params:
         p.trainable = p.value.name != "r.recurrent_kernel"
     _compare(gb, y, np.ones((2, 6, 3), np.float32), LSTMKernel, 1)
+
+
+@pytest.mark.parametrize(("t", "n"), [(1, 3), (4, 1)])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("cell", CELLS)
+def test_engine_kernel_with_one_step_or_one_row(cell, return_sequences, t, n):
+    gb, y = _recurrent_graph(cell, True, {"return_sequences": return_sequences}, t=t)
+    data = np.random.default_rng(0).standard_normal((n, t, 3)).astype(np.float32)
+    _compare(gb, y, data, KERNELS[cell], 1)
