@@ -38,7 +38,7 @@ LABEL = f"LSTM {FEATURES}->{UNITS} over {TIME} steps + dense 1, batch {BATCH}"
 LSTM_SPEC = f"""\
 dlspec: 1
 name: lstm_bench
-data: {{source: sequences.csv, target: y}}
+data: {{source: sequences.csv, target: y, sequence: {{window: {TIME}}}}}
 model:
   layers:
     - lstm: {{units: {UNITS}}}
