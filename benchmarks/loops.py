@@ -4,21 +4,56 @@
 - ``TorchLoop``: the idiomatic PyTorch loop over the same kind of batches.
 - ``interleave`` / ``summary``: repetitions in one process, medians and paired ratios.
 - ``peak_rss_mib``: one side's peak memory, measured in a child process.
+- ``steady_allocator``: glibc's malloc settings of a long training run, for PyTorch's sake.
+- ``workload`` / ``main``: a benchmark module's numbers and its command line. The module
+  gives ``KEY``, ``LABEL``, ``BATCH``, ``synthetic(rows)``, ``dlspec_loop(x, y)``,
+  ``torch_loop(x, y)`` and ``parity()``.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# glibc serves allocations above a threshold (128 KiB at first) with fresh mmap()s and
+# gives the top of the heap back to the OS past another: every step, PyTorch's new
+# activation tensors then cost page faults again. The thresholds rise by themselves when
+# big blocks are freed (e.g. a per-epoch shuffle of a 60,000-image set), which is where a
+# real training run sits; a benchmark on a small data set stays below them. Measured on
+# the CNN: torch 10-12 ms/step with the defaults in a fresh process, 6.8-7.1 ms with
+# these settings (dlspec, whose step allocates nothing, is unaffected). So every
+# benchmark process starts with them, and the subprocesses get them through the
+# environment.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+
+
+def steady_allocator() -> bool:
+    """Raise glibc's mmap and trim thresholds in this process (False where not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, int(MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]))
+                and mallopt(m_trim_threshold, int(MALLOC_ENV["MALLOC_TRIM_THRESHOLD_"])))
 
 
 def load_spec_text(text: str, name: str):
@@ -166,7 +201,7 @@ def peak_rss_mib(script: str, side: str, steps: int) -> float:
     alone, so neither side's memory hides the other's."""
     out = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, script, "--only",
                           side, "--steps", str(steps)], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, env={**os.environ, **MALLOC_ENV}).stdout
     kib = int(out.strip().splitlines()[-1])
     if kib < 0:
         raise RuntimeError(f"the {side} child of {script} failed")
@@ -186,3 +221,38 @@ def print_summary(res: dict) -> None:
           f" paired {d['speedup_paired']:.2f}x")
     print(f"dlspec vs torch, max |weight difference| after 5 identical steps from the same "
           f"weights: {res['parity_max_abs_diff_after_5_steps']:.1e}")
+
+
+def workload(bench: ModuleType, repeats: int = 7, quick: bool = False) -> dict:
+    """dlspec vs PyTorch on one benchmark module's network: ms/step (median, min, max),
+    speedups, parity, peak RSS per side."""
+    steps = 20 if quick else 50
+    x, y = bench.synthetic(bench.BATCH * steps)
+    ms = interleave({"dlspec": bench.dlspec_loop(x, y), "torch": bench.torch_loop(x, y)},
+                    steps, repeats)
+    out = {"key": bench.KEY, "label": bench.LABEL, "steps_per_rep": steps, "repeats": repeats,
+           "ms_per_step": summary(ms), "parity_max_abs_diff_after_5_steps": bench.parity()}
+    out["peak_rss_mib"] = {side: peak_rss_mib(bench.__file__, side, steps)
+                           for side in ("dlspec", "torch")}
+    return out
+
+
+def main(bench: ModuleType, argv: list[str] | None = None) -> int:
+    """The command line of a benchmark module (``--only`` runs one side, for peak RSS)."""
+    ap = argparse.ArgumentParser(description=bench.__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 reps of 20 steps")
+    ap.add_argument("--repeats", type=int, help="interleaved repetitions (default 7, quick 3)")
+    ap.add_argument("--json", type=Path, help="write every number here")
+    ap.add_argument("--only", choices=("dlspec", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    steady_allocator()
+    if a.only:  # a child measured for peak RSS
+        x, y = bench.synthetic(bench.BATCH * a.steps)
+        (bench.dlspec_loop if a.only == "dlspec" else bench.torch_loop)(x, y).run(a.steps)
+        return 0
+    res = workload(bench, a.repeats or (3 if a.quick else 7), a.quick)
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=2))
+    print_summary(res)
+    return 0

@@ -11,27 +11,18 @@ their meaning). dlspec runs ``fit()``'s inner loop, PyTorch the idiomatic loop w
 ``nn.LSTM(batch_first=True)`` + ``nn.Linear`` over the same kind of shuffled batches.
 Repetitions are interleaved in one process after a warm-up, each from fresh weights and
 after a short settle gap; peak RSS is measured per side in a child process.
-``lstm_workload(repeats, quick)`` returns every number, for benchmarks/run.py to merge.
+benchmarks/run.py runs it with the other workloads; loops.py holds what they share.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
+import loops
 import numpy as np
-from loops import (
-    DlspecLoop,
-    TorchLoop,
-    interleave,
-    load_spec_text,
-    peak_rss_mib,
-    print_summary,
-    summary,
-)
+from loops import DlspecLoop, TorchLoop, load_spec_text
 
+KEY = "lstm"
 BATCH, TIME, FEATURES, UNITS = 32, 50, 8, 64
 LABEL = f"LSTM {FEATURES}->{UNITS} over {TIME} steps + dense 1, batch {BATCH}"
 
@@ -125,36 +116,5 @@ def parity(steps: int = 5) -> float:
                for tp, view, to_torch in pairs)
 
 
-def lstm_workload(repeats: int = 7, quick: bool = False) -> dict:
-    """dlspec vs PyTorch on the LSTM: ms/step (median, min, max), speedups, peak RSS."""
-    steps = 20 if quick else 50
-    x, y = synthetic(BATCH * steps)
-    ms = interleave({"dlspec": dlspec_loop(x, y), "torch": torch_loop(x, y)}, steps, repeats)
-    out = {"key": "lstm", "label": LABEL, "steps_per_rep": steps, "repeats": repeats,
-           "ms_per_step": summary(ms), "parity_max_abs_diff_after_5_steps": parity()}
-    out["peak_rss_mib"] = {side: peak_rss_mib(__file__, side, steps)
-                           for side in ("dlspec", "torch")}
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="3 reps of 20 steps")
-    ap.add_argument("--repeats", type=int, help="interleaved repetitions (default 7, quick 3)")
-    ap.add_argument("--json", type=Path, help="write every number here")
-    ap.add_argument("--only", choices=("dlspec", "torch"), help=argparse.SUPPRESS)
-    ap.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
-    if a.only:  # a child measured for peak RSS
-        x, y = synthetic(BATCH * a.steps)
-        (dlspec_loop if a.only == "dlspec" else torch_loop)(x, y).run(a.steps)
-        return 0
-    res = lstm_workload(a.repeats or (3 if a.quick else 7), a.quick)
-    if a.json:
-        a.json.write_text(json.dumps(res, indent=2))
-    print_summary(res)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(loops.main(sys.modules[__name__]))

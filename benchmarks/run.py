@@ -161,52 +161,25 @@ class DlspecFit:
 
 # --------------------------------------------------------------------------- torch side
 
-class TorchLoop:
-    def __init__(self, sizes: list[int], loss: str, x: np.ndarray, y: np.ndarray, bs: int):
-        import torch
-        from torch import nn
+def TorchLoop(sizes: list[int], loss: str, x: np.ndarray, y: np.ndarray,  # noqa: N802
+              bs: int) -> loops.TorchLoop:
+    """PyTorch's loop over the MLP ``sizes`` (relu between Linear layers; the loss on the
+    logits: BCEWithLogitsLoss or CrossEntropyLoss)."""
+    import torch
+    from torch import nn
 
-        self.torch, self.nn = torch, nn
-        torch.manual_seed(0)
+    def build() -> nn.Module:
         mods: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             mods.append(nn.Linear(a, b))
             if i < len(sizes) - 2:
                 mods.append(nn.ReLU())
-        self.model = nn.Sequential(*mods)
-        self.reset()
-        self.loss_fn = nn.BCEWithLogitsLoss() if loss == "bce" else nn.CrossEntropyLoss()
-        self.x = torch.from_numpy(x)
-        self.y = (torch.from_numpy(y.astype(np.float32).reshape(-1, 1)) if loss == "bce"
-                  else torch.from_numpy(y.astype(np.int64)))
-        self.bs = bs
+        return nn.Sequential(*mods)
 
-    def reset(self) -> None:
-        """Fresh weights, optimizer and shuffling (see DlspecRaw.reset)."""
-        torch = self.torch
-        torch.manual_seed(0)
-        for m in self.model:
-            if isinstance(m, self.nn.Linear):
-                m.reset_parameters()
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=ADAM["lr"],
-                                    betas=(ADAM["beta_1"], ADAM["beta_2"]), eps=ADAM["epsilon"])
-        self.gen = torch.Generator().manual_seed(0)
-
-    def run(self, steps: int) -> None:
-        model, opt, loss_fn, bs = self.model, self.opt, self.loss_fn, self.bs
-        n, done = len(self.x), 0
-        while done < steps:
-            perm = self.torch.randperm(n, generator=self.gen)
-            xe, ye = self.x[perm], self.y[perm]
-            for start in range(0, n, bs):
-                if done == steps:
-                    break
-                xb, yb = xe[start:start + bs], ye[start:start + bs]
-                opt.zero_grad()
-                loss = loss_fn(model(xb), yb)
-                loss.backward()
-                opt.step()
-                done += 1
+    loss_fn = nn.BCEWithLogitsLoss() if loss == "bce" else nn.CrossEntropyLoss()
+    yt = (torch.from_numpy(y.astype(np.float32).reshape(-1, 1)) if loss == "bce"
+          else torch.from_numpy(y.astype(np.int64)))
+    return loops.TorchLoop(build, loss_fn, torch.from_numpy(x), yt, bs)
 
 
 def parity_check(net: Network, train_spec, sizes: list[int], loss: str,
@@ -483,7 +456,8 @@ sys.exit(os.waitstatus_to_exitcode(status))
 def _run_child(cmd: list[str], cwd: Path) -> tuple[float, str, int, float]:
     """(wall seconds, output, exit status, peak RSS MiB) of one subprocess."""
     p = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], cwd=cwd, text=True,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       env={**os.environ, **loops.MALLOC_ENV})
     lines = p.stdout.rstrip("\n").splitlines()
     tag = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("__CHILD__"))
     _, wall, rss_kib = lines[tag].split()
@@ -768,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     _DATA[0] = a.data
+    allocator = loops.steady_allocator()
     if a.child:
         return child(a.child, a.side, a.steps, a.data)
     chosen = set(a.workloads.split(","))
@@ -776,6 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     e2e_epochs = a.e2e_epochs or (5 if a.quick else 50)
     t0 = time.perf_counter()
     res: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "quick": a.quick,
+                 "malloc": loops.MALLOC_ENV if allocator else "glibc's defaults",
                  "repeats": repeats, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
                  "environment": environment(), "workloads": {}}
     churn = churn_workload(a.data)
