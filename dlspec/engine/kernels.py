@@ -2,7 +2,7 @@
 
 A kernel writes its result into buffers it owns, one set per batch size (64-byte aligned,
 allocated once, reused every step), keeps what its backward pass needs (the im2col
-patches, the maxima before bias and relu), and writes gradients only where the backward
+patches, the pooled maxima, which window offset won), and writes gradients only where the backward
 schedule says one is needed: the first layer computes none for the data.
 
 - ``OpKernel``: any node, through its op's pure rules (fresh arrays each step).
@@ -12,9 +12,11 @@ schedule says one is needed: the first layer computes none for the data.
   convolution's output *before* adding the bias and applying relu (max commutes with
   both: they are non-decreasing per channel), so those act on the pooled values only, and
   it computes only the outputs the pool reads. Its im2col rows are ordered pooling-window
-  offset first, so each offset's outputs are one contiguous block and pooling is
-  elementwise over blocks. The tie rule is the max-pool op's: the first maximum of a
-  window, in row-major order, gets the gradient.
+  offset first, so each offset's outputs are one contiguous block: it multiplies one block
+  at a time into a running maximum and records, one bool per output, where each offset
+  beat all offsets before it; the convolution's unpooled output is never kept, and the
+  backward pass routes the gradient by those records. The tie rule is the max-pool op's:
+  the first maximum of a window, in row-major order, gets the gradient.
 
 The tests (tests/ops/test_fused.py) check each fused kernel against the unfused nodes'
 own rules: the same values and gradients, within float32 rounding.
@@ -298,15 +300,19 @@ class ConvKernel(Kernel):
         b.n, b.m = n, m
         b.cols = aligned((q * m, self.k))   # zero where a tap reads padding: never written
         b.cols7 = b.cols.reshape(q, n, self.ph, self.pw, *self.w.shape[:2], self.c)
-        b.z = aligned((q * m, o))
-        b.pz = aligned((m, o)) if q > 1 else b.z
+        if q > 1:  # one window offset's convolution at a time, folded into the running max
+            b.cq = b.cols.reshape(q, m, self.k)
+            b.zt, b.pz = aligned((m, o)), aligned((m, o))
+            b.win = aligned((q - 1, m, o), bool)   # offset k + 1 beat offsets 0..k
+        else:
+            b.pz = aligned((m, o))
         b.y = aligned((m, o)) if (q > 1 and (self.bias is not None or self.relu)) else b.pz
         b.act = _BiasRelu(m, o, self.bias, self.relu)
         b.ones = _ones(m)
         b.gz = aligned((m, o)) if self.relu else None
         if q > 1:
             b.dz = aligned((q * m, o))
-            b.hit, b.free = aligned((m, o), bool), aligned((m, o), bool)
+            b.free = aligned((m, o), bool)
         if 0 in self.sinks:
             b.dcols = aligned((q * m, self.k))
             b.dcols7 = b.dcols.reshape(b.cols7.shape)
@@ -357,12 +363,17 @@ class ConvKernel(Kernel):
         if b.n != x.shape[0]:
             self._allocate(b, x.shape[0])
         self._im2col(x, b)
-        np.matmul(b.cols, self.w2, out=b.z)
         if self.q > 1:
-            zq = b.z.reshape(self.q, b.m, self.o)
-            np.maximum(zq[0], zq[1], out=b.pz)
-            for k in range(2, self.q):
-                np.maximum(b.pz, zq[k], out=b.pz)
+            # The running max over the window offsets, and where each offset beat all the
+            # offsets before it (strictly: a tie stays with the first maximum). Nothing of
+            # offset-sized (q m, o) is written: each product lands in one (m, o) buffer.
+            np.matmul(b.cq[0], self.w2, out=b.pz)
+            for k in range(1, self.q):
+                np.matmul(b.cq[k], self.w2, out=b.zt)
+                np.greater(b.zt, b.pz, out=b.win[k - 1])
+                np.maximum(b.pz, b.zt, out=b.pz)
+        else:
+            np.matmul(b.cols, self.w2, out=b.pz)
         if self.bias is not None or self.relu:
             b.act.forward(b.pz, b.y)
         s[self.out] = b.y.reshape(b.n, self.ph, self.pw, self.o)
@@ -379,18 +390,16 @@ class ConvKernel(Kernel):
             sink = sinks[2]
             np.matmul(b.ones, gz, out=sink.out().reshape(1, -1))
             sink.done()
-        if self.q > 1:  # to the first maximum of each window, as maxpool2d's vjp
-            zq, dzq = b.z.reshape(self.q, b.m, self.o), b.dz.reshape(self.q, b.m, self.o)
-            hit, free = b.hit, b.free
-            np.equal(zq[0], b.pz, out=hit)
-            np.multiply(gz, hit, out=dzq[0])
-            np.logical_not(hit, out=free)
-            for k in range(1, self.q - 1):
-                np.equal(zq[k], b.pz, out=hit)
-                hit &= free
-                free ^= hit
-                np.multiply(gz, hit, out=dzq[k])
-            np.multiply(gz, free, out=dzq[self.q - 1])
+        if self.q > 1:  # to the first maximum of each window, as maxpool2d's vjp: the
+            # last offset that beat every offset before it
+            dzq, win, free, last = b.dz.reshape(self.q, b.m, self.o), b.win, b.free, self.q - 1
+            np.multiply(gz, win[last - 1], out=dzq[last])
+            np.logical_not(win[last - 1], out=free)        # no later offset won
+            for k in range(last - 1, 0, -1):
+                np.logical_and(win[k - 1], free, out=win[k - 1])
+                np.logical_xor(free, win[k - 1], out=free)
+                np.multiply(gz, win[k - 1], out=dzq[k])
+            np.multiply(gz, free, out=dzq[0])
             gz = b.dz
         if 1 in sinks:
             sink = sinks[1]

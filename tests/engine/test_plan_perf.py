@@ -80,8 +80,13 @@ def test_fused_plan_trains_the_reference_curve(make) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-4)
     # Adam turns any gradient into a step of about lr, so one that is zero in one plan and
     # rounding noise in the other moves its weight apart: compare the weights as a whole.
+    # The CNN's plans round differently (other GEMM blockings), and a max-pool window whose
+    # two largest values differ by rounding alone sends its gradient elsewhere: measured
+    # over six data seeds, the relative difference after 20 steps was 5e-6 to 2.1e-3, with
+    # the fused kernel's products per window offset as with one product for all offsets.
+    # The tie rule itself is checked exactly in tests/ops/test_fused.py.
     diff = np.linalg.norm(net.buffer.flat - want_weights) / np.linalg.norm(want_weights)
-    assert diff < 1e-4, diff
+    assert diff < (5e-3 if make is _small_cnn else 1e-4), diff
     assert got[-1] < got[0]
 
 
