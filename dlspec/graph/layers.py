@@ -341,8 +341,9 @@ register_layer(LayerDef(
 def _sequence_input(gb: GraphBuilder, x: Value, layer: str) -> None:
     if len(x.shape) != 3:
         raise ShapeError(f"layer {gb.layer!r}: {layer} needs (batch, time, features) input, "
-                         f"got {fmt_shape(x.shape)}; give the model sequences (time, "
-                         "features per step), or reshape to (time, features) first")
+                         f"got {fmt_shape(x.shape)}; cut a time-ordered table into windows "
+                         "with data.sequence (e.g. sequence: {window: 12}), or reshape to "
+                         "(time, features) first")
 
 
 def _forget_bias(init, units: int):
