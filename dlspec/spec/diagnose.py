@@ -67,6 +67,35 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def spec_error(locate: Callable[[tuple, bool], Location], path: tuple, message: str,
+               code: str, key: bool = False) -> SpecError:
+    """A SpecError located at ``path`` in the spec (at its key with ``key``)."""
+    return SpecError(message, locate(path, key), path=path_str(path), code=code)
+
+
+def missing_column(locate, path: tuple, col: str, header: Iterable[str],
+                   source: str) -> SpecError:
+    """``col``, named at ``path``, is not a column of ``source``."""
+    header = list(header)
+    return spec_error(locate, path, f"column '{col}' is not in {source}"
+                      f"{did_you_mean(col, header)}", "semantic-column")
+
+
+def named_columns_missing(data: dict, header: Iterable[str], source: str,
+                          locate) -> list[SpecError]:
+    """The target, ``drop`` and ``features`` columns a spec's data section names that the
+    source's header lacks."""
+    header = list(header)
+    out = []
+    if "target" in data and data["target"] not in header:
+        out.append(missing_column(locate, ("data", "target"), data["target"], header, source))
+    for key in ("drop", "features"):
+        for i, col in enumerate(data[key] or []):
+            if col not in header:
+                out.append(missing_column(locate, ("data", key, i), col, header, source))
+    return out
+
+
 def _found(value) -> str:
     if isinstance(value, (dict, list)):
         return _JSON_TYPES[type(value)]

@@ -13,15 +13,12 @@ from dlspec.engine.losses import LOSSES
 from dlspec.engine.metrics import METRICS
 from dlspec.errors import Location, SpecError
 from dlspec.spec import sequence
-from dlspec.spec.diagnose import did_you_mean, path_str
+from dlspec.spec.diagnose import did_you_mean, missing_column, named_columns_missing
+from dlspec.spec.diagnose import spec_error as _err
 
 Locate = Callable[[tuple, bool], Location]
 TASK_WORDS = {"binary": "a binary classifier", "multiclass": "a multi-class classifier",
               "regression": "a regression model"}
-
-
-def _err(locate: Locate, path: tuple, message: str, code: str, key: bool = False) -> SpecError:
-    return SpecError(message, locate(path, key), path=path_str(path), code=code)
 
 
 def check_layer_names(spec: dict, locate: Locate) -> list[SpecError]:
@@ -240,16 +237,11 @@ def check_columns(spec: dict, header: Sequence[str], source: str,
     if sequence.is_sequence(spec):
         return sequence.check_series_columns(spec, header, source, locate)
 
-    def missing(path, col):
-        out.append(_err(locate, path, f"column '{col}' is not in {source}"
-                        f"{did_you_mean(col, header)}", "semantic-column"))
+    out += named_columns_missing(d, header, source, locate)
 
-    if d["target"] not in header:
-        missing(("data", "target"), d["target"])
-    for key in ("drop", "features"):
-        for i, col in enumerate(d[key] or []):
-            if col not in header:
-                missing(("data", key, i), col)
+    def missing(path, col):
+        out.append(missing_column(locate, path, col, header, source))
+
     features = feature_columns(spec, header)
     if not features and d["features"] is None:
         out.append(_err(locate, ("data", "drop") if d["drop"] else ("data", "target"),

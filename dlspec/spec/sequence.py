@@ -17,13 +17,10 @@ from dlspec.data.split import chronological_split
 from dlspec.data.table import Table
 from dlspec.engine.losses import LOSSES
 from dlspec.errors import SpecError
-from dlspec.spec.diagnose import did_you_mean, path_str
+from dlspec.spec.diagnose import missing_column, named_columns_missing
+from dlspec.spec.diagnose import spec_error as _err
 
 SEQUENCE_FORMATS = ("csv", "npz")
-
-
-def _err(locate, path: tuple, message: str, code: str, key: bool = False) -> SpecError:
-    return SpecError(message, locate(path, key), path=path_str(path), code=code)
 
 
 def is_sequence(spec: dict) -> bool:
@@ -100,18 +97,11 @@ def check_series_columns(spec: dict, header: Sequence[str], source: str,
                          locate) -> list[SpecError]:
     """Columns the spec names that the CSV's header lacks, and scaling of non-features."""
     d = spec["data"]
-    out = []
+    out = named_columns_missing(d, header, source, locate)
 
     def missing(path, col):
-        out.append(_err(locate, path, f"column '{col}' is not in {source}"
-                        f"{did_you_mean(col, header)}", "semantic-column"))
+        out.append(missing_column(locate, path, col, header, source))
 
-    if "target" in d and d["target"] not in header:
-        missing(("data", "target"), d["target"])
-    for key in ("drop", "features"):
-        for i, col in enumerate(d[key] or []):
-            if col not in header:
-                missing(("data", key, i), col)
     features = feature_columns(spec, header)
     if not features and d["features"] is None:
         out.append(_err(locate, ("data", "drop") if d["drop"] else ("data", "source"),
