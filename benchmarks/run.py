@@ -2,6 +2,7 @@
 """Training throughput of dlspec's NumPy engine vs PyTorch CPU eager.
 
     python benchmarks/run.py [--quick] [--json OUT.json] [--repeats N] [--markdown] [--profile]
+                             [--workloads churn,mlp784,cnn,lstm]
 
 Workloads (identical shapes, batch size, Adam(lr=1e-3, eps=1e-7), loss, steps):
   1. churn MLP 11-6-6-1 (relu, relu, sigmoid + binary cross-entropy), batch 10, one
@@ -9,10 +10,14 @@ Workloads (identical shapes, batch size, Adam(lr=1e-3, eps=1e-7), loss, steps):
      dataset pipeline when the CSV exists, else on synthetic 8000x11 data;
   2. MLP 784-256-128-10 (relu, relu, softmax + categorical cross-entropy), batch 128,
      synthetic float32 data, one epoch of 12,800 rows (100 steps) per repetition;
-  3. the whole 50-epoch churn training: `dlspec train specs/churn.yaml` as a subprocess
+  3. the CNN of cnn_bench.py and 4. the LSTM of lstm_bench.py, 50 steps (quick: 20) per
+     repetition, as step loops;
+  5. the whole 50-epoch churn training: `dlspec train specs/churn.yaml` as a subprocess
      vs benchmarks/torch_churn.py (wall time, one run each), when the data exists.
+Every process runs with glibc's malloc thresholds of a long training run (see
+loops.steady_allocator), and the report names numpy's BLAS kernels.
 
-dlspec is timed two ways per workload: `dlspec.engine.trainer.fit` itself for one
+The MLPs are timed two ways: `dlspec.engine.trainer.fit` itself for one
 epoch (which also initializes, builds the optimizer, computes the epoch's metrics and
 validates), and a raw step loop that replicates fit's inner loop (per epoch a shuffled
 order, per batch one gather into a reused buffer; plan.forward, loss.fn, isfinite,
