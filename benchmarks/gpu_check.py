@@ -137,8 +137,8 @@ def pipeline_section(report, tmp: Path):
     report["pipeline"] = out
     if "error" not in out["cuda"]:
         assert out["cuda"]["provider"] == "CUDAExecutionProvider", out["cuda"]
-        a = list(csv.reader(open(tmp / "cpu.csv")))
-        b = list(csv.reader(open(tmp / "cuda.csv")))
+        with open(tmp / "cpu.csv", newline="") as fa, open(tmp / "cuda.csv", newline="") as fb:
+            a, b = list(csv.reader(fa)), list(csv.reader(fb))
         diff = max(abs(float(x) - float(y)) for ra, rb in zip(a[1:], b[1:], strict=True)
                    for x, y in zip(ra[:2], rb[:2], strict=True))
         labels = all(ra[2] == rb[2] for ra, rb in zip(a[1:], b[1:], strict=True))
