@@ -389,23 +389,21 @@ def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool,
     out["peak_rss_mib"] = {side: _child_rss(w["key"], side, raw_steps)
                            for side in ("dlspec", "torch")}
     if profile:
-        pr = cProfile.Profile()
-        pr.enable()
-        raw.reset()
-        raw.run(raw_steps)
-        pr.disable()
-        s = io.StringIO()
-        pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(18)
-        out["profile_dlspec_loop"] = s.getvalue()
-        pr = cProfile.Profile()
-        pr.enable()
-        tl.reset()
-        tl.run(raw_steps)
-        pr.disable()
-        s = io.StringIO()
-        pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(12)
-        out["profile_torch"] = s.getvalue()
+        out["profile_dlspec_loop"] = _profile(raw, raw_steps, 18)
+        out["profile_torch"] = _profile(tl, raw_steps, 12)
     return out
+
+
+def _profile(runner, steps: int, lines: int) -> str:
+    """cProfile of one repetition of ``runner`` from a fresh reset, its top ``lines``."""
+    runner.reset()
+    pr = cProfile.Profile()
+    pr.enable()
+    runner.run(steps)
+    pr.disable()
+    s = io.StringIO()
+    pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(lines)
+    return s.getvalue()
 
 
 def bench_loops(module, repeats: int, quick: bool, timer: Timer) -> dict:

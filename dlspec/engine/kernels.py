@@ -122,6 +122,15 @@ class Kernel:
     def backward(self, s: list, g: list, b) -> None:
         raise NotImplementedError
 
+    def incoming(self, g: list) -> np.ndarray | None:
+        """dL/d(output); None when no gradient flows back through this kernel (e.g. from
+        an ignored input), after telling each sink so."""
+        gy = g[self.out]
+        if gy is None:
+            for sink in self.sinks.values():
+                sink.nothing()
+        return gy
+
 
 class OpKernel(Kernel):
     """One node through its op's pure forward and vjp."""
@@ -138,10 +147,8 @@ class OpKernel(Kernel):
         s[self.out] = self.fn(*[s[i] for i in self.ins])
 
     def backward(self, s, g, b):
-        gy = g[self.out]
-        if gy is None:  # nothing flows back through this node (e.g. an ignored input)
-            for sink in self.sinks.values():
-                sink.nothing()
+        gy = self.incoming(g)
+        if gy is None:
             return
         grads = self.vjp(gy, s[self.out], *[s[i] for i in self.ins])
         for k, sink in self.sinks.items():
@@ -226,12 +233,10 @@ class DenseKernel(Kernel):
         s[self.out] = b.y
 
     def backward(self, s, g, b):
-        gy = g[self.out]
-        sinks = self.sinks
+        gy = self.incoming(g)
         if gy is None:
-            for sink in sinks.values():
-                sink.nothing()
             return
+        sinks = self.sinks
         gz = b.act.backward(gy, b.y, b.gz) if self.relu else gy
         sink = sinks.get(1)
         if sink is not None:
@@ -379,12 +384,10 @@ class ConvKernel(Kernel):
         s[self.out] = b.y.reshape(b.n, self.ph, self.pw, self.o)
 
     def backward(self, s, g, b):
-        gy = g[self.out]
-        sinks = self.sinks
+        gy = self.incoming(g)
         if gy is None:
-            for sink in sinks.values():
-                sink.nothing()
             return
+        sinks = self.sinks
         gz = b.act.backward(gy.reshape(b.m, self.o), b.y, b.gz)
         if 2 in sinks:
             sink = sinks[2]

@@ -106,12 +106,10 @@ class _RecurrentKernel(Kernel):
         s[self.out] = b.y
 
     def backward(self, s, g, b):
-        gy = g[self.out]
-        sinks = self.sinks
+        gy = self.incoming(g)
         if gy is None:
-            for sink in sinks.values():
-                sink.nothing()
             return
+        sinks = self.sinks
         self._bptt(gy, b)
         m = self.t * b.n
         d = b.d.reshape(-1, m)
