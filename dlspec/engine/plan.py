@@ -6,7 +6,8 @@ Parameters live in one flat, 64-byte-aligned float32 buffer (and gradients in
 a twin buffer), so optimizers update everything in a few large ufunc calls.
 
 A training plan fuses what it can (``dlspec.engine.kernels``: matmul + bias + relu,
-conv2d + bias + relu + max-pool) and its kernels write into buffers allocated once per
+conv2d + bias + relu + max-pool, 3x3 convolutions as Winograd tiles in
+``dlspec.engine.winograd``) and its kernels write into buffers allocated once per
 batch size: the arrays a training forward pass leaves in the slots are overwritten by the
 next pass of the same batch size. ``fuse=False`` compiles one kernel per node through the
 ops' own rules, fresh arrays each step: the reference the fused plan is tested against.
@@ -29,6 +30,7 @@ from dlspec.engine.kernels import (
     held,
 )
 from dlspec.engine.recurrent_kernels import recurrent_kernel
+from dlspec.engine.winograd import WinogradConvKernel, winograd_fits
 from dlspec.graph.ir import Graph, Node, Value
 from dlspec.ops import get_op
 
@@ -312,9 +314,11 @@ class _Fuser:
         roles = {0: (node, 0), 1: (node, 1)}
         if add is not None:
             roles[2] = (add, 1)
-        kernel = ConvKernel(chain, self.slot[node.inputs[0].id], node.inputs[0].shape[1:],
-                            self.views[w.id], self.views[add.inputs[1].id] if add else None,
-                            relu, window, self.slot[chain[-1].output.id], {},
-                            **{k: attrs[k] for k in ("strides", "pads", "dilations")
-                               if k in attrs})
-        return kernel, roles
+        args = (chain, self.slot[node.inputs[0].id], node.inputs[0].shape[1:],
+                self.views[w.id], self.views[add.inputs[1].id] if add else None, relu, window,
+                self.slot[chain[-1].output.id], {})
+        geometry = {k: attrs[k] for k in ("strides", "pads", "dilations") if k in attrs}
+        if winograd_fits(w.shape, attrs.get("strides", (1, 1)),
+                         attrs.get("dilations", (1, 1)), window):
+            return WinogradConvKernel(*args, pads=attrs.get("pads", (0, 0, 0, 0))), roles
+        return ConvKernel(*args, **geometry), roles

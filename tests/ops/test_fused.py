@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dlspec.engine import winograd
 from dlspec.engine.kernels import ConvKernel, DenseKernel
 from dlspec.engine.plan import ParamBuffer, Plan
 from dlspec.graph.ir import GraphBuilder
@@ -74,11 +75,52 @@ CONV_CASES = [
 ]
 
 
+# 3x3, stride 1, dilation 1, pool 2x2 or none: WinogradConvKernel's cases (odd and even
+# sizes either side of the pool, padding on any side, an output edge half a tile wide).
+WINOGRAD_CASES = [
+    ((12, 12, 3), (3, 3, 4), (1, 1), (0, 0, 0, 0), (1, 1), (2, 2)),
+    ((11, 13, 2), (3, 3, 4), (1, 1), (0, 0, 0, 0), (1, 1), (2, 2)),
+    ((9, 10, 3), (3, 3, 5), (1, 1), (1, 0, 2, 1), (1, 1), (2, 2)),
+    ((8, 8, 3), (3, 3, 2), (1, 1), (1, 1, 1, 1), (1, 1), None),
+    ((7, 9, 2), (3, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), None),
+    ((6, 5, 2), (3, 3, 3), (1, 1), (0, 2, 1, 0), (1, 1), None),
+    ((4, 4, 1), (3, 3, 2), (1, 1), (0, 0, 0, 0), (1, 1), (2, 2)),    # one tile
+    ((10, 10, 9), (3, 3, 6), (1, 1), (0, 0, 0, 0), (1, 1), (2, 2)),
+]
+
+
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("relu", [True, False])
 @pytest.mark.parametrize("ties", [True, False])
-def test_conv_kernel_matches_unfused(case, bias: bool, relu: bool, ties: bool) -> None:
+def test_conv_kernel_matches_unfused(case, bias: bool, relu: bool, ties: bool,
+                                     monkeypatch) -> None:
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 10**9)   # these cases test im2col
+    _conv_case(case, bias, relu, ties, ConvKernel)
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("ties", [True, False])
+def test_winograd_kernel_matches_unfused(case, bias: bool, relu: bool, ties: bool,
+                                         monkeypatch) -> None:
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    _conv_case(case, bias, relu, ties, winograd.WinogradConvKernel)
+
+
+def test_kernel_choice_follows_the_channel_count() -> None:
+    fits = winograd.winograd_fits
+    assert fits((3, 3, 32, 64), (1, 1), (1, 1), (2, 2))
+    assert fits((3, 3, 32, 64), (1, 1), (1, 1), None)
+    assert not fits((3, 3, 1, 32), (1, 1), (1, 1), (2, 2))    # a first layer
+    assert not fits((3, 3, 32, 64), (2, 2), (1, 1), None)
+    assert not fits((3, 3, 32, 64), (1, 1), (2, 2), None)
+    assert not fits((5, 5, 32, 64), (1, 1), (1, 1), None)
+    assert not fits((3, 3, 32, 64), (1, 1), (1, 1), (3, 3))
+
+
+def _conv_case(case, bias: bool, relu: bool, ties: bool, kernel_type) -> None:
     (h, w, c), (kh, kw, o), strides, pads, dilations, pool = case
     rng = np.random.default_rng(4)
     gb = GraphBuilder()
@@ -104,7 +146,7 @@ def test_conv_kernel_matches_unfused(case, bias: bool, relu: bool, ties: bool) -
         data[:, : h // 2] = 1  # flat regions: every window of them ties
     else:
         data = rng.standard_normal((3, h, w, c)).astype(np.float32)
-    _compare(gb, y, data, ConvKernel, 1 + bias + relu + (pool is not None))
+    _compare(gb, y, data, kernel_type, 1 + bias + relu + (pool is not None))
 
 
 def test_overlapping_or_padded_pool_is_not_fused() -> None:
@@ -128,3 +170,25 @@ def test_a_value_used_twice_is_not_fused_away() -> None:
     out = gb.op("add", gb.op("relu", h), h)
     data = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
     _compare(gb, out, data, DenseKernel, 1)
+
+
+@pytest.mark.parametrize("rows, k, o, panel", [
+    (43264, 9, 32, 1024),    # a first convolution's weight gradient, and a remainder
+    (4096, 9, 32, 1024),     # panels only
+    (3000, 27, 32, 512),
+    (2500, 9, 8, 0),         # fewer rows than two panels: one product
+    (5000, 288, 64, 0),      # a large result: one product
+])
+def test_tall_product_is_the_transposed_product(rows: int, k: int, o: int,
+                                                panel: int) -> None:
+    from dlspec.engine.kernels import TallProduct
+
+    rng = np.random.default_rng(rows)
+    a = rng.standard_normal((rows, k)).astype(np.float32)
+    b = rng.standard_normal((rows, o)).astype(np.float32)
+    product = TallProduct(rows, k, o)
+    assert product.r == panel
+    out = np.full((k, o), np.nan, np.float32)
+    product(a, b, out)
+    want = a.astype(np.float64).T @ b.astype(np.float64)
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * np.sqrt(rows))
