@@ -153,6 +153,9 @@ class _RecurrentKernel(Kernel):
             np.multiply(self.wu, scale, out=self.wu)
 
 
+_HALF = np.array(0.5, np.float32)
+
+
 def _blocks(h: int, *which: int) -> list[slice]:
     return [slice(j * h, (j + 1) * h) for j in which]
 
@@ -194,31 +197,34 @@ class LSTMKernel(_RecurrentKernel):
         b.fofc = aligned((t, 2, h, n))    # fo and fc, side by side
         b.dc = aligned((h, n))
         r, hs, d4 = b.r, b.hs, b.d_all.reshape(5, h, t, n)
-        b.fwd = [(r[k][:4 * h], r[k][:3 * h], r[k][3 * h:4 * h], r[k][h:3 * h], r[k][3 * h:],
-                  r[k + 1][4 * h:], b.tc[k], r[k][:h], hs[:, k + 1]) for k in range(t)]
+        b.fwd = [(b.xh[:, k], r[k][:4 * h], r[k][:3 * h], r[k][3 * h:4 * h], r[k][h:3 * h],
+                  r[k][3 * h:], r[k + 1][4 * h:], b.tc[k], r[k][:h], hs[:, k + 1])
+                 for k in range(t)]
         b.bwd = [(b.d[:, k], d4[3:, :, k], d4[4, :, k], d4[:3, :, k], b.fa[k].reshape(3, h, n),
-                  r[k][2 * h:3 * h]) for k in range(t)]
+                  r[k][2 * h:3 * h], b.fofc[k]) for k in range(t)]
 
     def _scan(self, b):
-        rec, act, fast, wut, xh, ic_fc = self.rec, self.act, self.fast, self.wu.T, b.xh, b.ic_fc
+        # Outputs are positional and constants 0-d float32 arrays: at these sizes a
+        # keyword or a Python float costs a measurable part of the call.
+        rec, act, fast, wut, ic_fc, half = self.rec, self.act, self.fast, self.wu.T, b.ic_fc, _HALF
         ic, fc = ic_fc[:self.h], ic_fc[self.h:]
         matmul, tanh, multiply, add = np.matmul, np.tanh, np.multiply, np.add
-        for k, (g, sig, cand, i_f, cand_c, c_next, tc, o, h_next) in enumerate(b.fwd):
-            matmul(wut, xh[:, k], out=g)
+        for xh, g, sig, cand, i_f, cand_c, c_next, tc, o, h_next in b.fwd:
+            matmul(wut, xh, g)
             if fast:   # one tanh over the four gates; o, i, f were halved
-                tanh(g, out=g)
-                multiply(sig, 0.5, out=sig)
-                add(sig, 0.5, out=sig)
+                tanh(g, g)
+                multiply(sig, half, sig)
+                add(sig, half, sig)
             else:
                 rec.inplace(sig)
                 act.inplace(cand)
-            multiply(i_f, cand_c, out=ic_fc)
-            add(ic, fc, out=c_next)
+            multiply(i_f, cand_c, ic_fc)
+            add(ic, fc, c_next)
             if fast:
-                tanh(c_next, out=tc)
+                tanh(c_next, tc)
             else:
                 act.into(c_next, tc)
-            multiply(o, tc, out=h_next)
+            multiply(o, tc, h_next)
 
     def _factors(self, b) -> None:
         """For all steps at once, with ' the derivative w.r.t. the pre-activation:
@@ -236,19 +242,20 @@ class LSTMKernel(_RecurrentKernel):
 
     def _bptt(self, gy, b):
         self._factors(b)
-        dc, fofc, u, last = b.dc, b.fofc, self.u, self.t - 1
+        dc, dh, u, last, seq = b.dc, b.dh, self.u, self.t - 1, self.seq
         matmul, multiply, add = np.matmul, np.multiply, np.add
         for k in range(last, -1, -1):
-            d, d_o_dhfc, dhfc, d_ifc, fa, f = b.bwd[k]
-            multiply(self._dh(gy, k, b), fofc[k], out=d_o_dhfc)   # d_o = dh fo; dh fc
+            d, d_o_dhfc, dhfc, d_ifc, fa, f, fofc = b.bwd[k]
+            src = self._dh(gy, k, b) if seq else (gy.T if k == last else dh)
+            multiply(src, fofc, d_o_dhfc)   # d_o = dh fo; dh fc
             if k == last:
                 np.copyto(dc, dhfc)
             else:
-                add(dc, dhfc, out=dc)
-            multiply(dc, fa, out=d_ifc)
+                add(dc, dhfc, dc)
+            multiply(dc, fa, d_ifc)
             if k:
-                multiply(dc, f, out=dc)
-                matmul(u, d, out=b.dh)
+                multiply(dc, f, dc)
+                matmul(u, d, dh)
 
 
 class GRUKernel(_RecurrentKernel):
