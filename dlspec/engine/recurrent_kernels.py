@@ -20,11 +20,13 @@ arithmetic in it.
   step finishes the sigmoid ones.
 - Per step the loop makes one product and a handful of elementwise calls (lstm: 7, gru:
   9, rnn: 1); the rest is done for all steps at once. Where it ends up (LSTM, 8 -> 64
-  units, 50 steps, batch 32): about 2/3 of a training step is the matrix products, which
-  run at OpenBLAS's speed for the CPU kernels it uses; the rest is NumPy call overhead.
+  units, 50 steps, batch 32): each step's product is one single-threaded OpenBLAS call
+  at about the core's peak (5-6 us), about half of a training step in all; most of the
+  rest is NumPy's per-call cost (0.3-1.6 us a call at these sizes), so calls are what the
+  loops economise: outputs positional, constants 0-d float32 arrays, views prebuilt.
 - Backward, every factor that does not depend on the incoming gradient (gate derivatives
   times the values they meet) is computed for all steps at once before the loop, so a
-  step is a few multiplies and one product with the recurrent kernel.
+  step is a few multiplies and one product with the recurrent kernel (lstm: 3 + 1).
 - The pre-activation gradients ``d`` of all steps are kept, time-major inside each row
   (gates*H, T, N), so the gradients of U, W and b are ONE product after the loop,
   xh @ d^T (the stacked hidden states are already in xh), and the input's gradient one
@@ -58,10 +60,12 @@ class _RecurrentKernel(Kernel):
     gradients after backpropagation through time. A cell sets ``blocks`` (H-row blocks of
     a step's gates) and supplies ``_prepare`` (fill ``self.wu``), ``_scan``, ``_bptt``
     (fill ``b.d``) and, when its gradient blocks are not the parameters' own columns,
-    ``_weight_grads``. ``spare`` blocks after ``b.d`` (in ``b.d_all``) are scratch rows a
+    ``_weight_grads``. ``lead`` blocks before and ``spare`` blocks after ``b.d`` (in
+    ``b.d_all``) are scratch rows a
     cell may write beside its gradients."""
 
     blocks = 1
+    lead = 0
     spare = 0
 
     def __init__(self, node, slot: dict, views: dict) -> None:
@@ -88,8 +92,8 @@ class _RecurrentKernel(Kernel):
         b.hs = b.xh[:h]                      # h_0 (zeros), ..., h_T: (H, T+1, N)
         b.gates = aligned((t, width, n))     # each step's product, then its activations
         b.y = aligned((n, t, h) if self.seq else (n, h))
-        b.d_all = aligned(((self.blocks + self.spare) * h, t, n))
-        b.d = b.d_all[:width]                # gradients of the pre-activations
+        b.d_all = aligned(((self.lead + self.blocks + self.spare) * h, t, n))
+        b.d = b.d_all[self.lead * h:self.lead * h + width]   # of the pre-activations
         b.dwu = aligned((self.k, width))
         b.dh, b.tmp_h = aligned((h, n)), aligned((h, n))
         if 0 in self.sinks:
@@ -171,9 +175,12 @@ class LSTMKernel(_RecurrentKernel):
     sigmoid gates side by side), then c_k, the cell state it starts from. So [i, f] and
     [c~, c_k] are two aligned blocks: c_{k+1} = i c~ + f c_k is one multiply and one add,
     written into ``r[k+1]``. The gradients ``d`` are in Keras' order i, f, c, o, as the
-    parameters keep them."""
+    parameters keep them, with the cell gradient passed to the step before in the block
+    ahead of them and dh fc in the block after: each is written together with its
+    neighbours by one broadcast multiply."""
 
     blocks = 4
+    lead = 1     # the cell gradient carried to the step before, dc f, beside d_i, d_f, d_c
     spare = 1    # dh fc, written beside d_o = dh fo by one multiply
 
     def __init__(self, node, slot, views) -> None:
@@ -193,15 +200,15 @@ class LSTMKernel(_RecurrentKernel):
         b.tc = aligned((t, h, n))         # activation(c_{k+1})
         b.ic_fc = aligned((2 * h, n))     # i c~ and f c_k
         b.ds = aligned((t, 3 * h, n))     # derivatives of the sigmoid gates o, i, f
-        b.fa = aligned((t, 3 * h, n))     # d(i, f, c pre-activations) / d(cell gradient)
+        b.fa = aligned((t, 4 * h, n))     # (f, then d(i, f, c pre-activations)) / d(cell gradient)
         b.fofc = aligned((t, 2, h, n))    # fo and fc, side by side
         b.dc = aligned((h, n))
-        r, hs, d4 = b.r, b.hs, b.d_all.reshape(5, h, t, n)
+        r, hs, d4 = b.r, b.hs, b.d_all.reshape(6, h, t, n)
         b.fwd = [(b.xh[:, k], r[k][:4 * h], r[k][:3 * h], r[k][3 * h:4 * h], r[k][h:3 * h],
                   r[k][3 * h:], r[k + 1][4 * h:], b.tc[k], r[k][:h], hs[:, k + 1])
                  for k in range(t)]
-        b.bwd = [(b.d[:, k], d4[3:, :, k], d4[4, :, k], d4[:3, :, k], b.fa[k].reshape(3, h, n),
-                  r[k][2 * h:3 * h], b.fofc[k]) for k in range(t)]
+        b.bwd = [(b.d[:, k], d4[4:, :, k], d4[5, :, k], d4[:4, :, k], b.fa[k].reshape(4, h, n),
+                  b.fofc[k], d4[0, :, k + 1] if k + 1 < t else None) for k in range(t)]
 
     def _scan(self, b):
         # Outputs are positional and constants 0-d float32 arrays: at these sizes a
@@ -228,33 +235,37 @@ class LSTMKernel(_RecurrentKernel):
 
     def _factors(self, b) -> None:
         """For all steps at once, with ' the derivative w.r.t. the pre-activation:
-        fa = (c~ i', c_k f', i c~') in Keras' order, fo = act(c_{k+1}) o',
-        fc = o act'(c_{k+1})."""
+        fa = (f, c~ i', c_k f', i c~') (the cell gradient's factors: to the step before,
+        then to i, f, c~ in Keras' order), fo = act(c_{k+1}) o', fc = o act'(c_{k+1})."""
         h, r, fa, fo, fc = self.h, b.r[:-1], b.fa, b.fofc[:, 0], b.fofc[:, 1]
         o, i, cand = r[:, :h], r[:, h:2 * h], r[:, 3 * h:4 * h]
+        np.copyto(fa[:, :h], r[:, 2 * h:3 * h])
         self.rec.deriv(r[:, :3 * h], b.ds)
-        np.multiply(b.ds[:, h:], r[:, 3 * h:], out=fa[:, :2 * h])   # (i', f') * (c~, c_k)
-        self.act.deriv(cand, fa[:, 2 * h:])
-        np.multiply(fa[:, 2 * h:], i, out=fa[:, 2 * h:])
+        np.multiply(b.ds[:, h:], r[:, 3 * h:], out=fa[:, h:3 * h])   # (i', f') * (c~, c_k)
+        self.act.deriv(cand, fa[:, 3 * h:])
+        np.multiply(fa[:, 3 * h:], i, out=fa[:, 3 * h:])
         np.multiply(b.ds[:, :h], b.tc, out=fo)
         self.act.deriv(b.tc, fc)
         np.multiply(fc, o, out=fc)
 
     def _bptt(self, gy, b):
+        """Per step three elementwise calls and the product with U: [d_o, dh fc] = dh
+        [fo, fc]; dc = (dc f from the step after) + dh fc; [dc f, d_i, d_f, d_c] =
+        dc [f, fa]."""
         self._factors(b)
         dc, dh, u, last, seq = b.dc, b.dh, self.u, self.t - 1, self.seq
         matmul, multiply, add = np.matmul, np.multiply, np.add
         for k in range(last, -1, -1):
-            d, d_o_dhfc, dhfc, d_ifc, fa, f, fofc = b.bwd[k]
+            d, d_o_dhfc, dhfc, dcf_difc, fa, fofc, dcf_after = b.bwd[k]
             src = self._dh(gy, k, b) if seq else (gy.T if k == last else dh)
-            multiply(src, fofc, d_o_dhfc)   # d_o = dh fo; dh fc
+            multiply(src, fofc, d_o_dhfc)
             if k == last:
-                np.copyto(dc, dhfc)
+                cell = dhfc
             else:
-                add(dc, dhfc, dc)
-            multiply(dc, fa, d_ifc)
+                add(dcf_after, dhfc, dc)
+                cell = dc
+            multiply(cell, fa, dcf_difc)
             if k:
-                multiply(dc, f, dc)
                 matmul(u, d, dh)
 
 
