@@ -9,11 +9,11 @@ arithmetic in it.
 - Everything per step is feature-major, (features, batch): a step's gates are one
   contiguous (gates*H, N) block and each gate a contiguous (H, N) block in it, so every
   elementwise call runs over contiguous memory.
-- Each step's previous hidden state and input sit in one column of a buffer
-  ``xh`` (H + F + 1, T+1, N): rows [h; x; 1]. A step's pre-activations are then ONE matrix
-  product, ``[U; W; b]^T @ xh[:, k]``, written straight into that step's gate block: no
+- Each step's previous hidden state and input sit in one block of a buffer
+  ``xh`` (T+1, H + F + 1, N): rows [h; x; 1]. A step's pre-activations are then ONE matrix
+  product, ``[U; W; b]^T @ xh[k]``, written straight into that step's gate block: no
   separate projection of the inputs and no additions. The loop writes h_{k+1} into
-  ``xh[:H, k+1]``; ``xh[:H, 0]`` keeps the zero initial state.
+  ``xh[k+1, :H]``; ``xh[0, :H]`` keeps the zero initial state.
 - ``[U; W; b]`` is built once per training step in the order the loop wants (lstm: o, i,
   f, c, so the three sigmoid gates are adjacent), with sigmoid gates' columns halved:
   sigmoid(x) = 0.5 tanh(x / 2) + 0.5, so one tanh covers all four LSTM gates and an affine
@@ -27,10 +27,12 @@ arithmetic in it.
 - Backward, every factor that does not depend on the incoming gradient (gate derivatives
   times the values they meet) is computed for all steps at once before the loop, so a
   step is a few multiplies and one product with the recurrent kernel (lstm: 3 + 1).
-- The pre-activation gradients ``d`` of all steps are kept, time-major inside each row
-  (gates*H, T, N), so the gradients of U, W and b are ONE product after the loop,
-  xh @ d^T (the stacked hidden states are already in xh), and the input's gradient one
-  more (only when a sink wants it).
+- The loop writes each step's pre-activation gradients into its own contiguous block;
+  one transposing copy after it lays all steps' out time-major inside each row
+  ``d`` (gates*H, T, N), and one more lays xh out the same way, so the gradients of U,
+  W and b are ONE product, xh @ d^T (the stacked hidden states are already in xh), and
+  the input's gradient one more (only when a sink wants it). The copies cost less than
+  the strided per-step writes they save.
 
 Sinks by input index: 0 the sequence, 1 the kernel, 2 the recurrent kernel, 3 the bias.
 tests/ops/test_recurrent.py checks each kernel against the ops' pure rules.
@@ -59,10 +61,10 @@ class _RecurrentKernel(Kernel):
     """What the cells share: the [h; x; 1] columns, the output, and the weight and input
     gradients after backpropagation through time. A cell sets ``blocks`` (H-row blocks of
     a step's gates) and supplies ``_prepare`` (fill ``self.wu``), ``_scan``, ``_bptt``
-    (fill ``b.d``) and, when its gradient blocks are not the parameters' own columns,
-    ``_weight_grads``. ``lead`` blocks before and ``spare`` blocks after ``b.d`` (in
-    ``b.d_all``) are scratch rows a
-    cell may write beside its gradients."""
+    (fill each step's gradients in ``b.steps``) and, when its gradient blocks are not the
+    parameters' own columns, ``_weight_grads``. ``lead`` blocks before and ``spare``
+    blocks after a step's gradients (in ``b.steps``) are scratch rows a cell may write
+    beside them."""
 
     blocks = 1
     lead = 0
@@ -86,14 +88,18 @@ class _RecurrentKernel(Kernel):
     def _allocate(self, b, n: int) -> None:
         t, h, width = self.t, self.h, self.blocks * self.h
         b.n = n
-        b.xh = aligned((self.k, t + 1, n))
+        b.xh = aligned((t + 1, self.k, n))   # step k's [h; x; 1]: one contiguous block
         if self.bias is not None:
-            b.xh[-1] = 1
-        b.hs = b.xh[:h]                      # h_0 (zeros), ..., h_T: (H, T+1, N)
+            b.xh[:, -1] = 1
+        b.hs = b.xh[:, :h]                   # h_0 (zeros), ..., h_T: (T+1, H, N)
+        b.xt = aligned((self.k, t, n))       # xh time-major in each row, for xh @ d^T
         b.gates = aligned((t, width, n))     # each step's product, then its activations
         b.y = aligned((n, t, h) if self.seq else (n, h))
-        b.d_all = aligned(((self.lead + self.blocks + self.spare) * h, t, n))
-        b.d = b.d_all[self.lead * h:self.lead * h + width]   # of the pre-activations
+        # Each step's pre-activation gradients, with the cell's scratch blocks around them,
+        # in one contiguous (rows, N) block: a step's calls then run over contiguous memory
+        # (written through strided (gates*H, T, N) views they took twice as long).
+        b.steps = aligned((t, (self.lead + self.blocks + self.spare) * h, n))
+        b.d = aligned((width, t, n))         # all steps' gradients, time-major in each row
         b.dwu = aligned((self.k, width))
         b.dh, b.tmp_h = aligned((h, n)), aligned((h, n))
         if 0 in self.sinks:
@@ -103,10 +109,10 @@ class _RecurrentKernel(Kernel):
         x = s[self.x]
         if b.n != x.shape[0]:
             self._allocate(b, x.shape[0])
-        np.copyto(b.xh[self.h:self.h + self.f, :-1], x.transpose(2, 1, 0))
+        np.copyto(b.xh[:-1, self.h:self.h + self.f], x.transpose(1, 2, 0))
         self._prepare()
         self._scan(b)
-        np.copyto(b.y, b.hs[:, 1:].transpose(2, 1, 0) if self.seq else b.hs[:, -1].T)
+        np.copyto(b.y, b.hs[1:].transpose(2, 0, 1) if self.seq else b.hs[-1].T)
         s[self.out] = b.y
 
     def backward(self, s, g, b):
@@ -115,10 +121,13 @@ class _RecurrentKernel(Kernel):
             return
         sinks = self.sinks
         self._bptt(gy, b)
+        lead = self.lead * self.h
+        np.copyto(b.d, b.steps[:, lead:lead + self.blocks * self.h].transpose(1, 0, 2))
         m = self.t * b.n
         d = b.d.reshape(-1, m)
         if sinks.keys() & {1, 2, 3}:
-            np.matmul(b.xh[:, :-1].reshape(self.k, m), d.T, out=b.dwu)
+            np.copyto(b.xt, b.xh[:-1].transpose(1, 0, 2))
+            np.matmul(b.xt.reshape(self.k, m), d.T, out=b.dwu)
             h, f = self.h, self.f
             for role, rows in ((2, b.dwu[:h]), (1, b.dwu[h:h + f]), (3, b.dwu[h + f:])):
                 if role in sinks:
@@ -203,12 +212,12 @@ class LSTMKernel(_RecurrentKernel):
         b.fa = aligned((t, 4 * h, n))     # (f, then d(i, f, c pre-activations)) / d(cell gradient)
         b.fofc = aligned((t, 2, h, n))    # fo and fc, side by side
         b.dc = aligned((h, n))
-        r, hs, d4 = b.r, b.hs, b.d_all.reshape(6, h, t, n)
-        b.fwd = [(b.xh[:, k], r[k][:4 * h], r[k][:3 * h], r[k][3 * h:4 * h], r[k][h:3 * h],
-                  r[k][3 * h:], r[k + 1][4 * h:], b.tc[k], r[k][:h], hs[:, k + 1])
+        r, hs, s6 = b.r, b.hs, b.steps.reshape(t, 6, h, n)
+        b.fwd = [(b.xh[k], r[k][:4 * h], r[k][:3 * h], r[k][3 * h:4 * h], r[k][h:3 * h],
+                  r[k][3 * h:], r[k + 1][4 * h:], b.tc[k], r[k][:h], hs[k + 1])
                  for k in range(t)]
-        b.bwd = [(b.d[:, k], d4[4:, :, k], d4[5, :, k], d4[:4, :, k], b.fa[k].reshape(4, h, n),
-                  b.fofc[k], d4[0, :, k + 1] if k + 1 < t else None) for k in range(t)]
+        b.bwd = [(b.steps[k, h:5 * h], s6[k, 4:], s6[k, 5], s6[k, :4], b.fa[k].reshape(4, h, n),
+                  b.fofc[k], s6[k + 1, 0] if k + 1 < t else None) for k in range(t)]
 
     def _scan(self, b):
         # Outputs are positional and constants 0-d float32 arrays: at these sizes a
@@ -304,22 +313,21 @@ class GRUKernel(_RecurrentKernel):
         t, h = self.t, self.h
         b.ds = aligned((t, 2 * h, n))
         b.fz, b.fh, b.fr = aligned((t, h, n)), aligned((t, h, n)), aligned((t, h, n))
-        g, d4 = b.gates, b.d.reshape(4, h, t, n)
+        g, s4 = b.gates, b.steps.reshape(t, 4, h, n)
         b.fwd = [(g[k][:2 * h], *(g[k][s] for s in _blocks(h, 0, 1, 2, 3))) for k in range(t)]
-        b.bwd = [(b.d[:, k], *(d4[j, :, k] for j in range(4)), g[k][:h], g[k][h:2 * h])
-                 for k in range(t)]
+        b.bwd = [(b.steps[k], *s4[k], g[k][:h], g[k][h:2 * h]) for k in range(t)]
 
     def _scan(self, b):
         xh, hs, tmp, rec, act, wut = b.xh, b.hs, b.tmp_h, self.rec, self.act, self.wu.T
         for k, (zr, z, r, cand, rh) in enumerate(b.fwd):
-            np.matmul(wut, xh[:, k], out=b.gates[k])
+            np.matmul(wut, xh[k], out=b.gates[k])
             rec.inplace(zr)
             np.multiply(r, rh, out=tmp)
             np.add(cand, tmp, out=cand)
             act.into(cand, cand)
-            np.subtract(hs[:, k], cand, out=tmp)   # h = cand + z (h_prev - cand)
+            np.subtract(hs[k], cand, out=tmp)   # h = cand + z (h_prev - cand)
             np.multiply(z, tmp, out=tmp)
-            np.add(cand, tmp, out=hs[:, k + 1])
+            np.add(cand, tmp, out=hs[k + 1])
 
     def _factors(self, b) -> None:
         """For all steps at once: fz = (h_prev - cand) z', fh = (1 - z) act'(cand),
@@ -327,7 +335,7 @@ class GRUKernel(_RecurrentKernel):
         h, g = self.h, b.gates
         z, cand, rh = g[:, :h], g[:, 2 * h:3 * h], g[:, 3 * h:]
         self.rec.deriv(g[:, :2 * h], b.ds)
-        np.subtract(b.hs[:, :-1].transpose(1, 0, 2), cand, out=b.fz)
+        np.subtract(b.hs[:-1], cand, out=b.fz)
         np.multiply(b.fz, b.ds[:, :h], out=b.fz)
         self.act.deriv(cand, b.fh)
         np.subtract(1, z, out=b.fr)
@@ -381,20 +389,20 @@ class RNNKernel(_RecurrentKernel):
         xh, hs, gates, act, wut = b.xh, b.hs, b.gates, self.act, self.wu.T
         tanh = act.name == "tanh"
         for k in range(self.t):
-            np.matmul(wut, xh[:, k], out=gates[k])
+            np.matmul(wut, xh[k], out=gates[k])
             if tanh:
-                np.tanh(gates[k], out=hs[:, k + 1])
+                np.tanh(gates[k], out=hs[k + 1])
             else:
                 act.inplace(gates[k])
-                np.copyto(hs[:, k + 1], gates[k])
+                np.copyto(hs[k + 1], gates[k])
 
     def _bptt(self, gy, b):
-        self.act.deriv(b.hs[:, 1:].transpose(1, 0, 2), b.fd)
-        d, fd, u = b.d, b.fd, self.u
+        self.act.deriv(b.hs[1:], b.fd)
+        d, fd, u = b.steps, b.fd, self.u
         for k in range(self.t - 1, -1, -1):
-            np.multiply(self._dh(gy, k, b), fd[k], out=d[:, k])
+            np.multiply(self._dh(gy, k, b), fd[k], out=d[k])
             if k:
-                np.matmul(u, d[:, k], out=b.dh)
+                np.matmul(u, d[k], out=b.dh)
 
 
 _KERNELS = {"lstm": LSTMKernel, "gru": GRUKernel, "rnn": RNNKernel}
