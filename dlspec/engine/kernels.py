@@ -15,8 +15,12 @@ schedule says one is needed: the first layer computes none for the data.
   offset first, so each offset's outputs are one contiguous block: it multiplies one block
   at a time into a running maximum and records, one bool per output, where each offset
   beat all offsets before it; the convolution's unpooled output is never kept, and the
-  backward pass routes the gradient by those records. The tie rule is the max-pool op's:
-  the first maximum of a window, in row-major order, gets the gradient.
+  backward pass routes the gradient by those records (``WindowMax``). The tie rule is the
+  max-pool op's: the first maximum of a window, in row-major order, gets the gradient.
+  A 3x3, stride-1 convolution of 8 or more input channels runs as Winograd tiles instead
+  (``dlspec.engine.winograd``), with the same pooling records.
+- ``TallProduct``: a weight gradient summed over many rows, in row panels where OpenBLAS
+  would thread one product poorly.
 
 The tests (tests/ops/test_fused.py) check each fused kernel against the unfused nodes'
 own rules: the same values and gradients, within float32 rounding.
