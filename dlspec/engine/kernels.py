@@ -252,17 +252,24 @@ class WindowMax:
         np.greater(zk, pz, out=self.win[k - 1])
         np.maximum(pz, zk, out=pz)
 
-    def route(self, gz: np.ndarray, dzq: np.ndarray) -> None:
-        """dzq[k] (q, m, o): the pooled gradient gz where offset k is the window's first
-        maximum, i.e. the last offset that beat every offset before it; zero elsewhere."""
-        win, free, last = self.win, self.free, len(dzq) - 1
-        np.multiply(gz, win[last - 1], out=dzq[last])
+    def winners(self):
+        """(k, mask) for k = q - 1 down to 0: where offset k is its window's first maximum,
+        i.e. the last offset that beat every offset before it. Each mask is valid until
+        the next one is asked for (the records are overwritten in place)."""
+        win, free, last = self.win, self.free, len(self.win)
+        yield last, win[last - 1]
         np.logical_not(win[last - 1], out=free)        # no later offset won
         for k in range(last - 1, 0, -1):
             np.logical_and(win[k - 1], free, out=win[k - 1])
             np.logical_xor(free, win[k - 1], out=free)
-            np.multiply(gz, win[k - 1], out=dzq[k])
-        np.multiply(gz, free, out=dzq[0])
+            yield k, win[k - 1]
+        yield 0, free
+
+    def route(self, gz: np.ndarray, dzq: np.ndarray) -> None:
+        """dzq[k] (q, m, o): the pooled gradient gz where offset k is the window's first
+        maximum; zero elsewhere."""
+        for k, first in self.winners():
+            np.multiply(gz, first, out=dzq[k])
 
 
 def ones_row(m: int) -> np.ndarray:
@@ -378,9 +385,10 @@ class ConvKernel(Kernel):
         b.act = BiasRelu(m, o, self.bias, self.relu)
         b.ones = ones_row(m)
         b.gz = aligned((m, o)) if self.relu else None
-        b.dw = TallProduct(q * m, self.k, o)
+        b.dw = TallProduct(m, self.k, o)      # per window offset when pooled
         if q > 1:
-            b.dz = aligned((q * m, o))
+            b.dzk = aligned((m, o))             # one offset's share of the gradient
+            b.dwq = aligned((q, self.k, o))     # ... and of the weight gradient
         if 0 in self.sinks:
             b.dcols = aligned((q * m, self.k))
             b.dcols7 = b.dcols.reshape(b.cols7.shape)
@@ -454,15 +462,28 @@ class ConvKernel(Kernel):
             sink = sinks[2]
             np.matmul(b.ones, gz, out=sink.out().reshape(1, -1))
             sink.done()
+        dw, dx = sinks.get(1), 0 in sinks
         if self.q > 1:
-            b.pool.route(gz, b.dz.reshape(self.q, b.m, self.o))
-            gz = b.dz
-        if 1 in sinks:
-            sink = sinks[1]
-            b.dw(b.cols, gz, sink.out().reshape(self.k, self.o))
-            sink.done()
-        if 0 in sinks:
-            np.matmul(gz, self.w2.T, out=b.dcols)
+            # One offset at a time, while its share of the gradient is in cache: its rows'
+            # weight gradient and patch gradients (measured 3 % off a CNN step against
+            # routing all offsets first and multiplying once).
+            dcq = b.dcols.reshape(self.q, b.m, self.k) if dx else None
+            for k, first in b.pool.winners():
+                np.multiply(gz, first, out=b.dzk)
+                if dw is not None:
+                    b.dw(b.cq[k], b.dzk, b.dwq[k])
+                if dx:
+                    np.matmul(b.dzk, self.w2.T, out=dcq[k])
+            if dw is not None:
+                np.sum(b.dwq, axis=0, out=dw.out().reshape(self.k, self.o))
+                dw.done()
+        else:
+            if dw is not None:
+                b.dw(b.cols, gz, dw.out().reshape(self.k, self.o))
+                dw.done()
+            if dx:
+                np.matmul(gz, self.w2.T, out=b.dcols)
+        if dx:
             b.dx[...] = 0
             for dst, src in b.col2im:
                 np.add(dst, src, out=dst)
