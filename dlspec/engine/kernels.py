@@ -39,7 +39,7 @@ from dlspec.ops.conv import tap_span
 _ALIGN = 64  # bytes
 _ROW = 512   # elementwise passes over (m, o) arrays see them as rows of about this many values
 _SMALL = 4096  # ... when they hold at least this many
-_PANEL = 1 << 19  # multiply-adds per output element-row panel of a chunked weight gradient
+_PANEL = 1 << 19  # TallProduct: rows per panel times result elements, about
 
 
 def aligned_zeros(n: int) -> np.ndarray:
@@ -219,7 +219,8 @@ class TallProduct:
     def __init__(self, rows: int, k: int, o: int) -> None:
         r = 1 << max(8, (_PANEL // (k * o)).bit_length() - 1) if k * o <= 2048 else 0
         self.r = r if r and rows >= 2 * r else 0
-        self.parts, self.k, self.o = (rows // self.r, k, o) if self.r else (0, k, o)
+        self.k, self.o = k, o
+        self.parts = rows // self.r if self.r else 0
         self.whole = self.parts * self.r
         self.tmp = aligned((self.parts, k, o)) if self.r else None
         self.rest = aligned((k, o)) if self.r and rows > self.whole else None
@@ -465,7 +466,7 @@ class ConvKernel(Kernel):
             np.matmul(b.ones, gz, out=sink.out().reshape(1, -1))
             sink.done()
         dw, dx = sinks.get(1), 0 in sinks
-        if self.q > 1:
+        if self.q > 1 and (dw is not None or dx):
             # One offset at a time, while its share of the gradient is in cache: its rows'
             # weight gradient and patch gradients (measured 3 % off a CNN step against
             # routing all offsets first and multiplying once).
@@ -479,7 +480,7 @@ class ConvKernel(Kernel):
             if dw is not None:
                 np.sum(b.dwq, axis=0, out=dw.out().reshape(self.k, self.o))
                 dw.done()
-        else:
+        elif self.q == 1:
             if dw is not None:
                 b.dw(b.cols, gz, dw.out().reshape(self.k, self.o))
                 dw.done()

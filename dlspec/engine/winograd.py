@@ -89,6 +89,10 @@ class WinogradConvKernel(Kernel):
         # The part of the input that lands inside: x[:, :hh, :ww] -> xp[:, top:, left:].
         self.hh, self.ww = min(h, self.rows - top), min(wd, self.cols - left)
         self.w9 = w.reshape(9, c * self.o)
+        # Unpooled: each position (r, c) of a tile, and how many tile rows and columns of
+        # it are real outputs (an odd edge's last tile is half outside).
+        self.phases = [(r, c_, len(range(r, self.oh, 2)), len(range(c_, self.ow, 2)))
+                       for r in range(2) for c_ in range(2)]
 
     def _allocate(self, b, n: int) -> None:
         c, o, th, tw = self.c, self.o, self.th, self.tw
@@ -126,14 +130,9 @@ class WinogradConvKernel(Kernel):
     def _places(self, out: np.ndarray, yq: np.ndarray) -> list[tuple]:
         """(output view, tile-output view) pairs, one per position in the tile, cropped
         to the outputs that exist."""
-        n, th, tw, o = out.shape[0], self.th, self.tw, self.o
-        y6 = yq.reshape(2, 2, n, th, tw, o)
-        pairs = []
-        for r in range(2):
-            for c in range(2):
-                rows, cols = len(range(r, self.oh, 2)), len(range(c, self.ow, 2))
-                pairs.append((out[:, r::2, c::2], y6[r, c, :, :rows, :cols]))
-        return pairs
+        y6 = yq.reshape(2, 2, out.shape[0], self.th, self.tw, self.o)
+        return [(out[:, r::2, c::2], y6[r, c, :, :rows, :cols])
+                for r, c, rows, cols in self.phases]
 
     @staticmethod
     def _blocks(a: np.ndarray, count: tuple, lead: int = 4) -> np.ndarray:
@@ -181,10 +180,8 @@ class WinogradConvKernel(Kernel):
             gz = b.act.backward(gy.reshape(p, o), b.y, b.gz)
         else:
             dy6 = b.dy.reshape(2, 2, n, self.th, self.tw, o)
-            for r in range(2):
-                for col in range(2):
-                    rows, cols = len(range(r, self.oh, 2)), len(range(col, self.ow, 2))
-                    np.copyto(dy6[r, col, :, :rows, :cols], gy[:, r::2, col::2])
+            for r, col, rows, cols in self.phases:
+                np.copyto(dy6[r, col, :, :rows, :cols], gy[:, r::2, col::2])
             gz = b.act.backward(b.dy.reshape(4 * p, o), b.yq.reshape(4 * p, o), b.gz)
         if 2 in sinks:
             sink = sinks[2]
