@@ -59,7 +59,7 @@ def recurrent_kernel(node, views: dict, slot: dict) -> tuple[Kernel, dict] | Non
 
 
 class _RecurrentKernel(Kernel):
-    """What the cells share: the [h; x; 1] columns, the output, and the weight and input
+    """What the cells share: the [h; x; 1] blocks, the output, and the weight and input
     gradients after backpropagation through time. A cell sets ``blocks`` (H-row blocks of
     a step's gates) and supplies ``_prepare`` (fill ``self.wu``), ``_scan``, ``_bptt``
     (fill each step's gradients in ``b.steps``) and, when its gradient blocks are not the
