@@ -1,4 +1,5 @@
-"""Which kernels the loaded OpenBLAS runs, for ``dlspec doctor`` and the benchmarks.
+"""Which kernels and how many threads the loaded OpenBLAS runs, for ``dlspec doctor`` and
+the benchmarks.
 
 NumPy's wheels bundle OpenBLAS built for many CPUs; at load time it picks the kernels for
 the CPU it detects, unless ``OPENBLAS_CORETYPE`` names others. The choice matters: on a
@@ -30,6 +31,42 @@ def corename() -> str | None:
     that cannot be asked (another BLAS, or no /proc)."""
     import ctypes
 
+    fn = _openblas_function("get_corename")
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_char_p
+    return fn().decode("ascii", "replace")
+
+
+def threads() -> int | None:
+    """How many threads the loaded OpenBLAS uses for a large product (its default is one
+    per CPU; ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` change it), or None where that
+    cannot be asked."""
+    import ctypes
+
+    fn = _openblas_function("get_num_threads")
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_int
+    return int(fn())
+
+
+def describe_threads() -> str:
+    """The BLAS threads against the CPUs this process may use."""
+    n = threads()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if n is None:
+        return "unknown"
+    pin = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+           if os.environ.get(k)]
+    return f"{n} of {cpus} CPUs" + (f" (set by {', '.join(pin)})" if pin else "")
+
+
+def _openblas_function(what: str):
+    """A function of the OpenBLAS numpy loaded (scipy-openblas' prefixed 64-bit names
+    first), or None."""
+    import ctypes
+
     import numpy  # noqa: F401 - loads the BLAS
 
     try:
@@ -42,10 +79,9 @@ def corename() -> str | None:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
-                     "openblas_get_corename64_", "openblas_get_corename"):
+        for name in (f"scipy_openblas_{what}64_", f"scipy_openblas_{what}",
+                     f"openblas_{what}64_", f"openblas_{what}"):
             fn = getattr(lib, name, None)
             if fn is not None:
-                fn.restype = ctypes.c_char_p
-                return fn().decode("ascii", "replace")
+                return fn
     return None

@@ -77,4 +77,5 @@ def report() -> list[tuple[str, str]]:
     from dlspec import blas
 
     rows.append(("BLAS kernels", blas.describe()))
+    rows.append(("BLAS threads", blas.describe_threads()))
     return rows
