@@ -47,6 +47,7 @@ from dlspec.version import __version__
 HOLDOUT = "holdout.csv"
 HOLDOUT_IMAGES = "holdout.npz"
 HOLDOUT_WINDOWS = "holdout_windows.npz"
+_PREPROCESSORS = {p.kind: p for p in (Preprocessor, ImagePreprocessor, SequencePreprocessor)}
 IMAGE_BATCH = 256
 
 
@@ -87,7 +88,7 @@ def _split_report(net: Network, ds: Dataset, spec: Spec, split: str) -> dict:
     if len(x) == 0:
         return {}
     report = {"rows": int(len(x)), **evaluate(net, x, y, ds.target.task, spec.train.metrics)}
-    if isinstance(ds.preprocessor, SequencePreprocessor) and ds.target.task == "regression":
+    if ds.preprocessor.kind == "sequence" and ds.target.task == "regression":
         report = _forecast_report(net, ds, spec, split, report)
     if ds.target.task != "regression":
         cm = M.confusion_matrix(y, predict_classes(net, x), len(ds.target.classes))
@@ -147,9 +148,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
     contract = _contract(model)
     parity = check_parity(_cpu_session(model.SerializeToString()), contract.outputs[0], net,
-                          ds.target.task, _raw_rows(ds.preprocessor, contract, ds.table,
-                                                    ds.images, getattr(ds, "windows", None)),
-                          held)
+                          ds.target.task, _raw_rows(ds.preprocessor, contract, ds.raw), held)
     metrics = {
         "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
         "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
@@ -220,12 +219,14 @@ def _contract(model):
     return Contract.from_json(meta[CONTRACT_KEY], "model")
 
 
-def _raw_rows(pre, contract, table, images, windows=None):
+def _raw_rows(pre, contract, raw):
+    """The parity check's rows: ``raw`` (a table, images or windows, by ``pre.kind``) as
+    the engine and the exported model each read them."""
     from dlspec.onnx.parity import image_rows, table_rows, window_rows
 
-    if windows is not None:
-        return window_rows(pre, windows)
-    return image_rows(pre, images) if images is not None else table_rows(contract, pre, table)
+    if pre.kind == "sequence":
+        return window_rows(pre, raw)
+    return image_rows(pre, raw) if pre.kind == "image" else table_rows(contract, pre, raw)
 
 
 def _augment(spec: Spec, ds: Dataset):
@@ -237,19 +238,30 @@ def _augment(spec: Spec, ds: Dataset):
     return make_augment([thaw(a) for a in spec.data.augment], blank)
 
 
+# Where a run keeps up to 512 held-out raw rows, by preprocessor kind, so that export
+# can re-check parity without the data: the CSV's rows, or an .npz of images or windows.
+_HOLDOUT_FILES = {"table": HOLDOUT, "image": HOLDOUT_IMAGES, "sequence": HOLDOUT_WINDOWS}
+_HOLDOUT_ARRAYS = {"image": "images", "sequence": "windows"}
+
+
 def _holdout(ds: Dataset, rows: np.ndarray) -> dict[str, bytes]:
-    """Up to 512 held-out raw rows, so export can re-check parity without the data."""
     from dlspec.onnx.parity import MAX_ROWS
 
-    if ds.images is not None:
-        buf = io.BytesIO()
-        np.savez(buf, images=ds.images[rows[:MAX_ROWS]])
-        return {HOLDOUT_IMAGES: buf.getvalue()}
-    if getattr(ds, "windows", None) is not None:
-        buf = io.BytesIO()
-        np.savez(buf, windows=ds.windows[rows[:MAX_ROWS]])
-        return {HOLDOUT_WINDOWS: buf.getvalue()}
-    return {HOLDOUT: _holdout_csv(ds, rows)}
+    kind = ds.preprocessor.kind
+    if kind == "table":
+        return {HOLDOUT: _holdout_csv(ds, rows)}
+    buf = io.BytesIO()
+    np.savez(buf, **{_HOLDOUT_ARRAYS[kind]: ds.raw[rows[:MAX_ROWS]]})
+    return {_HOLDOUT_FILES[kind]: buf.getvalue()}
+
+
+def _read_holdout(run_dir: Path, kind: str):
+    """The raw rows ``_holdout`` kept: a Table, or an array of images or windows."""
+    path = run_dir / _HOLDOUT_FILES[kind]
+    if kind == "table":
+        return read_csv(path)
+    with np.load(path, allow_pickle=False) as z:
+        return z[_HOLDOUT_ARRAYS[kind]]
 
 
 def _holdout_csv(ds: Dataset, rows: np.ndarray) -> bytes:
@@ -280,9 +292,8 @@ def load_run(path: str | Path) -> Run:
     spec = load_spec(run_dir / "spec.lock.yaml", check_data=False)
     try:
         state = json.loads((run_dir / "preprocess.json").read_text())
-        kind = state["preprocessing"].get("kind")
-        pre = {"image": ImagePreprocessor, "sequence": SequencePreprocessor}.get(
-            kind, Preprocessor).from_dict(state["preprocessing"])
+        kind = state["preprocessing"].get("kind", Preprocessor.kind)
+        pre = _PREPROCESSORS[kind].from_dict(state["preprocessing"])
         target = Target.from_dict(state["target"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ModelError(f"invalid preprocess.json: {e}", Location(str(run_dir)),
@@ -292,8 +303,7 @@ def load_run(path: str | Path) -> Run:
         raise ModelError(f"weights were trained for spec {manifest['spec_sha256'][:12]}..., "
                          f"but spec.lock.yaml is {spec.sha256[:12]}...", Location(str(run_dir)),
                          code="run-mismatch")
-    shape = len(pre.feature_names) if isinstance(pre, Preprocessor) else pre.shape
-    net = Network(spec.layers, shape, spec.train.loss, spec.locate)
+    net = Network(spec.layers, pre.input_shape, spec.train.loss, spec.locate)
     names = {p.value.name: p.shape for p in net.graph.params}
     if {k: tuple(v.shape) for k, v in arrays.items()} != names:
         raise ModelError("weights do not match the spec's layers", Location(str(run_dir)),
@@ -320,21 +330,9 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
                         spec_sha256=r.spec.sha256)
     data = model.SerializeToString()
     contract = _contract(model)
-    windows = None
-    if (r.path / HOLDOUT_WINDOWS).is_file():
-        with np.load(r.path / HOLDOUT_WINDOWS, allow_pickle=False) as z:
-            table, images, windows = None, None, z["windows"]
-        n = len(windows)
-    elif (r.path / HOLDOUT_IMAGES).is_file():
-        with np.load(r.path / HOLDOUT_IMAGES, allow_pickle=False) as z:
-            table, images = None, z["images"]
-        n = len(images)
-    else:
-        table, images = read_csv(r.path / HOLDOUT), None
-        n = len(table)
+    raw = _read_holdout(r.path, r.preprocessor.kind)
     parity = check_parity(_cpu_session(data), contract.outputs[0], r.net, r.target.task,
-                          _raw_rows(r.preprocessor, contract, table, images, windows),
-                          np.arange(n))
+                          _raw_rows(r.preprocessor, contract, raw), np.arange(len(raw)))
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)
     return {"path": str(out), "opset": opset, "ir_version": model.ir_version, "parity": parity,
@@ -393,8 +391,7 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
     output = Path(out) if out else None
     if backend == "numpy":
         r = load_run(model)
-        sequence = r.preprocessor.sequence_input \
-            if isinstance(r.preprocessor, SequencePreprocessor) else None
+        sequence = r.preprocessor.sequence_input
         contract = Contract(r.preprocessor.inputs, r.target.name, r.target.task,
                             r.target.classes, sequence=sequence)
         if sequence:

@@ -47,7 +47,7 @@ class Dataset:
 
     ``table`` (CSV) or ``images`` (uint8 N, H, W, C) holds the raw rows that
     ``rows`` indexes, so the exported model can be checked on the same raw input
-    (sequence data: ``SequenceDataset.windows``).
+    (sequence data: ``SequenceDataset.windows``); ``raw`` is whichever it is.
     """
 
     table: Table | None
@@ -63,9 +63,12 @@ class Dataset:
     def input_shape(self) -> int | tuple[int, ...]:
         """One example's shape: the number of features, (height, width, channels) of an
         image, or (window, features) of a sequence."""
-        if isinstance(self.preprocessor, Preprocessor):
-            return len(self.preprocessor.feature_names)
-        return self.preprocessor.shape
+        return self.preprocessor.input_shape
+
+    @property
+    def raw(self) -> Table | np.ndarray:
+        """The raw rows ``rows`` index: the table, or the images."""
+        return self.images if self.preprocessor.kind == "image" else self.table
 
 
 

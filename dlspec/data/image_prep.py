@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -20,6 +21,11 @@ _FORMAT = 1
 
 @dataclass
 class ImagePreprocessor:
+    """Pixel scaling and per-channel standardization of uint8 images (the shared
+    preprocessor interface: see dlspec.data.preprocess.Preprocessor)."""
+
+    kind: ClassVar[str] = "image"
+
     shape: tuple[int, int, int]      # height, width, channels of one image
     scale: float                     # pixels are divided by this (1: not scaled)
     mean: np.ndarray                 # float32 (C,)
@@ -35,6 +41,14 @@ class ImagePreprocessor:
     @property
     def columns(self) -> list[str]:
         return [IMAGE_INPUT]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.shape
+
+    @property
+    def sequence_input(self) -> None:
+        return None
 
     @classmethod
     def fit(cls, x: np.ndarray, steps: Sequence[dict]) -> ImagePreprocessor:

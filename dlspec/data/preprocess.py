@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from onnx import TensorProto
@@ -132,7 +133,14 @@ def _scaled_twice(features: Sequence[str], steps: Sequence[dict]) -> list[str]:
 
 @dataclass
 class Preprocessor:
-    """The fitted transform from raw columns to the float32 feature matrix."""
+    """The fitted transform from raw columns to the float32 feature matrix.
+
+    The three preprocessors (this one, ImagePreprocessor, SequencePreprocessor) share
+    ``kind`` (what raw data they read: "table", "image", "sequence"), ``input_shape``
+    (one example's shape for the network), ``inputs``, ``columns``, ``sequence_input``,
+    ``to_dict`` and ``from_dict``."""
+
+    kind: ClassVar[str] = "table"
 
     inputs: list[InputColumn]  # raw input contract, in feature (header) order
     feature_names: list[str]
@@ -144,6 +152,16 @@ class Preprocessor:
     def columns(self) -> list[str]:
         """The raw column names the transform reads."""
         return [c.name for c in self.inputs]
+
+    @property
+    def input_shape(self) -> int:
+        """One example's shape for the network: the number of features."""
+        return len(self.feature_names)
+
+    @property
+    def sequence_input(self) -> None:
+        """A table model reads no windows."""
+        return None
 
     @classmethod
     def fit(cls, table: Table, rows: np.ndarray, features: Sequence[str],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -138,7 +139,10 @@ def fit_scaler(values: np.ndarray, kind: str | None) -> tuple[np.ndarray, np.nda
 
 @dataclass
 class SequencePreprocessor:
-    """The fitted transform of raw windows (N, window, F) and of the regression target."""
+    """The fitted transform of raw windows (N, window, F) and of the regression target
+    (the shared preprocessor interface: see dlspec.data.preprocess.Preprocessor)."""
+
+    kind: ClassVar[str] = "sequence"
 
     columns: list[str]               # feature names, in window order (x0, x1, ... for arrays)
     window: int
@@ -155,6 +159,10 @@ class SequencePreprocessor:
     def shape(self) -> tuple[int, int]:
         """One example's shape: (window, features)."""
         return (self.window, len(self.columns))
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return self.shape
 
     @property
     def feature_names(self) -> list[str]:

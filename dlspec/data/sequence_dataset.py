@@ -33,6 +33,10 @@ class SequenceDataset(Dataset):
     windows: np.ndarray | None = None
     targets: np.ndarray | None = None
 
+    @property
+    def raw(self) -> np.ndarray:
+        return self.windows
+
 
 def array_columns(width: int) -> list[str]:
     """The names of an .npz's unnamed features: x0, x1, ..."""

@@ -14,7 +14,6 @@ from onnx import TensorProto, helper
 
 from dlspec.data.dataset import Target
 from dlspec.data.preprocess import Preprocessor
-from dlspec.data.sequence import SequencePreprocessor
 from dlspec.engine.network import Network
 from dlspec.errors import ExportError
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
@@ -80,7 +79,7 @@ def build_model(net: Network, pre: Preprocessor, target: Target, *, opset: int,
     try:
         features = pre.emit(b)
         out = emit_network(b, net, features)
-        sequence = pre.sequence_input if isinstance(pre, SequencePreprocessor) else None
+        sequence = pre.sequence_input
         if sequence and target.task == "regression":
             out = pre.emit_output(b, out)
         outputs = _emit_outputs(b, out, net.graph.output.shape[-1], target)
