@@ -260,8 +260,17 @@ def _read_holdout(run_dir: Path, kind: str):
     path = run_dir / _HOLDOUT_FILES[kind]
     if kind == "table":
         return read_csv(path)
-    with np.load(path, allow_pickle=False) as z:
-        return z[_HOLDOUT_ARRAYS[kind]]
+    name = _HOLDOUT_ARRAYS[kind]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z[name]
+    except FileNotFoundError:
+        raise ModelError("the run's held-out rows are missing", Location(str(path)),
+                         code="run-state") from None
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise ModelError(f"the run's held-out rows cannot be read (an .npz with an array "
+                         f"'{name}' was expected): {e}", Location(str(path)),
+                         code="run-state") from None
 
 
 def _holdout_csv(ds: Dataset, rows: np.ndarray) -> bytes:

@@ -106,3 +106,22 @@ def test_exported_cnn_matches_the_engine_at_batch(digits_run, tmp_path, batch):
     want = np.array([r[1:-1] for r in rb], float)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
     assert [r[-1] for r in ra] == [r[-1] for r in rb]
+
+
+@pytest.mark.parametrize("damage", ["missing", "not an npz", "wrong array"])
+def test_export_with_damaged_holdout_is_one_located_error(digits_run, tmp_path, damage):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(digits_run, run_dir)
+    holdout = run_dir / "holdout.npz"
+    if damage == "missing":
+        holdout.unlink()
+    elif damage == "not an npz":
+        holdout.write_text("not an npz\n")
+    else:
+        np.savez(holdout, windows=np.zeros((2, 3), np.float32))
+    r = run("export", run_dir, "-o", tmp_path / "m.onnx")
+    assert r.exit_code == 1, r.output
+    assert "holdout.npz: the run's held-out rows" in r.output
+    assert "Traceback" not in r.output and "internal error" not in r.output
