@@ -128,7 +128,7 @@ class GraphBuilder:
 
     def op(self, name: str, *inputs: Value, **attrs) -> Value:
         op = get_op(name)
-        if len(inputs) != op.arity:
+        if op.arity is not None and len(inputs) != op.arity:
             raise ValueError(f"op {name} takes {op.arity} inputs, got {len(inputs)}")
         try:
             shape = op.shape(*(v.shape for v in inputs), **attrs)

@@ -18,7 +18,7 @@ class OpDef:
 
     Attributes:
         name: registry key.
-        arity: number of inputs.
+        arity: number of inputs (None: one or more, as a join's).
         shape: ``(*in_shapes, **attrs) -> out_shape``; raises ShapeError naming op and shapes.
         forward: ``(*xs, **attrs) -> y``; pure, keeps the float32 dtype.
         vjp: ``(g, y, *xs, **attrs) -> tuple`` with one gradient (or None) per input.
@@ -29,10 +29,12 @@ class OpDef:
         update: for ops that carry state (batch norm's moving statistics):
             ``(y, *xs, **attrs) -> {input index: new value}``, applied to those
             (non-trainable) parameter inputs after each training step's forward pass.
+        no_grad: inputs that are data, not functions of anything to learn (a loss's
+            target): the vjp gives None for them, always.
     """
 
     name: str
-    arity: int
+    arity: int | None
     shape: Callable
     forward: Callable
     vjp: Callable
@@ -40,6 +42,7 @@ class OpDef:
     sample: Callable
     train_only: bool = False
     update: Callable | None = None
+    no_grad: tuple[int, ...] = ()
 
 
 OPS: dict[str, OpDef] = {}

@@ -55,3 +55,41 @@ register(OpDef(
         "reshape"),
     sample=lambda rng: ([f32(rng, 2, 3, 4, 5)], {"shape": (6, -1)}),
 ))
+
+
+def _concat_axis(op: str, shapes: tuple, axis: int) -> int:
+    """``axis`` as a non-negative index; the batch axis (0) is never joined along."""
+    rank = len(shapes[0])
+    if any(len(s) != rank for s in shapes):
+        raise shape_error(op, "inputs have different ranks", *shapes)
+    ax = axis + rank if axis < 0 else axis
+    if not 1 <= ax < rank:
+        raise shape_error(op, f"axis {axis} is not an axis of one example (1..{rank - 1}, "
+                          "or negative from the end)", *shapes)
+    return ax
+
+
+def _concat_shape(*shapes, axis=-1):
+    if not shapes:
+        raise shape_error("concat", "needs at least one input")
+    ax = _concat_axis("concat", shapes, axis)
+    for s in shapes[1:]:
+        if any(a != b for i, (a, b) in enumerate(zip(s, shapes[0], strict=True)) if i != ax):
+            raise shape_error("concat", f"shapes differ outside axis {axis}", *shapes)
+    return (*shapes[0][:ax], sum(s[ax] for s in shapes), *shapes[0][ax + 1:])
+
+
+def _concat_vjp(g, y, *xs, axis=-1):
+    ax = axis % g.ndim
+    cuts = np.cumsum([x.shape[ax] for x in xs])[:-1]
+    return tuple(np.ascontiguousarray(p) for p in np.split(g, cuts, axis=ax))
+
+
+register(OpDef(
+    "concat", None, _concat_shape,
+    forward=lambda *xs, axis=-1: np.concatenate(xs, axis=axis),
+    vjp=_concat_vjp,
+    emit=lambda b, names, axis=-1: b.node("Concat", names, "concat", axis=axis),
+    sample=lambda rng: ([f32(rng, 3, 2, 4), f32(rng, 3, 2, 1), f32(rng, 3, 2, 3)],
+                        {"axis": -1}),
+))

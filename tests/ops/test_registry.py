@@ -29,7 +29,10 @@ OP_NAMES = sorted(OPS)
 def _sample(name: str, seed: int):
     op = OPS[name]
     xs, attrs = op.sample(np.random.default_rng(seed))
-    assert len(xs) == op.arity, f"{name}: sample gives {len(xs)} inputs, arity is {op.arity}"
+    if op.arity is None:
+        assert len(xs) >= 2, f"{name}: a variadic op's sample should join several inputs"
+    else:
+        assert len(xs) == op.arity, f"{name}: sample gives {len(xs)} inputs, arity is {op.arity}"
     return op, xs, attrs
 
 
@@ -43,10 +46,13 @@ def test_vjp_matches_central_differences(name: str, seed: int) -> None:
     g = rng.standard_normal(y.shape)
 
     grads = op.vjp(g, y, *xs, **attrs)
-    assert len(grads) == op.arity, f"{name}: vjp returns {len(grads)} entries, arity is {op.arity}"
+    assert len(grads) == len(xs), f"{name}: vjp returns {len(grads)} entries for {len(xs)} inputs"
     assert any(gi is not None for gi in grads), f"{name}: vjp gives no gradient at all"
 
     for i, gi in enumerate(grads):
+        if i in op.no_grad:
+            assert gi is None, f"{name}: input {i} is data (no_grad), yet has a gradient"
+            continue
         if gi is None:
             # Only train-only ops have inputs without a gradient: dropout's mask, and the
             # inference form and moving statistics that batchnorm_train ignores in training.
@@ -73,7 +79,7 @@ def test_forward_and_vjp_keep_float32_and_shape_rule_agrees(name: str) -> None:
     assert y.dtype == np.float32, f"{name}: forward gives {y.dtype} for float32 inputs"
     assert tuple(op.shape(*(x.shape for x in xs), **attrs)) == y.shape
 
-    g = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    g = np.asarray(np.random.default_rng(1).standard_normal(y.shape), dtype=np.float32)
     for i, gi in enumerate(op.vjp(g, y, *xs, **attrs)):
         if gi is not None:
             assert gi.dtype == np.float32, f"{name}: gradient {i} is {gi.dtype}"
@@ -82,11 +88,16 @@ def test_forward_and_vjp_keep_float32_and_shape_rule_agrees(name: str) -> None:
 @pytest.mark.parametrize("name", OP_NAMES)
 def test_shape_rule_keeps_dynamic_batch_axis(name: str) -> None:
     op, xs, attrs = _sample(name, 0)
-    # Only the first input carries the batch axis; the others are weights or broadcast.
-    shapes = [(None, *xs[0].shape[1:])] + [x.shape for x in xs[1:]]
+    # The first input carries the batch axis; the others are weights or broadcast, except
+    # for ops whose inputs are all batches (joins, losses and their targets).
+    batched = len(xs) if op.arity is None or op.no_grad else 1
+    shapes = [(None, *x.shape[1:]) for x in xs[:batched]] + [x.shape for x in xs[batched:]]
     out = op.shape(*shapes, **attrs)
-    assert out[0] is None, f"{name}: {shapes} -> {out}"
     y = op.forward(*xs, **attrs)
+    if op.no_grad:  # a loss: the batch is reduced to one number
+        assert out == () and y.shape == (), f"{name}: {shapes} -> {out}"
+        return
+    assert out[0] is None, f"{name}: {shapes} -> {out}"
     assert tuple(out[1:]) == y.shape[1:]
 
 
@@ -94,7 +105,8 @@ def _one_node_model(name: str, xs: list[np.ndarray], attrs: dict,
                     out_shape: tuple) -> onnx.ModelProto:
     op = OPS[name]
     b = OnnxBuilder(DEFAULT_OPSET)
-    names = [b.add_input(f"x{i}", TensorProto.FLOAT, list(x.shape)) for i, x in enumerate(xs)]
+    types = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64}
+    names = [b.add_input(f"x{i}", types[x.dtype], list(x.shape)) for i, x in enumerate(xs)]
     out = op.emit(b, names, **attrs)
     b.add_output(out, TensorProto.FLOAT, list(out_shape))
     # Inputs the emitted graph does not read (dropout's mask) are not declared.
