@@ -7,8 +7,10 @@ The public API is imported lazily so that ``dlspec --help`` stays fast.
 
 from dlspec.version import __version__
 
-_API = {"load_spec": "dlspec.spec.load", "train": "dlspec.api", "export": "dlspec.api",
-        "predict": "dlspec.api", "load_run": "dlspec.api", "Spec": "dlspec.spec.model"}
+_API = {"load_spec": "dlspec.spec.load", "train": "dlspec.training",
+        "export": "dlspec.exporting", "export_spec": "dlspec.exporting",
+        "predict": "dlspec.runtime.serve", "load_run": "dlspec.runs",
+        "gradients": "dlspec.study", "Spec": "dlspec.spec.model"}
 
 __all__ = ["__version__", *_API]
 

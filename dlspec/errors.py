@@ -6,7 +6,24 @@ codes (see ``EXIT_CODES``) and renders them on stderr.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]+")
+
+
+def path_str(path: Iterable) -> str:
+    """``model.layers[2].dense.units``; odd keys (spaces, newlines, dots) as ``['a b']``."""
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif _PLAIN_KEY.fullmatch(p):
+            out += f".{p}" if out else p
+        else:
+            out += f"[{p!r}]"
+    return out
 
 
 @dataclass(frozen=True)

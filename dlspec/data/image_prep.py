@@ -36,7 +36,7 @@ class ImagePreprocessor:
         """The model's raw input contract: one uint8 image tensor."""
         from dlspec.data.preprocess import InputColumn
 
-        return [InputColumn(IMAGE_INPUT, "image")]
+        return [InputColumn(IMAGE_INPUT, "image", shape=self.shape)]
 
     @property
     def columns(self) -> list[str]:
@@ -78,16 +78,6 @@ class ImagePreprocessor:
         if x.shape[1:] != self.shape:
             raise ValueError(f"images are {x.shape[1:]}, the model takes {self.shape}")
         return (self._scaled(x) - self.mean) / self.std
-
-    def emit(self, b) -> str:
-        """The raw uint8 input 'image' [N, H, W, C] and its preprocessing; returns the floats."""
-        from onnx import TensorProto
-
-        b.add_input(IMAGE_INPUT, TensorProto.UINT8, ["N", *self.shape])
-        x = b.node("Cast", [IMAGE_INPUT], "pixels", to=TensorProto.FLOAT)
-        x = b.node("Div", [x, b.const(np.array(self.scale, np.float32), "scale")], "scaled")
-        x = b.node("Sub", [x, b.const(self.mean, "mean")], "centered")
-        return b.node("Div", [x, b.const(self.std, "std")], "image_features")
 
     def to_dict(self) -> dict:
         return {"format": _FORMAT, "kind": "image", "shape": list(self.shape),

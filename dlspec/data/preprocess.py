@@ -22,11 +22,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from onnx import TensorProto
-
 from dlspec.data.table import Table, require_columns
 from dlspec.errors import DataError, Location, ModelError
-from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
 
 ENCODINGS = ("onehot", "label_encode")
 SCALERS = ("standardize", "minmax")
@@ -41,13 +38,17 @@ class InputColumn:
     """One raw input of the model: its name, kind, vocabulary, and fill for missing values."""
 
     name: str
-    kind: str  # "numeric" | "categorical" | "image" (uint8 NHWC) | "sequence" (float32 windows)
+    kind: str  # numeric | categorical | image (uint8 NHWC) | sequence | tensor (float32)
     categories: tuple[str, ...] = ()  # sorted vocabulary of the training rows
     impute: float | None = None  # numeric: the raw column's training mean
+    shape: tuple[int, ...] = ()  # image, tensor: one example's shape
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "categories": list(self.categories),
-                "impute": self.impute}
+        out = {"name": self.name, "kind": self.kind, "categories": list(self.categories),
+               "impute": self.impute}
+        if self.shape:
+            out["shape"] = list(self.shape)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict, *, need_impute: bool = True) -> InputColumn:
@@ -56,7 +57,7 @@ class InputColumn:
         Raises KeyError, TypeError or ValueError for a malformed entry.
         """
         kind, impute = d["kind"], None
-        if kind not in ("numeric", "categorical", "image", "sequence"):
+        if kind not in ("numeric", "categorical", "image", "sequence", "tensor"):
             raise ValueError(f"input {d['name']!r}: unknown kind {kind!r}")
         if kind == "numeric":
             raw = d["impute"] if need_impute else d.get("impute")
@@ -65,7 +66,8 @@ class InputColumn:
                     (impute is None or not np.isfinite(impute)):
                 raise ValueError(f"numeric input {d['name']!r} needs a finite 'impute' "
                                  f"(its training mean), got {raw!r}")
-        return cls(str(d["name"]), kind, tuple(str(c) for c in d["categories"]), impute)
+        shape = tuple(int(v) for v in d.get("shape", ()))
+        return cls(str(d["name"]), kind, tuple(str(c) for c in d["categories"]), impute, shape)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,22 @@ def check_steps(features: Sequence[str], steps: Sequence[dict]) -> list[str]:
     if not problems:
         problems += _scaled_twice(features, steps)
     return problems
+
+
+def steps_for(steps: list[dict], columns: list[str]) -> list[dict]:
+    """The preprocessing steps of an input reading ``columns``: those naming its columns
+    (narrowed to them), and those over all (or all numeric) features."""
+    out = []
+    for step in steps:
+        (kind, args), = step.items()
+        cols = args.get("columns")
+        if isinstance(cols, list):
+            mine = [c for c in cols if c in columns]
+            if not mine:
+                continue
+            args = {**args, "columns": mine}
+        out.append({kind: args})
+    return out
 
 
 def _scaled_sets(features: Sequence[str], steps: Sequence[dict]) -> dict[str, set[str]]:
@@ -270,53 +288,6 @@ class Preprocessor:
             x[:, j:j + width] = block
             j += width
         return x
-
-    def emit(self, b: OnnxBuilder) -> str:
-        """Add the raw inputs (one ['N', 1] per column) and the preprocessing nodes.
-
-        A NaN numeric input becomes the column's training mean (IsNaN + Where on
-        the assembled features); "" or an unseen category encodes as all zeros
-        (one-hot) or -1 (label). Returns the name of the float32 ['N', F] feature
-        tensor.
-        """
-        for col in self.inputs:
-            kind = TensorProto.FLOAT if col.kind == "numeric" else TensorProto.STRING
-            b.add_input(col.name, kind, ["N", 1])
-        parts = []
-        fill = np.zeros(len(self.feature_names), dtype=np.float32)
-        j = 0  # feature position of the next column
-        for col in self.inputs:
-            enc = self.encodings.get(col.name)
-            if enc is None:
-                if col.impute is None:
-                    raise ValueError(f"numeric input {col.name!r} has no training mean")
-                fill[j] = np.float32(col.impute)
-                j += 1
-                parts.append(col.name)
-            elif enc.kind == "label_encode":
-                j += 1
-                parts.append(b.node(
-                    "LabelEncoder", [col.name], f"{col.name}_label", domain=ML_DOMAIN,
-                    keys_strings=list(col.categories),
-                    values_floats=[float(i) for i in range(len(col.categories))],
-                    default_float=-1.0))
-            else:
-                # Leaving the first category out of the vocabulary maps it to all
-                # zeros, exactly what drop_first means.
-                cats = list(col.categories[1:] if enc.drop_first else col.categories)
-                j += len(cats)
-                if not cats:
-                    continue  # a one-category column with drop_first has no features
-                hot = b.node("OneHotEncoder", [col.name], f"{col.name}_onehot",
-                             domain=ML_DOMAIN, cats_strings=cats, zeros=1)
-                axes = b.const(np.array([1], dtype=np.int64), "axes")
-                parts.append(b.node("Squeeze", [hot, axes], f"{col.name}_onehot2d"))
-        x = b.node("Concat", parts, "features_raw", axis=1)
-        if any(c.kind == "numeric" for c in self.inputs):
-            nan = b.node("IsNaN", [x], "features_missing")
-            x = b.node("Where", [nan, b.const(fill, "feature_impute"), x], "features_filled")
-        x = b.node("Sub", [x, b.const(self.mean, "feature_mean")], "features_centered")
-        return b.node("Div", [x, b.const(self.scale, "feature_scale")], "features")
 
     def to_dict(self) -> dict:
         """The full fitted state as plain JSON-serialisable data."""

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlspec.errors import ModelError
+from dlspec.errors import DataError, Location, ModelError
 
 SEQUENCE_INPUT = "window"
 SCALERS = ("standardize", "minmax")
@@ -87,6 +87,38 @@ class SequenceInput:
         if out.columns and len(out.columns) != out.width:
             raise ValueError(f"{len(out.columns)} columns for width {out.width}")
         return out
+
+
+def array_columns(width: int) -> list[str]:
+    """The names of an .npz's unnamed features: x0, x1, ..."""
+    return [f"x{j}" for j in range(width)]
+
+
+def read_npz_windows(path: str | Path, *, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """x as float32 (n, window, features) and y (n,) from an .npz; bad arrays raise DataError."""
+    from dlspec.data.images import MAX_BYTES, _npz_arrays
+
+    source = str(path)
+    x, y = _npz_arrays(source, ("x", "y"), MAX_BYTES if limit is None else limit)
+
+    def err(message: str) -> DataError:
+        return DataError(message, Location(source), code="data-npz")
+
+    if x.ndim != 3 or 0 in x.shape:
+        raise err(f"'x' must hold windows (examples, time steps, features), got shape "
+                  f"{x.shape}")
+    if x.dtype.kind not in "iuf":
+        raise err(f"'x' must hold numbers, got {x.dtype.name}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or y.dtype.kind not in "iufU":
+        raise err(f"'y' must hold one target per window, got shape {y.shape} {y.dtype.name}")
+    if len(y) != len(x):
+        raise err(f"{len(y):,} targets in 'y' for {len(x):,} windows in 'x'")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise err("'x' holds NaN or infinite values")
+    return x, y
 
 
 def scaling_kinds(columns: Sequence[str], target: str | None,
@@ -237,24 +269,6 @@ class SequencePreprocessor:
         if not self.target_scaled:
             return out
         return (out * self.target_scale + self.target_offset).astype(np.float32)
-
-    def emit(self, b) -> str:
-        """The raw float32 input 'window' [N, window, F] and its scaling; returns the features."""
-        from onnx import TensorProto
-
-        b.add_input(SEQUENCE_INPUT, TensorProto.FLOAT, ["N", *self.shape])
-        x = b.node("Sub", [SEQUENCE_INPUT, b.const(self.offset, "feature_offset")],
-                   "window_centered")
-        return b.node("Div", [x, b.const(self.scale, "feature_scale")], "window_features")
-
-    def emit_output(self, b, out: str) -> str:
-        """The regression output in the target's units (unchanged when it is not scaled)."""
-        if not self.target_scaled:
-            return out
-        x = b.node("Mul", [out, b.const(np.array([self.target_scale], np.float32),
-                                        "target_scale")], "prediction_scaled")
-        return b.node("Add", [x, b.const(np.array([self.target_offset], np.float32),
-                                         "target_offset")], "prediction_units")
 
     def to_dict(self) -> dict:
         return {"format": _FORMAT, "kind": "sequence", "columns": list(self.columns),

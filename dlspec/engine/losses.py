@@ -21,7 +21,8 @@ class LossDef:
         fuses: the output activation whose input (the logits) the loss reads,
             or None when it reads the network's output itself.
         task: what the loss trains: binary, multiclass or regression.
-        fn: ``(z, y) -> (mean loss as float, dL/dz as float32)``.
+        fn: ``(z, y) -> (mean loss as float, dL/dz as float32)``: the engine's one pass.
+        op: the loss's op in the graph (same arithmetic, as a forward and a vjp).
     """
 
     name: str
@@ -29,6 +30,7 @@ class LossDef:
     task: str
     fuses: str | None
     fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+    op: str
 
 
 LOSSES: dict[str, LossDef] = {}
@@ -83,9 +85,9 @@ def _mae(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 _register(LossDef("binary_crossentropy",
                   "log loss of a sigmoid output against 0/1 labels (two classes)",
-                  "binary", "sigmoid", _bce))
+                  "binary", "sigmoid", _bce, "bce_logits"))
 _register(LossDef("categorical_crossentropy",
                   "log loss of a softmax output against class labels (integer or one-hot)",
-                  "multiclass", "softmax", _cce))
-_register(LossDef("mse", "mean squared error (regression)", "regression", None, _mse))
-_register(LossDef("mae", "mean absolute error (regression)", "regression", None, _mae))
+                  "multiclass", "softmax", _cce, "cce_logits"))
+_register(LossDef("mse", "mean squared error (regression)", "regression", None, _mse, "mse"))
+_register(LossDef("mae", "mean absolute error (regression)", "regression", None, _mae, "mae"))

@@ -48,6 +48,7 @@ class Optimizer:
         self.t = 0
         self.buffers: dict[str, np.ndarray] = {}
         self.tmp = np.empty(n, dtype=np.float32)
+        self.scale: np.ndarray | None = None  # per element, a factor on the learning rate
 
     def _buf(self, name: str, n: int, fill: float = 0.0) -> np.ndarray:
         self.buffers[name] = np.full(n, fill, dtype=np.float32)
@@ -61,6 +62,12 @@ class Optimizer:
 
     def _update(self, p, g, tmp, **hyper) -> None:
         raise NotImplementedError
+
+    def _descend(self, p: np.ndarray, step: np.ndarray) -> None:
+        """p -= step, each element's step scaled by its learning-rate factor if any."""
+        if self.scale is not None:
+            step *= self.scale
+        p -= step
 
     def state(self) -> dict[str, np.ndarray]:
         return {"t": np.array(self.t, dtype=np.int64),
@@ -93,7 +100,7 @@ class SGD(Optimizer):
                 tmp *= lr
             else:
                 np.multiply(v, lr, out=tmp)
-        p -= tmp
+        self._descend(p, tmp)
 
 
 class Adam(Optimizer):
@@ -119,7 +126,7 @@ class Adam(Optimizer):
         tmp += np.float32(epsilon * root)
         np.divide(m, tmp, out=tmp)
         tmp *= np.float32(lr * root / (1 - beta_1 ** t))
-        p -= tmp
+        self._descend(p, tmp)
 
 
 class AdaGrad(Optimizer):
@@ -134,7 +141,7 @@ class AdaGrad(Optimizer):
         tmp += epsilon
         np.divide(g, tmp, out=tmp)
         tmp *= lr
-        p -= tmp
+        self._descend(p, tmp)
 
 
 class RMSprop(Optimizer):
@@ -157,7 +164,7 @@ class RMSprop(Optimizer):
             np.multiply(self.buf, lr, out=tmp)
         else:
             tmp *= lr
-        p -= tmp
+        self._descend(p, tmp)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,13 @@ from dlspec.engine.kernels import (
     ConvKernel,
     DenseKernel,
     Kernel,
+    LossKernel,
     OpKernel,
     Sink,
     aligned_zeros,
     held,
 )
+from dlspec.engine.losses import LOSSES
 from dlspec.engine.recurrent_kernels import recurrent_kernel
 from dlspec.engine.winograd import WinogradConvKernel, winograd_fits
 from dlspec.graph.ir import Graph, Node, Value
@@ -41,15 +43,23 @@ _FRAMES = 3  # batch sizes a training plan keeps buffers for (the full and the l
 
 
 class ParamBuffer:
-    """All parameters of a graph in one flat buffer, with a view per parameter."""
+    """All parameters of a graph in one flat buffer, with a view per parameter.
+
+    The trainable parameters come first, so an optimizer updates ``flat[:train_size]``
+    and keeps state for those alone; frozen parameters and non-trainable state (batch
+    norm's moving statistics) follow.
+    """
 
     def __init__(self, graph: Graph) -> None:
         self.params = graph.params
-        self.offsets: list[tuple[int, int]] = []
-        pos = 0
-        for p in self.params:
-            self.offsets.append((pos, p.size))
-            pos += -(-p.size // _ALIGN) * _ALIGN
+        self.offsets: list[tuple[int, int]] = [(0, 0)] * len(self.params)
+        pos, train_size = 0, None
+        for i in sorted(range(len(self.params)), key=lambda i: not self.params[i].trainable):
+            if train_size is None and not self.params[i].trainable:
+                train_size = pos
+            self.offsets[i] = (pos, self.params[i].size)
+            pos += -(-self.params[i].size // _ALIGN) * _ALIGN
+        self.train_size = pos if train_size is None else train_size
         self.flat = aligned_zeros(pos)
         self.grad = aligned_zeros(pos)
         self.views = [self._view(self.flat, i) for i in range(len(self.params))]
@@ -59,20 +69,36 @@ class ParamBuffer:
             mask[start:start + size] = p.trainable
         self.trainable = mask
 
+    @property
+    def train_flat(self) -> np.ndarray:
+        """The trainable parameters: what an optimizer updates."""
+        return self.flat[:self.train_size]
+
+    @property
+    def train_grad(self) -> np.ndarray:
+        return self.grad[:self.train_size]
+
     def _view(self, buf: np.ndarray, i: int) -> np.ndarray:
         start, size = self.offsets[i]
         return buf[start:start + size].reshape(self.params[i].shape)
 
     def initialize(self, rng: np.random.Generator) -> None:
+        """Every parameter from its initializer, in graph order (so a parameter's values do
+        not depend on which others are given), then the given ones (inline weights)."""
         for p, view in zip(self.params, self.views, strict=True):
             view[...] = p.init(rng, p.shape)
+        for p, view in zip(self.params, self.views, strict=True):
+            if p.given is not None:
+                view[...] = p.given
 
     def state(self) -> dict[str, np.ndarray]:
         return {p.value.name: v.copy() for p, v in zip(self.params, self.views, strict=True)}
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the parameters ``arrays`` names (by parameter name); the rest stay."""
         for p, view in zip(self.params, self.views, strict=True):
-            view[...] = arrays[p.value.name]
+            if p.value.name in arrays:
+                view[...] = arrays[p.value.name]
 
 
 class Plan:
@@ -81,20 +107,24 @@ class Plan:
     Args:
         graph: the IR.
         buffer: the parameters the plan reads (and whose gradients it writes).
-        seed: the value the loss is attached to (None: an inference plan).
+        seed: what training differentiates: the graph's loss, or any value whose gradient
+            the backward pass is given (None: an inference plan).
         fuse: let a training plan fuse nodes into kernels with reused buffers.
+        wanted: what an inference plan computes (default: every node but the loss).
     """
 
     def __init__(self, graph: Graph, buffer: ParamBuffer, seed: Value | None = None,
-                 fuse: bool = True) -> None:
+                 fuse: bool = True, wanted: list[Value] | None = None) -> None:
         self.graph = graph
         self.training = seed is not None
         values = graph.values
         self.slot = {v.id: i for i, v in enumerate(values)}
         self.n_slots = len(values)
-        self.input_slots = [self.slot[v.id] for v in graph.inputs]
+        self.inputs = {v.name: self.slot[v.id] for v in graph.inputs}
+        self.input_slots = list(self.inputs.values())
+        self.target_slots = [self.slot[v.id] for v in graph.targets]
         self.noise_slots = [(self.slot[n.value.id], n.rate) for n in graph.noises]
-        self.output_slot = self.slot[graph.output.id]
+        self._alias: dict[int, int] = {}
         self._param_slots = [(self.slot[p.value.id], v)
                              for p, v in zip(graph.params, buffer.views, strict=True)]
         self.forward_steps: list[tuple] = []
@@ -106,7 +136,17 @@ class Plan:
         if self.training:
             self._compile_training(buffer, seed, fuse)
         else:
-            self._compile_inference()
+            self._compile_inference(wanted)
+
+    def slot_of(self, value: Value) -> int:
+        """Where a forward pass leaves ``value`` (a train-only op's output, at inference:
+        its input's slot)."""
+        i = self.slot[value.id]
+        return self._alias.get(i, i)
+
+    @property
+    def output_slot(self) -> int:
+        return self.slot_of(self.graph.output)
 
     @property
     def nodes(self) -> list[Node]:
@@ -115,10 +155,16 @@ class Plan:
             return [n for k in self.kernels for n in k.nodes]
         return list(self._inference_nodes)
 
-    def _compile_inference(self) -> None:
-        alias = {}
+    def _compile_inference(self, wanted: list[Value] | None) -> None:
+        alias = self._alias
         self._inference_nodes = []
+        if wanted is None:
+            wanted = [n.output for n in self.graph.nodes if n.output is not self.graph.loss
+                      and not any(v.kind == "target" for v in n.inputs)]
+        needed = {id(n) for v in wanted for n in ancestors(v)}
         for node in self.graph.nodes:
+            if id(node) not in needed:
+                continue
             ins = tuple(alias.get(self.slot[v.id], self.slot[v.id]) for v in node.inputs)
             out = self.slot[node.output.id]
             if node.op.train_only:
@@ -126,15 +172,16 @@ class Plan:
                 continue
             self.forward_steps.append((partial(node.op.forward, **node.attrs), ins, out))
             self._inference_nodes.append(node)
-        self.output_slot = alias.get(self.output_slot, self.output_slot)
 
     def _compile_training(self, buffer: ParamBuffer, seed: Value, fuse: bool) -> None:
         views = {p.value.id: v for p, v in zip(self.graph.params, buffer.views, strict=True)}
         nodes = ancestors(seed)
+        frozen = {p.value.id for p in self.graph.params if p.frozen}
         for node in nodes:
             if node.op.update is not None:
                 ins = tuple(self.slot[v.id] for v in node.inputs)
-                targets = {i: views[v.id] for i, v in enumerate(node.inputs) if v.id in views}
+                targets = {i: views[v.id] for i, v in enumerate(node.inputs)
+                           if v.id in views and v.id not in frozen}
                 self.state_updates.append((partial(node.op.update, **node.attrs), ins,
                                            self.slot[node.output.id], targets))
         trainable = [p for p in self.graph.params if p.trainable]
@@ -224,16 +271,19 @@ class Plan:
             for i, value in fn(s[out], *[s[j] for j in ins]).items():
                 np.copyto(targets[i], value)
 
-    def backward(self, s: list, g_seed: np.ndarray) -> None:
-        """Gradients of the loss into the parameter gradient buffer, given dL/d(seed)."""
+    def backward(self, s: list, g_seed: np.ndarray | None = None) -> None:
+        """Gradients into the parameter gradient buffer, given dL/d(seed) (for the graph's
+        loss, nothing: it is 1)."""
         g: list = [None] * self.n_slots
-        g[self.seed_slot] = g_seed
+        g[self.seed_slot] = _ONE if g_seed is None else g_seed
         for fn, b in self._frame(s)[1]:
             fn(s, g, b)
 
 
+_ONE = np.float32(1)
 _MATMUL, _ADD, _RELU = get_op("matmul"), get_op("add"), get_op("relu")
 _CONV2D, _MAXPOOL = get_op("conv2d"), get_op("maxpool2d")
+_LOSSES = {d.op: d.fn for d in LOSSES.values()}
 
 
 class _Fuser:
@@ -273,6 +323,8 @@ class _Fuser:
             return self._dense(node)
         if node.op is _CONV2D:
             return self._conv(node)
+        if node.op.name in _LOSSES:
+            return LossKernel(node, self.slot, _LOSSES[node.op.name]), {0: (node, 0)}
         return recurrent_kernel(node, self.views, self.slot)   # lstm, gru, rnn; else None
 
     def _chain(self, node: Node, units: int) -> tuple[list[Node], Node | None, bool]:

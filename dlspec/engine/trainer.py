@@ -18,6 +18,7 @@ from dlspec.engine.kernels import aligned
 from dlspec.engine.network import Network
 from dlspec.engine.optimizers import OPTIMIZERS, Optimizer
 from dlspec.errors import TrainingDiverged
+from dlspec.tasks import TASKS
 
 # Independent random streams, all derived from train.seed.
 INIT_STREAM, SHUFFLE_STREAM, NOISE_STREAM, AUGMENT_STREAM = 1, 2, 3, 4
@@ -36,19 +37,27 @@ class FitResult:
     steps: int = 0
 
 
-def evaluate(net: Network, x: np.ndarray, y: np.ndarray, task: str,
+def _rows(x) -> int:
+    """How many examples ``x`` holds (an array, or a dict of arrays by input name)."""
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def _by_input(net: Network, x) -> dict:
+    return x if isinstance(x, dict) else {net.input_names[0]: x}
+
+
+def evaluate(net: Network, x, y: np.ndarray, task: str,
              names: tuple[str, ...]) -> dict[str, float]:
     """Loss and metrics of ``net`` on one split (empty dict for an empty split)."""
-    if len(x) == 0:
+    if _rows(x) == 0:
         return {}
     z, out = net.forward(x)
     loss, _ = net.loss.fn(z, y)
-    scores = net.probabilities(out) if task != "regression" else out
-    return {"loss": loss, **M.compute(names, task, y if task != "regression" else
-                                       y.reshape(out.shape), scores)}
+    t = TASKS[task]
+    return {"loss": loss, **M.compute(names, task, t.truth(y, out), t.scores(out))}
 
 
-def predict_classes(net: Network, x: np.ndarray) -> np.ndarray:
+def predict_classes(net: Network, x) -> np.ndarray:
     _, out = net.forward(x)
     return np.argmax(net.probabilities(out), axis=1)
 
@@ -79,44 +88,59 @@ class _Monitor:
 
 def fit(net: Network, train_spec, task: str, x: dict, y: dict,
         on_epoch: Callable[[int, dict], None] | None = None,
-        augment: Callable | None = None) -> tuple[FitResult, Optimizer]:
+        augment: Callable | None = None, init: dict | None = None,
+        lr_scale: np.ndarray | None = None) -> tuple[FitResult, Optimizer]:
     """Train ``net`` in place.
 
     Args:
         train_spec: the spec's ``TrainSpec``.
-        x, y: per split ("train", "validation") float32 features and targets.
+        x, y: per split ("train", "validation") float32 examples (a dict by input name)
+            and targets.
         on_epoch: called as ``on_epoch(epoch, logs)`` after every epoch.
-        augment: ``(batch, rng) -> batch`` applied to each training batch.
+        augment: ``(batch, rng) -> batch`` applied to each training batch (of the first
+            input).
+        init: parameters to start from by name (another run's), after initializing.
+        lr_scale: per trainable element, a factor on the learning rate (train.params'
+            lr_mult), or None.
 
     Raises:
         TrainingDiverged: a non-finite loss or gradient.
     """
     # Overflow on the way to a divergence is detected and reported, not warned about.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _fit(net, train_spec, task, x, y, on_epoch, augment)
+        return _fit(net, train_spec, task, x, y, on_epoch, augment, init, lr_scale)
 
 
 def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
-         on_epoch: Callable[[int, dict], None] | None,
-         augment: Callable | None) -> tuple[FitResult, Optimizer]:
+         on_epoch: Callable[[int, dict], None] | None, augment: Callable | None,
+         init: dict | None, lr_scale: np.ndarray | None) -> tuple[FitResult, Optimizer]:
     t0 = time.perf_counter()
     seed = train_spec.seed
     buf = net.buffer
     buf.initialize(rng(seed, INIT_STREAM))
+    if init is not None:
+        buf.load(init)
     plan = net.train_plan
-    opt = OPTIMIZERS[train_spec.optimizer].make(buf.flat.size, dict(train_spec.optimizer_params))
+    opt = OPTIMIZERS[train_spec.optimizer].make(buf.train_size, dict(train_spec.optimizer_params))
+    if lr_scale is not None:
+        opt.scale = lr_scale
     shuffle_rng, noise_rng = rng(seed, SHUFFLE_STREAM), rng(seed, NOISE_STREAM)
     augment_rng = rng(seed, AUGMENT_STREAM)
-    xt, yt = x["train"], y["train"]
-    n, bs = len(xt), train_spec.batch_size
+    x = {split: _by_input(net, v) for split, v in x.items()}
+    xt = {name: x["train"][name] for name in plan.inputs}
+    yt = y["train"]
+    n, bs = len(yt), train_spec.batch_size
     es = train_spec.early_stopping
     monitor = _Monitor(es, buf.flat) if es else None
     result = FitResult()
-    in_slot, noise = plan.input_slots[0], plan.noise_slots
+    inputs = [(plan.inputs[name], xt[name],
+               aligned((min(bs, n), *xt[name].shape[1:]), xt[name].dtype))  # gathered, reused
+              for name in plan.inputs]
+    (target_slot,), noise = plan.target_slots, plan.noise_slots
+    loss_slot, z_slot = plan.seed_slot, plan.slot[net.loss_input.id]
     slots = plan.new_slots()
-    batch = aligned((min(bs, n), *xt.shape[1:]), xt.dtype)  # the gathered batch, reused
-    seed_value = net.graph.values[plan.seed_slot]
-    seen = aligned((n, *seed_value.shape[1:])) if train_spec.metrics else None
+    params, grads = buf.train_flat, buf.train_grad
+    seen = aligned((n, *net.loss_input.shape[1:])) if train_spec.metrics else None
     for epoch in range(1, train_spec.epochs + 1):
         # One gather per batch, into the reused buffer (it stays in cache for the first
         # layer); the labels, small, in one go.
@@ -125,38 +149,40 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
         total = 0.0
         for start in range(0, n, bs):
             if order is None:
-                xb = xt[start:start + bs]
+                for slot, xs, _ in inputs:
+                    slots[slot] = xs[start:start + bs]
             else:
                 idx = order[start:start + bs]
-                xb = batch[:len(idx)]
-                np.take(xt, idx, axis=0, out=xb, mode="clip")
-            yb = ye[start:start + bs]
+                for slot, xs, batch in inputs:
+                    xb = batch[:len(idx)]
+                    np.take(xs, idx, axis=0, out=xb, mode="clip")
+                    slots[slot] = xb
+            rows = min(bs, n - start)
             if augment is not None:
-                xb = augment(xb, augment_rng)
-            slots[in_slot] = xb
+                slot = inputs[0][0]
+                slots[slot] = augment(slots[slot], augment_rng)
+            slots[target_slot] = ye[start:start + bs]
             for slot, rate in noise:
-                shape = (len(xb),) + tuple(net.graph.values[slot].shape[1:])
+                shape = (rows,) + tuple(net.graph.values[slot].shape[1:])
                 keep = noise_rng.random(shape, dtype=np.float32) >= rate
                 slots[slot] = keep * np.float32(1 / (1 - rate))
             plan.forward(slots)
             if plan.state_updates:
                 plan.update_state(slots)
-            z = slots[plan.seed_slot]
             if seen is not None:  # the loss inputs: training metrics without another pass
-                seen[start:start + len(z)] = z
-            loss, g = net.loss.fn(z, yb)
+                seen[start:start + rows] = slots[z_slot]
+            loss = slots[loss_slot]
             if not math.isfinite(loss):
                 raise _diverged(net, epoch, result.steps + 1, loss)
-            plan.backward(slots, g)
-            opt.step(buf.flat, buf.grad)
+            plan.backward(slots)
+            opt.step(params, grads)
             result.steps += 1
-            total += loss * len(xb)
+            total += loss * rows
         logs = {"epoch": epoch, "loss": total / max(n, 1)}
         if seen is not None:  # as Keras reports them: over the epoch's batches, as trained
             out = net.output_from_loss_input(seen)
-            scores = net.probabilities(out) if task != "regression" else out
-            logs.update(M.compute(train_spec.metrics, task,
-                                  ye if task != "regression" else ye.reshape(out.shape), scores))
+            t = TASKS[task]
+            logs.update(M.compute(train_spec.metrics, task, t.truth(ye, out), t.scores(out)))
         scores = evaluate(net, x["validation"], y["validation"], task, train_spec.metrics)
         logs.update({f"val_{k}": v for k, v in scores.items()})
         logs["seconds"] = time.perf_counter() - t0

@@ -1,41 +1,54 @@
-"""A trained network and its fitted preprocessing -> one ONNX model taking raw columns.
+"""A network and its inputs' fitted preprocessing -> one ONNX model taking raw data.
 
-The graph: raw columns (by name), images or sequence windows -> preprocessing ->
-the network's ops (each op's own ``emit``) -> decoded outputs: class
-probabilities and the predicted label in the target's own values, or the
-regression prediction (in the target's units when it was scaled for training).
+The graph: each named input's raw data (columns by name, images, sequence windows,
+tensors) -> its preprocessing -> the network's ops (each op's own ``emit``) -> the
+outputs. The first output is the head: decoded into class probabilities and the
+predicted label in the target's own values, or the regression prediction (in the
+target's units when it was scaled for training); the model's other outputs are exported
+as they are, under their node names. One initializer per parameter, however many nodes
+share it.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from dlspec.data.dataset import Target
-from dlspec.data.preprocess import Preprocessor
 from dlspec.engine.network import Network
 from dlspec.errors import ExportError
+from dlspec.inputs.base import Target
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
+from dlspec.onnx.preprocess import EMITTERS, OUTPUT_EMITTERS
 from dlspec.onnx.versions import ML_OPSET, ir_version_for
-from dlspec.runtime.contract import CONTRACT_KEY, Contract
+from dlspec.runtime.contract import CONTRACT_KEY, Contract, contract_inputs
+from dlspec.tasks import TASKS
 from dlspec.version import __version__
 
 PROBABILITIES, LABEL, PREDICTION = "probabilities", "label", "prediction"
 
 
-def emit_network(b: OnnxBuilder, net: Network, features: str) -> str:
+def emit_network(b: OnnxBuilder, net: Network, feeds: dict[str, str]) -> dict[str, str]:
+    """The network's ops reading ``feeds`` (input name -> ONNX value); returns each model
+    output's ONNX value by output name. Only what the outputs need is emitted."""
     graph = net.graph
-    names = {graph.inputs[0].id: features}
+    names = {graph.input_map[name].id: value for name, value in feeds.items()}
+    plan = net.infer_plan
+    needed = {v.id for node in plan.nodes for v in node.inputs}
     for p, view in zip(graph.params, net.buffer.views, strict=True):
-        names[p.value.id] = b.const(np.ascontiguousarray(view), p.value.name)
+        if p.value.id in needed:
+            names[p.value.id] = b.const(np.ascontiguousarray(view), p.value.name)
     for node in graph.nodes:
         if node.op.train_only:  # inference: the identity of its first input
-            names[node.output.id] = names[node.inputs[0].id]
+            names[node.output.id] = names.get(node.inputs[0].id)
             continue
+        if any(v.id not in names for v in node.inputs):
+            continue  # not needed by an output (the loss, or a branch no output reads)
         names[node.output.id] = node.op.emit(b, [names[v.id] for v in node.inputs],
                                              **node.attrs)
-    return names[graph.output.id]
+    return {name: names[v.id] for name, v in graph.outputs.items()}
 
 
 def _classes_tensor(classes: list) -> np.ndarray:
@@ -46,8 +59,8 @@ def _classes_tensor(classes: list) -> np.ndarray:
     return np.array(classes, dtype=np.float32)
 
 
-def _emit_outputs(b: OnnxBuilder, out: str, width: int, target: Target) -> list[str]:
-    if target.task == "regression":
+def _emit_head(b: OnnxBuilder, out: str, width: int, target: Target) -> list[str]:
+    if not TASKS[target.task].classifier:
         b.rename(out, PREDICTION)
         b.add_output(PREDICTION, TensorProto.FLOAT, ["N", width])
         return [PREDICTION]
@@ -68,21 +81,44 @@ def _emit_outputs(b: OnnxBuilder, out: str, width: int, target: Target) -> list[
     return [PROBABILITIES, LABEL]
 
 
-def build_model(net: Network, pre: Preprocessor, target: Target, *, opset: int,
+def _sequence(inputs: dict):
+    for name, pre in inputs.items():
+        seq = pre.sequence_input
+        if seq is not None:
+            return pre, dataclasses.replace(seq, input=name)
+    return None, None
+
+
+def build_model(net: Network, inputs: dict, target: Target | None, *, opset: int,
                 name: str, spec_sha256: str) -> onnx.ModelProto:
-    """The checked ONNX model (``onnx.checker`` full check passed).
+    """The checked ONNX model (``onnx.checker`` full check passed) of ``net`` reading the
+    raw data of ``inputs`` (input name -> fitted preprocessor); ``target`` None exports the
+    outputs undecoded.
 
     Raises:
         ExportError: the graph cannot be built or fails the checker.
     """
     b = OnnxBuilder(opset)
+    graph = net.graph
+    seq_pre, sequence = _sequence(inputs)
     try:
-        features = pre.emit(b)
-        out = emit_network(b, net, features)
-        sequence = pre.sequence_input
-        if sequence and target.task == "regression":
-            out = pre.emit_output(b, out)
-        outputs = _emit_outputs(b, out, net.graph.output.shape[-1], target)
+        feeds = {n: EMITTERS[pre.kind](b, pre, n) for n, pre in inputs.items()}
+        outs = emit_network(b, net, feeds)
+        head, *rest = graph.outputs
+        if target is None:
+            outputs = []
+            rest = list(graph.outputs)
+        else:
+            out = outs[head]
+            if seq_pre is not None and not TASKS[target.task].classifier:
+                out = OUTPUT_EMITTERS["sequence"](b, seq_pre, out)
+            outputs = _emit_head(b, out, graph.outputs[head].shape[-1], target)
+        for o in rest:
+            if o in outputs:
+                raise ValueError(f"an output node is named '{o}', as the decoded head is")
+            b.rename(outs[o], o)
+            b.add_output(o, TensorProto.FLOAT, ["N", *graph.outputs[o].shape[1:]])
+            outputs.append(o)
     except ValueError as e:  # e.g. a column named like an output
         raise ExportError(f"cannot export: {e}") from None
     imports = [helper.make_opsetid("", opset)]
@@ -91,11 +127,13 @@ def build_model(net: Network, pre: Preprocessor, target: Target, *, opset: int,
     model = helper.make_model(b.graph(name), opset_imports=imports,
                               producer_name="dlspec", producer_version=__version__)
     model.ir_version = ir_version_for(opset)
-    contract = Contract(pre.inputs, target.name, target.task, target.classes, outputs, sequence)
+    contract = Contract(contract_inputs(inputs),
+                        target.name if target else "", target.task if target else "none",
+                        target.classes if target else [], outputs, sequence)
     helper.set_model_props(model, {
         "dlspec.version": __version__, "dlspec.spec_sha256": spec_sha256,
         "dlspec.name": name, CONTRACT_KEY: contract.to_json()})
-    what = "raw windows" if sequence else "raw columns"
+    what = "raw windows" if sequence else "raw inputs"
     model.doc_string = f"dlspec model '{name}': {what} in, " + ", ".join(outputs) + " out"
     try:
         onnx.checker.check_model(model, full_check=True)

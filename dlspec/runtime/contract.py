@@ -41,10 +41,26 @@ class Contract:
     def columns(self) -> list[str]:
         return [c.name for c in self.inputs]
 
+    @property
+    def kind(self) -> str:
+        """The raw data the model reads: table, image, sequence or tensor."""
+        if self.sequence is not None:
+            return "sequence"
+        kinds = {c.kind for c in self.inputs}
+        return "image" if "image" in kinds else "tensor" if "tensor" in kinds else "table"
+
+    @property
+    def decoded(self) -> bool:
+        """The first output is a task's head (probabilities and label, or a prediction)."""
+        return self.task in ("binary", "multiclass", "regression")
+
     def output_columns(self, width: int) -> list[str]:
         """Names of the prediction table's columns (a sequence model cut from named columns
         names its regression output for the horizon: ``Passengers_t+1``, t being the row
-        of a window's last step)."""
+        of a window's last step); a model of no task names each output's values."""
+        if not self.decoded:
+            return [self.outputs[0]] if width == 1 else \
+                [f"{self.outputs[0]}_{i}" for i in range(width)]
         if self.task == "regression":
             seq = self.sequence
             name = f"{self.target}_t+{seq.horizon}" if seq and seq.columns else self.target
@@ -94,3 +110,17 @@ class Contract:
                 check_categories(table, col, cells, rows, on_unknown, on_missing)
                 out[col.name] = cells.reshape(-1, 1)
         return out
+
+
+def contract_inputs(inputs: dict) -> list[InputColumn]:
+    """The raw inputs of a model reading ``inputs`` (input name -> fitted transform): a
+    table's columns by their own names, any other kind's one tensor by its input's name."""
+    import dataclasses
+
+    out = []
+    for name, pre in inputs.items():
+        cols = pre.inputs
+        if pre.kind != "table":
+            cols = [dataclasses.replace(c, name=name) for c in cols]
+        out += cols
+    return out

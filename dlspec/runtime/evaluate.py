@@ -10,7 +10,6 @@ from dlspec.engine import metrics as M
 from dlspec.errors import DataError, Location
 from dlspec.runs import model_file
 from dlspec.runtime.contract import Contract
-from dlspec.runtime.predict import is_image_model
 from dlspec.runtime.session import load_model
 
 BATCH = 65_536
@@ -122,7 +121,7 @@ def evaluate_model(model: str | Path, data: str | Path, *, labels: str | None = 
     """
     loaded = load_model(model_file(model), device)
     c = loaded.contract
-    parts = list(_images(loaded, data, c, labels) if is_image_model(c) else
+    parts = list(_images(loaded, data, c, labels) if c.kind == "image" else
                  _sequences(loaded, data, c) if c.sequence else _tables(loaded, data, c))
     if not parts:
         raise DataError("no rows to evaluate", Location(str(data)), code="data-empty")

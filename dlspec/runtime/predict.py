@@ -38,34 +38,6 @@ class Batch:
         self.values, self.labels = values, labels
 
 
-def onnx_runner(session, contract: Contract, on_unknown: str,
-                on_missing: str = "error") -> Callable:
-    names = contract.outputs
-
-    def run(table) -> Batch:
-        feeds = contract.feeds(table, on_unknown=on_unknown, on_missing=on_missing)
-        outs = session.run(names, feeds)
-        return Batch(outs[0], outs[1] if len(outs) > 1 else None)
-    return run
-
-
-def engine_runner(run, on_unknown: str, on_missing: str = "error") -> Callable:
-    """Predict with the NumPy engine of a loaded run directory."""
-    # the label types of the exported graph: int64, string, or float32
-    known = run.target.classes
-    classes = np.array(known, dtype=object if all(isinstance(c, str) for c in known) else
-                       np.int64 if all(isinstance(c, int) for c in known) else np.float32)
-
-    def predict(table) -> Batch:
-        x = run.preprocessor.transform(table, on_unknown=on_unknown, on_missing=on_missing)
-        _, out = run.net.forward(x)
-        if run.target.task == "regression":
-            return Batch(out, None)
-        probs = run.net.probabilities(out)
-        return Batch(probs, classes[np.argmax(probs, axis=1)])
-    return predict
-
-
 def check_writable(path: Path, flag: str) -> None:
     """Refuse, before any work, an output whose folder is missing or not writable."""
     folder = path.parent if str(path.parent) else Path(".")
@@ -355,29 +327,6 @@ def predict_file(runner: Callable, contract: Contract, width: int, data: str | P
 # Images ----------------------------------------------------------------------------------
 
 IMAGE_NAME = "image"
-
-
-def is_image_model(contract: Contract) -> bool:
-    return any(c.kind == "image" for c in contract.inputs)
-
-
-def onnx_image_runner(session, contract: Contract) -> Callable:
-    names = contract.outputs
-    feed = next(c.name for c in contract.inputs if c.kind == "image")
-
-    def run(x: np.ndarray) -> Batch:
-        outs = session.run(names, {feed: x})
-        return Batch(outs[0], outs[1] if len(outs) > 1 else None)
-    return run
-
-
-def engine_image_runner(run) -> Callable:
-    classes = np.array(run.target.classes, dtype=object)
-
-    def predict(x: np.ndarray) -> Batch:
-        probs = run.net.probabilities(run.net.forward(run.preprocessor.transform(x))[1])
-        return Batch(probs, classes[np.argmax(probs, axis=1)])
-    return predict
 
 
 def predict_images(runner: Callable, contract: Contract, shape: tuple, data: str | Path,

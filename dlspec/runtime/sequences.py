@@ -28,34 +28,6 @@ from dlspec.runtime.readers import input_format, read_tables
 WINDOW_BYTES = 64 << 20  # float32 windows cut at a time
 
 
-def is_sequence_model(contract: Contract) -> bool:
-    return contract.sequence is not None
-
-
-def onnx_sequence_runner(session, contract: Contract) -> Callable:
-    names, feed = contract.outputs, contract.sequence.input
-
-    def run(x: np.ndarray) -> Batch:
-        outs = session.run(names, {feed: x})
-        return Batch(outs[0], outs[1] if len(outs) > 1 else None)
-    return run
-
-
-def engine_sequence_runner(run) -> Callable:
-    """The NumPy engine of a loaded run; regression outputs in the target's units."""
-    known = run.target.classes
-    classes = np.array(known, dtype=object if all(isinstance(c, str) for c in known) else
-                       np.int64 if all(isinstance(c, int) for c in known) else np.float32)
-
-    def predict(x: np.ndarray) -> Batch:
-        _, out = run.net.forward(run.preprocessor.transform(x))
-        if run.target.task == "regression":
-            return Batch(run.preprocessor.unscale_target(out), None)
-        probs = run.net.probabilities(out)
-        return Batch(probs, classes[np.argmax(probs, axis=1)])
-    return predict
-
-
 def _array_source(data: str | os.PathLike, fmt: str) -> str | None:
     """'npy' or 'npz' when ``data`` holds windows as a plain array, else None (columns)."""
     name = os.fspath(data)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from dlspec.errors import Location, SpecError
+from dlspec.errors import Location, SpecError, path_str
 
 _KINDS = {  # what a name at the end of a path is, for messages
     "activation": "activation", "initializer": "initializer", "bias_initializer": "initializer",
@@ -46,22 +46,6 @@ _Validator = validators.extend(Draft202012Validator, type_checker=Draft202012Val
                                                             "integer": _is_integer}))
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]+")
-
-
-def path_str(path: Iterable) -> str:
-    """``model.layers[2].dense.units``; odd keys (spaces, newlines, dots) as ``['a b']``."""
-    out = ""
-    for p in path:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif _PLAIN_KEY.fullmatch(p):
-            out += f".{p}" if out else p
-        else:
-            out += f"[{p!r}]"
-    return out
-
-
 def did_you_mean(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -69,8 +53,11 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
 
 def spec_error(locate: Callable[[tuple, bool], Location], path: tuple, message: str,
                code: str, key: bool = False) -> SpecError:
-    """A SpecError located at ``path`` in the spec (at its key with ``key``)."""
-    return SpecError(message, locate(path, key), path=path_str(path), code=code)
+    """A SpecError located at ``path`` of the canonical spec (at its key with ``key``),
+    named by its path as written in the file (``locate.written``, where it has one)."""
+    written = getattr(locate, "written", None)
+    shown = written(path) if written else path
+    return SpecError(message, locate(path, key), path=path_str(shown), code=code)
 
 
 def missing_column(locate, path: tuple, col: str, header: Iterable[str],

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dlspec.data.table import read_csv
-from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.errors import DataError, Diagnostics, Location, SpecError
-from dlspec.graph.lower import lower
-from dlspec.graph.resources import DEFAULT_LIMIT, Estimate, estimate, human, largest_layer
+from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.spec import semantic, sequence
+from dlspec.spec.compile import compile_graph
+from dlspec.spec.graphcheck import check_graph
 from dlspec.spec.diagnose import schema_errors
 from dlspec.spec.model import Spec, build
 from dlspec.spec.normalize import normalize
@@ -76,12 +76,25 @@ def _bad_path(path: tuple, where: Location) -> Diagnostics:
 
 
 class _Locator:
-    """Locations in the file, or the --set flag for overridden paths."""
+    """Locations in the file, or the --set flag for overridden paths. Paths are canonical
+    (``normalize``); ``written`` maps canonical prefixes to where they were written (a
+    ``model.layers`` item is canonical ``model.nodes.<name>``)."""
 
-    def __init__(self, loaded: Loaded, overrides: dict[tuple, Location]) -> None:
+    def __init__(self, loaded: Loaded, overrides: dict[tuple, Location],
+                 written_map: dict | None = None) -> None:
         self.loaded, self.overrides = loaded, overrides
+        self.written_map = written_map or {}
+
+    def written(self, path: tuple) -> tuple:
+        """``path`` as written in the file."""
+        path = tuple(path)
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.written_map:
+                return self.written_map[path[:n]] + path[n:]
+        return path
 
     def __call__(self, path: tuple, key: bool = False) -> Location:
+        path = self.written(path)
         for n in range(len(path), 0, -1):
             if tuple(path[:n]) in self.overrides:
                 return self.overrides[tuple(path[:n])]
@@ -135,8 +148,12 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     errors = schema_errors(data, load_schema(), locate)
     if errors:
         raise Diagnostics(errors)
-    canonical = normalize(data, base)
-    errors = semantic.check_spec(canonical, locate)
+    errors = semantic.check_model_form(data, locate)
+    if errors:
+        raise Diagnostics(errors)
+    canonical, written = normalize(data, base)
+    locate = _Locator(loaded, where, written)
+    errors = semantic.check_spec(canonical, locate) + check_graph(canonical, locate)
     header, header_errors = read_header(canonical, base, locate)
     if check_data and header is not None:
         errors += header_errors or semantic.check_columns(
@@ -147,22 +164,43 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     if errors:
         raise Diagnostics(errors)
     spec = build(canonical, loaded.file, base, locate)
-    shape = input_shape_hint(canonical, header, width)
-    if shape is not None:
-        check_memory(spec, shape, max_memory)
+    shapes = input_shapes_hint(spec, canonical, header, width)
+    if shapes is not None:
+        compile_graph(spec, shapes, limit=max_memory, init=False)
     return spec
 
 
+def input_shapes_hint(spec: Spec, canonical: dict, header: list[str] | None,
+                      width: int | None = None) -> dict[str, tuple] | None:
+    """Each input's example shape as far as it is known without reading the data (None:
+    unknown): declared shapes, else what the data's kind and header tell."""
+    shapes = {}
+    for inp in spec.model.inputs:
+        if inp.shape is not None:
+            shapes[inp.name] = inp.shape
+            continue
+        hint = input_shape_hint(canonical, header, width, inp.columns)
+        if hint is None:
+            return None
+        shapes[inp.name] = (hint,) if isinstance(hint, int) else tuple(hint)
+    return shapes
+
+
 def input_shape_hint(canonical: dict, header: list[str] | None,
-                     width: int | None = None) -> int | tuple | None:
+                     width: int | None = None, columns=None) -> int | tuple | None:
     """One example's shape as far as it is known without reading the data (None: unknown).
 
-    For a table, the number of feature columns (one-hot encoding only widens it, so
-    the memory estimate stays a lower bound); for a built-in dataset, its image shape;
-    for sequence data (window, features), with ``width`` features when the caller read
-    them from an .npz (else 1 there, as for a CSV that is not found).
+    For a table, the number of feature columns (``columns``, when the input names them;
+    one-hot encoding only widens it, so the memory estimate stays a lower bound); for a
+    built-in dataset, its image shape; for sequence data (window, features), with
+    ``width`` features when the caller read them from an .npz (else 1 there, as for a CSV
+    that is not found).
     """
     d = canonical["data"]
+    if d is None:
+        return None
+    if columns:
+        return len(columns)
     if sequence.is_sequence(canonical):
         if d["format"] == "csv" and header:
             width = len(sequence.feature_columns(canonical, header))
@@ -176,33 +214,12 @@ def input_shape_hint(canonical: dict, header: list[str] | None,
     return None
 
 
-def check_memory(spec: Spec, input_shape: int | tuple, limit: int = DEFAULT_LIMIT) -> Estimate:
-    """Lower the spec (shapes only, nothing allocated) and estimate a training step's memory.
-
-    Raises:
-        Diagnostics: a layer that cannot take its input's shape, or a step needing
-            more than ``limit`` bytes (located at the layer with the most parameters).
-    """
-    graph = lower(spec.layers, input_shape, spec.locate)
-    opt = OPTIMIZERS[spec.train.optimizer]
-    est = estimate(graph, spec.train.batch_size,
-                   opt.state_per_param(dict(spec.train.optimizer_params)))
-    if est.total > limit:
-        i = largest_layer(graph)
-        raise Diagnostics([SpecError(
-            f"a training step needs about {est.describe()}, more than the limit of "
-            f"{human(limit)}; make the model or the batch smaller, or raise --max-memory",
-            spec.locate(("model", "layers", i), False), path=f"model.layers[{i}]",
-            code="resources")])
-    return est
-
-
 def check_series_data(canonical: dict, base: Path, locate) -> tuple[list[SpecError], int | None]:
     """Sequence data's values checked against the spec (nothing when the file is absent).
 
     Returns the located problems and, for an .npz, its number of features.
     """
-    from dlspec.data.sequence_dataset import check_npz_windows, read_npz_windows
+    from dlspec.data.sequence import read_npz_windows
 
     d = canonical["data"]
     path = data_path(canonical, base)
@@ -211,7 +228,7 @@ def check_series_data(canonical: dict, base: Path, locate) -> tuple[list[SpecErr
     try:
         if d["format"] == "npz":
             x, y = read_npz_windows(path)
-            return check_npz_windows(canonical, x, y, d["source"], locate), x.shape[2]
+            return sequence.check_npz_windows(canonical, x, y, d["source"], locate), x.shape[2]
         header = read_csv(path, max_rows=0).columns
         table = read_csv(path, columns=[*sequence.feature_columns(canonical, header),
                                         d["target"]])
@@ -227,6 +244,8 @@ def data_path(canonical: dict, base: Path) -> Path:
 
 def read_header(canonical: dict, base: Path, locate) -> tuple[list[str] | None, list[SpecError]]:
     """The data file's header (None when the file does not exist), or a located error."""
+    if canonical["data"] is None:
+        return None, []
     path = data_path(canonical, base)
     if canonical["data"]["format"] != "csv" or not path.is_file():
         return None, []

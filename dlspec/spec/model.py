@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from dlspec.errors import Location
+from dlspec.errors import Diagnostics, Location
+from dlspec.graph.program import BlockDef, InputDef, ModelDef, NodeDef
+from dlspec.spec.normalize import node_layer
 
 
 def _frozen(d: dict) -> Mapping:
@@ -18,9 +20,11 @@ def _frozen(d: dict) -> Mapping:
 
 @dataclass(frozen=True)
 class LayerSpec:
+    """A layer of the sequential form: type, name, and its parameters (defaults filled)."""
+
     type: str
     name: str
-    params: Mapping          # every parameter, defaults filled (name included)
+    params: Mapping
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,53 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
+class InputSpec:
+    """A named input of the model. ``kind``: table, image, sequence or tensor; a table
+    input reads ``columns`` (None: every feature column no other input names); ``shape``
+    is one example's, as declared (None: taken from the data)."""
+
+    name: str
+    kind: str
+    columns: tuple[str, ...] | None = None
+    shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    run: Path
+    run_text: str
+    rename: Mapping
+    skip: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    inputs: tuple[InputSpec, ...]
+    nodes: tuple[NodeDef, ...]
+    outputs: tuple[str, ...]
+    blocks: Mapping[str, BlockDef]
+    init_from: InitFrom | None
+
+    def program(self, shapes: Mapping[str, tuple]) -> ModelDef:
+        """The graph to lower, with each input's example shape from ``shapes``."""
+        return ModelDef(tuple(InputDef(i.name, tuple(shapes[i.name]),
+                                       ("model", "inputs", i.name)) for i in self.inputs),
+                        self.nodes, self.outputs, self.blocks)
+
+    @property
+    def weighted_nodes(self) -> tuple[NodeDef, ...]:
+        return tuple(n for n in self.nodes if n.weights)
+
+
+@dataclass(frozen=True)
+class ParamRule:
+    match: str
+    frozen: bool | None
+    lr_mult: float | None
+    index: int               # its place in train.params
+
+
+@dataclass(frozen=True)
 class EarlyStopping:
     monitor: str
     patience: int
@@ -66,6 +117,7 @@ class TrainSpec:
     early_stopping: EarlyStopping | None
     shuffle: bool
     seed: int
+    params: tuple[ParamRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,9 +126,9 @@ class Spec:
 
     name: str
     seed: int
-    data: DataSpec
-    layers: tuple[LayerSpec, ...]
-    train: TrainSpec
+    data: DataSpec | None
+    model: ModelSpec
+    train: TrainSpec | None
     opset: int
     file: str
     resolved: Mapping
@@ -89,43 +141,99 @@ class Spec:
         does where the data lives (the data is identified by its own SHA-256)."""
         return spec_sha256(self.resolved)
 
+    @property
+    def layers(self) -> tuple[LayerSpec, ...]:
+        """The nodes as a list of layers (what a chain of them is written as)."""
+        return tuple(LayerSpec(n.layer, n.name, n.params) for n in self.model.nodes)
+
 
 def spec_sha256(resolved: Mapping) -> str:
     resolved = {k: v for k, v in thaw(resolved).items() if k != "lock"}
-    resolved["data"].pop("source", None)
+    if resolved.get("data"):
+        resolved["data"].pop("source", None)
     text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=dict)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def build(resolved: dict, file: str, base: Path, locate) -> Spec:
-    d, t = resolved["data"], resolved["train"]
+def _nodes(nodes: dict, where: tuple, base: Path, locate, errors: list) -> tuple[NodeDef, ...]:
+    from dlspec.spec.weights import node_weights
+
+    out = []
+    for name, node in nodes.items():
+        path = (*where, name)
+        weights, problems = node_weights(node, path, base, locate)
+        errors += problems
+        layer = node_layer(node)
+        written = getattr(locate, "written", None)
+        out.append(NodeDef(name, layer, _frozen(node[layer]) if layer else _frozen({}),
+                           tuple(node["from"]), node.get("share"), node.get("call"),
+                           _frozen(weights), written(path) if written else path))
+    return tuple(out)
+
+
+def _model(m: dict, base: Path, locate) -> ModelSpec:
+    errors: list = []
+    nodes = _nodes(m["nodes"], ("model", "nodes"), base, locate, errors)
+    blocks = {name: BlockDef(name, tuple(b["inputs"]),
+                             _nodes(b["nodes"], ("model", "blocks", name, "nodes"), base, locate,
+                                    errors), tuple(b["outputs"]), ("model", "blocks", name))
+              for name, b in m.get("blocks", {}).items()}
+    if errors:
+        raise Diagnostics(errors)
+    inputs = tuple(InputSpec(name, e["kind"], tuple(e["columns"]) if e.get("columns") else None,
+                             tuple(e["shape"]) if e.get("shape") is not None else None)
+                   for name, e in m["inputs"].items())
+    init = m.get("init_from")
+    return ModelSpec(inputs, nodes, tuple(m["outputs"]), _frozen(blocks),
+                     InitFrom((base / init["run"]).resolve(), init["run"],
+                              _frozen(init["rename"]), tuple(init["skip"])) if init else None)
+
+
+def _data(d: dict | None, base: Path) -> DataSpec | None:
+    if d is None:
+        return None
+    return DataSpec(
+        source=_source(base, d), source_text=d["source"], format=d["format"],
+        target=d.get("target"),
+        labels=(base / d["labels"]).resolve() if d.get("labels") else None,
+        test=_frozen({"source": _source(base, d["test"]), "format": d["test"]["format"],
+                      "labels": (base / d["test"]["labels"]).resolve()
+                      if d["test"].get("labels") else None}) if d.get("test") else None,
+        subset=_frozen(d["subset"]) if d.get("subset") else None,
+        augment=tuple(_frozen(a) for a in d["augment"]),
+        drop=tuple(d["drop"]),
+        features=tuple(d["features"]) if d["features"] is not None else None,
+        preprocess=tuple(_frozen(s) for s in d["preprocess"]),
+        split=SplitSpec(**d["split"]),
+        sequence=_frozen(d["sequence"]) if d.get("sequence") else None)
+
+
+def _train(t: dict | None) -> TrainSpec | None:
+    if t is None:
+        return None
     es = t["early_stopping"]
     (opt_name, opt_params), = t["optimizer"].items()
-    layers = tuple(LayerSpec(type_, p["name"], _frozen(p))
-                   for item in resolved["model"]["layers"] for type_, p in item.items())
+    return TrainSpec(
+        loss=t["loss"], optimizer=opt_name, optimizer_params=_frozen(opt_params),
+        batch_size=t["batch_size"], epochs=t["epochs"], metrics=tuple(t["metrics"]),
+        early_stopping=EarlyStopping(**es) if es else None, shuffle=t["shuffle"],
+        seed=t["seed"],
+        params=tuple(ParamRule(r["match"], r.get("frozen"), r.get("lr_mult"), i)
+                     for i, r in enumerate(t["params"])))
+
+
+def build(resolved: dict, file: str, base: Path, locate) -> Spec:
+    """The typed Spec of a canonical spec (given weights read and checked on the way).
+
+    Raises:
+        Diagnostics: weights that cannot be read.
+    """
     return Spec(
         name=resolved["name"],
         seed=resolved["seed"],
-        data=DataSpec(
-            source=_source(base, d), source_text=d["source"], format=d["format"],
-            target=d.get("target"),
-            labels=(base / d["labels"]).resolve() if d.get("labels") else None,
-            test=_frozen({"source": _source(base, d["test"]), "format": d["test"]["format"],
-                          "labels": (base / d["test"]["labels"]).resolve()
-                          if d["test"].get("labels") else None}) if d.get("test") else None,
-            subset=_frozen(d["subset"]) if d.get("subset") else None,
-            augment=tuple(_frozen(a) for a in d["augment"]),
-            drop=tuple(d["drop"]),
-            features=tuple(d["features"]) if d["features"] is not None else None,
-            preprocess=tuple(_frozen(s) for s in d["preprocess"]),
-            split=SplitSpec(**d["split"]),
-            sequence=_frozen(d["sequence"]) if d.get("sequence") else None),
-        layers=layers,
-        train=TrainSpec(
-            loss=t["loss"], optimizer=opt_name, optimizer_params=_frozen(opt_params),
-            batch_size=t["batch_size"], epochs=t["epochs"], metrics=tuple(t["metrics"]),
-            early_stopping=EarlyStopping(**es) if es else None, shuffle=t["shuffle"],
-            seed=t["seed"]),
+        data=_data(resolved["data"], base),
+        model=_model(resolved["model"], base, locate),
+        train=_train(resolved["train"]),
         opset=resolved["export"]["opset"],
         file=file,
         resolved=_deep_freeze(resolved),

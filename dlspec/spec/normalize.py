@@ -1,8 +1,11 @@
-"""Canonical form of a schema-valid spec: shorthands expanded, every default filled.
+"""Canonical form of a schema-valid spec: shorthands expanded, every default filled, and
+the model written as a named graph.
 
-The result is what ``spec.lock.yaml`` records and what the typed ``Spec`` is
-built from. It keeps the user's paths wherever it can (layer indices, keys),
-so diagnostics found later still point at the right line.
+The result is what ``spec.lock.yaml`` records and what the typed ``Spec`` is built from.
+The sequential ``model.layers`` list becomes a chain of ``model.nodes`` named as the
+layers are (``dense_1``, ...), so parameter names (``dense_1.kernel``) do not change.
+``normalize`` also returns where each canonical place was written (``written``: canonical
+path prefix -> path in the file), so diagnostics found later point at the user's line.
 """
 
 from __future__ import annotations
@@ -10,10 +13,15 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from dlspec.data.sources import infer_format
+from dlspec.data.sources import IMAGE_FORMATS, infer_format
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.graph.layers import LAYERS
 from dlspec.onnx.versions import DEFAULT_OPSET
+
+# The input a spec's data feeds when the model does not name its inputs: the names the
+# exported model has always given them.
+DEFAULT_INPUTS = {"table": "features", "image": "image", "sequence": "window"}
+NODE_KEYS = ("from", "share", "call", "weights")
 
 
 def _defaults(props: dict) -> dict:
@@ -32,16 +40,30 @@ def layer_names(layers: list) -> list[str]:
     return names
 
 
-def _layer(item: dict, name: str) -> dict:
-    (type_, params), = item.items()
+def layer_params(type_: str, params) -> dict:
+    """A layer's parameters with the shorthand expanded and every default filled."""
     layer = LAYERS[type_]
     if params is None:
         params = {}
     elif not isinstance(params, dict):
         params = {layer.shorthand: params}
-    full = {"name": name, **_defaults(layer.params), **params}
-    full["name"] = name
-    return {type_: full}
+    full = {**_defaults(layer.params), **params}
+    full.pop("name", None)
+    return full
+
+
+def node_layer(node: dict) -> str | None:
+    """The layer type a node is written with (its one key that is not a node key)."""
+    return next((k for k in node if k not in NODE_KEYS), None)
+
+
+def data_kind(data: dict | None) -> str | None:
+    """What the spec's data feeds: a table, images or sequences (None: no data)."""
+    if data is None:
+        return None
+    if data.get("sequence") is not None:
+        return "sequence"
+    return "image" if data["format"] in IMAGE_FORMATS else "table"
 
 
 def _step(item: dict) -> dict:
@@ -65,42 +87,130 @@ def _optimizer(opt) -> dict:
     return {name: {**_defaults(OPTIMIZERS[name].params), **(params or {})}}
 
 
-def normalize(raw: dict, base: Path | None = None) -> dict:
-    """The canonical spec (a new dict); ``raw`` must already satisfy the schema.
+class _Model:
+    """Builds the canonical model section and the map of where each part was written."""
+
+    def __init__(self, written: dict) -> None:
+        self.written = written
+
+    def nodes(self, nodes: dict, first_from: list[str], where: tuple) -> dict:
+        out, prev = {}, first_from
+        for name, node in nodes.items():
+            node = dict(node or {})
+            canon: dict = {}
+            layer = node_layer(node)
+            if layer is not None:
+                canon[layer] = layer_params(layer, node[layer])
+            for key in ("share", "call"):
+                if key in node:
+                    canon[key] = node[key]
+            src = node.get("from", prev)
+            if isinstance(src, str):
+                if "from" in node:
+                    self.written[(*where, name, "from", 0)] = (*where, name, "from")
+                src = [src]
+            canon["from"] = list(src)
+            if "weights" in node:
+                canon["weights"] = node["weights"]
+            out[name] = canon
+            prev = [name]
+        return out
+
+    def chain(self, layers: list, input_name: str) -> dict:
+        nodes, prev = {}, [input_name]
+        for i, (item, name) in enumerate(zip(layers, layer_names(layers), strict=True)):
+            (type_, params), = item.items()
+            nodes[name] = {type_: layer_params(type_, params), "from": prev}
+            self.written[("model", "nodes", name)] = ("model", "layers", i)
+            prev = [name]
+        return nodes
+
+
+def _inputs(model: dict, kind: str | None) -> dict:
+    written = model.get("inputs")
+    if not written:
+        return {DEFAULT_INPUTS[kind]: {"kind": kind, "columns": None}} if kind else {}
+    out = {}
+    for name, entry in written.items():
+        entry = dict(entry or {})
+        k = entry.get("kind", kind or "tensor")
+        canon = {"kind": k}
+        if k == "table":
+            canon["columns"] = entry.get("columns")
+        if "shape" in entry or k != "table":
+            canon["shape"] = entry.get("shape")
+        out[name] = canon
+    return out
+
+
+def normalize_model(model: dict, kind: str | None, written: dict) -> dict:
+    m = _Model(written)
+    inputs = _inputs(model, kind)
+    first = list(inputs)[:1] if len(inputs) == 1 else []
+    if "layers" in model:
+        nodes = m.chain(model["layers"], next(iter(inputs), DEFAULT_INPUTS["table"]))
+    else:
+        nodes = m.nodes(model.get("nodes") or {}, first, ("model", "nodes"))
+    blocks = {}
+    for name, block in (model.get("blocks") or {}).items():
+        where = ("model", "blocks", name, "nodes")
+        b_first = list(block["inputs"])[:1] if len(block["inputs"]) == 1 else []
+        b_nodes = m.nodes(block["nodes"], b_first, where)
+        blocks[name] = {"inputs": list(block["inputs"]), "nodes": b_nodes,
+                        "outputs": list(block.get("outputs") or list(b_nodes)[-1:])}
+    out = {"inputs": inputs, "nodes": nodes,
+           "outputs": list(model.get("outputs") or list(nodes)[-1:])}
+    if blocks:
+        out["blocks"] = blocks
+    if model.get("init_from"):
+        init = model["init_from"]
+        out["init_from"] = {"run": init["run"], "rename": dict(init.get("rename") or {}),
+                            "skip": list(init.get("skip") or [])}
+    return out
+
+
+def normalize(raw: dict, base: Path | None = None) -> tuple[dict, dict]:
+    """The canonical spec (a new dict) and where its parts were written; ``raw`` must
+    already satisfy the schema.
 
     ``base`` (the spec's folder) lets data formats be inferred from file names.
     """
     d = copy.deepcopy(raw)
+    written: dict[tuple, tuple] = {}
     d.setdefault("seed", 0)
-    data = d["data"]
+    data = d.get("data")
     base = base or Path(".")
-    data["format"] = infer_format(data["source"], base, data.get("format", "auto"))
-    if "test" in data:
-        t = data["test"]
-        t["format"] = infer_format(t["source"], base, t.get("format", "auto"))
-    data.setdefault("augment", [])
-    data.setdefault("drop", [])
-    data.setdefault("features", None)
-    data["preprocess"] = [_step(s) for s in data.get("preprocess", [])]
-    sequence = data.get("sequence")
-    if sequence is not None:
-        data["sequence"] = {"horizon": 1, **sequence}
-    # A time series is split in time order, never stratified (check_sequence refuses true).
-    data["split"] = {"test": 0.2, "validation": 0.0, "stratify": sequence is None,
-                     **data.get("split", {})}
-    layers = d["model"]["layers"]
-    d["model"]["layers"] = [_layer(item, n)
-                            for item, n in zip(layers, layer_names(layers), strict=True)]
-    t = d["train"]
-    t["optimizer"] = _optimizer(t.get("optimizer", "adam"))
-    for key, default in (("batch_size", 32), ("epochs", 10), ("metrics", []),
-                         ("early_stopping", None), ("shuffle", True), ("seed", None)):
-        t.setdefault(key, default)
-    if t["seed"] is None:
-        t["seed"] = d["seed"]
-    if t["early_stopping"] is not None:
-        t["early_stopping"] = {"monitor": "val_loss", "patience": 5, "min_delta": 0.0,
-                               "restore_best": True, **t["early_stopping"]}
+    if data is not None:
+        data["format"] = infer_format(data["source"], base, data.get("format", "auto"))
+        if "test" in data:
+            t = data["test"]
+            t["format"] = infer_format(t["source"], base, t.get("format", "auto"))
+        data.setdefault("augment", [])
+        data.setdefault("drop", [])
+        data.setdefault("features", None)
+        data["preprocess"] = [_step(s) for s in data.get("preprocess", [])]
+        sequence = data.get("sequence")
+        if sequence is not None:
+            data["sequence"] = {"horizon": 1, **sequence}
+        # A time series is split in time order, never stratified (check_sequence refuses true).
+        data["split"] = {"test": 0.2, "validation": 0.0, "stratify": sequence is None,
+                         **data.get("split", {})}
+    else:
+        d["data"] = None
+    d["model"] = normalize_model(d["model"], data_kind(data), written)
+    t = d.get("train")
+    if t is not None:
+        t["optimizer"] = _optimizer(t.get("optimizer", "adam"))
+        for key, default in (("batch_size", 32), ("epochs", 10), ("metrics", []),
+                             ("early_stopping", None), ("shuffle", True), ("seed", None),
+                             ("params", [])):
+            t.setdefault(key, default)
+        if t["seed"] is None:
+            t["seed"] = d["seed"]
+        if t["early_stopping"] is not None:
+            t["early_stopping"] = {"monitor": "val_loss", "patience": 5, "min_delta": 0.0,
+                                   "restore_best": True, **t["early_stopping"]}
+    else:
+        d["train"] = None
     d["export"] = {"opset": DEFAULT_OPSET, **(d.get("export") or {})}
-    return d
-
+    return d, written

@@ -54,8 +54,11 @@ def _params_object(props: dict, required=()) -> dict:
     return out
 
 
-def _layer_schema(layer) -> dict:
-    obj = _params_object(layer.params, layer.required)
+def _layer_schema(layer, named: bool = True) -> dict:
+    """A layer's parameters: in model.layers with its ``name``; in model.nodes the node's
+    key is its name."""
+    params = layer.params if named else {k: v for k, v in layer.params.items() if k != "name"}
+    obj = _params_object(params, layer.required)
     branches = [obj]
     if layer.shorthand:
         branches.insert(0, layer.params[layer.shorthand])
@@ -103,6 +106,114 @@ def _preprocess_schema() -> dict:
         "minmax": _d({**standardize}, "(x - min) / (max - min), fitted on the training split,"
                      " so training values map onto [0, 1]", "all"),
     }, "preprocessing step")
+
+
+_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+
+
+def _names(description: str, example: list, min_items: int = 1) -> dict:
+    return _d({"type": "array", "minItems": min_items, "maxItems": MAX_LAYERS,
+               "uniqueItems": True, "items": {"type": "string", "pattern": _NAME}},
+              description, example)
+
+
+def _node_schema(node_layers: dict) -> dict:
+    name = {"type": "string", "pattern": _NAME}
+    tensor = {"oneOf": [{"type": "number"}, {"type": "array", "maxItems": 4096,
+                                              "items": {"$ref": "#/$defs/tensor"}}]}
+    weights = {"oneOf": [
+        _params_object({
+            "file": _d({"type": "string", "minLength": 1, "maxLength": 4096},
+                       "an .npz holding one array per parameter (kernel, bias, ...), "
+                       "relative to the spec", "weights/h.npz"),
+            "sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                         "the file's SHA-256 (checked before it is read)", _SHA_EXAMPLE)},
+            ["file", "sha256"]),
+        {"type": "object", "minProperties": 1, "maxProperties": 16,
+         "propertyNames": {"pattern": "^[a-z_]{1,32}$", "not": {"enum": ["file", "sha256"]}},
+         "additionalProperties": tensor}]}
+    return {
+        "type": "object", "additionalProperties": False,
+        "description": "one node: a layer (written as its single key, as in model.layers), "
+                       "share: NODE, or call: BLOCK; with from: the nodes or inputs it reads",
+        "properties": {
+            **node_layers,
+            "from": _d({"oneOf": [name, {"type": "array", "minItems": 1, "maxItems": 64,
+                                         "items": name}]},
+                       "the input(s) or node(s) this node reads (default: the node written "
+                       "before it, or the model's only input); several for add, concat and "
+                       "multiply", ["c1", "c2"]),
+            "share": _d(name, "apply this other node's layer with its parameters again (one"
+                        " set of parameters; their gradients add up)", "encoder"),
+            "call": _d(name, "apply this block (model.blocks) with its parameters: every call"
+                       " shares them", "discriminator"),
+            "weights": _d(weights, "the node's parameters given in the spec: arrays by name "
+                          "(at most 4,096 values in all), or a file with its SHA-256; their "
+                          "shapes are checked against the layer's", {"kernel": [[1, -1]],
+                                                                     "bias": [0]}),
+        }}
+
+
+def _model_schema(layer_entries: dict, node_layers: dict) -> dict:
+    node = _node_schema(node_layers)
+    nodes = _d({"type": "object", "minProperties": 1, "maxProperties": MAX_LAYERS,
+                "propertyNames": {"pattern": _NAME}, "additionalProperties": node},
+               "the nodes, by name, in the order they are written (a node reads the one "
+               "written before it unless it says `from`)",
+               {"hidden": {"dense": {"units": 8, "activation": "relu"}, "from": "x"},
+                "out": {"dense": {"units": 1, "activation": "sigmoid"}}})
+    input_entry = _params_object({
+        "kind": _d({"type": "string", "enum": ["table", "image", "sequence", "tensor"]},
+                   "what the input holds (default: the kind of data.source; tensor: float32 "
+                   "arrays of `shape`, with no data section)", "table"),
+        "columns": _d({"oneOf": [{"type": "null"}, _columns("", [])]},
+                      "table inputs: the raw columns this input reads (default, or null: every"
+                      " feature column no other input names)", ["Age", "Balance"]),
+        "shape": _d({"oneOf": [{"type": "null"}, {"type": "array", "maxItems": 8, "items": {
+            "type": "integer", "minimum": 1, "maximum": 10**9}}]},
+            "one example's shape, without the batch axis (checked against the data where "
+            "there is data; needed where there is none)", [28, 28, 1]),
+    })
+    return _params_object({
+        "layers": _d({"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
+                      "items": _one_key(layer_entries, "layer")},
+                     "the sequential form: layers in order, from the input to the output (the"
+                     " same as model.nodes chained one after another)",
+                     [{"dense": {"units": 6, "activation": "relu"}}]),
+        "inputs": _d({"type": "object", "minProperties": 1, "maxProperties": 64,
+                      "propertyNames": {"pattern": _NAME},
+                      "additionalProperties": {"oneOf": [{"type": "null"}, input_entry]}},
+                     "named inputs (default: one, named by the data's kind: features, image"
+                     " or window)", {"numeric": {"columns": ["Age", "Balance"]},
+                                     "categorical": {"columns": ["Geography"]}}),
+        "nodes": nodes,
+        "outputs": _names("the model's outputs (default: the last node); the first is the "
+                          "one the loss trains and predictions decode", ["out"]),
+        "blocks": _d({"type": "object", "maxProperties": 256,
+                      "propertyNames": {"pattern": _NAME},
+                      "additionalProperties": _params_object({
+                          "inputs": _names("the block's input names", ["x"]),
+                          "nodes": nodes,
+                          "outputs": _names("the block's outputs (default: its last node)",
+                                            ["out"])}, ["inputs", "nodes"])},
+                     "named sub-graphs, applied by nodes with `call:`; every call shares the"
+                     " block's parameters (named block.node.param)",
+                     {"disc": {"inputs": ["x"], "nodes": {"h": {"dense": 64}}}}),
+        "init_from": _d(_params_object({
+            "run": _d({"type": "string", "minLength": 1, "maxLength": 4096},
+                      "a run directory (or its latest pointer), relative to the spec",
+                      "../runs/mnist_cnn/latest"),
+            "rename": _d({"type": "object", "maxProperties": 10_000,
+                          "additionalProperties": {"type": "string", "pattern": _NAME}},
+                         "source name -> name here: a parameter (conv1.kernel) or a node "
+                         "(conv1: all its parameters)", {"dense_3": "old_head"}),
+            "skip": _d({"type": "array", "maxItems": 1000, "items": {
+                "type": "string", "minLength": 1}}, "globs of source parameters not to load",
+                ["dense_3.*"]),
+        }, ["run"]), "start from another run's weights, matched strictly by parameter name: "
+            "every source parameter is loaded or skipped", {"run": "../runs/base/latest",
+                                                            "skip": ["out.*"]}),
+    })
 
 
 def build_schema() -> dict:
@@ -197,12 +308,8 @@ def build_schema() -> dict:
             " data.sequence)", {"test": 0.2, "validation": 0.1},
             default={}),
     }, ["source"])
-    model = _params_object({
-        "layers": _d({"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
-                      "items": _one_key(layer_entries, "layer")},
-                     "the network, in order, from the features to the output",
-                     [{"dense": {"units": 6, "activation": "relu"}}]),
-    }, ["layers"])
+    model = _model_schema(layer_entries, {name: _layer_schema(layer, named=False)
+                                          for name, layer in sorted(LAYERS.items())})
     train = _params_object({
         "loss": _d({"type": "string", "enum": sorted(LOSSES)},
                    "; ".join(f"{k}: {v.description}" for k, v in sorted(LOSSES.items())),
@@ -237,6 +344,18 @@ def build_schema() -> dict:
                                                   "maximum": 2**32 - 1}], "default": None},
                    "seed of weights, shuffling and dropout (default: the spec's seed), so the"
                    " split can stay fixed while this varies", 3),
+        "params": _d({"type": "array", "maxItems": 1000, "default": [], "items": _params_object({
+            "match": _d({"type": "string", "minLength": 1, "maxLength": 256},
+                        "a glob over parameter names (node.param: conv1.kernel, conv*.*, "
+                        "head.*)", "conv*.*"),
+            "frozen": _d({"type": "boolean"}, "true: these parameters never change (no "
+                         "optimizer state; batch-norm statistics stop moving too)", True),
+            "lr_mult": _d({"type": "number", "minimum": 0, "maximum": 1000},
+                          "multiply the learning rate of these parameters (0.1: ten times "
+                          "slower)", 0.1),
+        }, ["match"])}, "per-parameter training rules, in order (a later rule wins where two"
+            " match); a glob that matches no parameter is an error",
+            [{"match": "conv*.*", "frozen": True}]),
     }, ["loss"])
     export = _params_object({
         "opset": _d({"type": "integer", "minimum": MIN_OPSET, "maximum": MAX_OPSET,
@@ -246,10 +365,12 @@ def build_schema() -> dict:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
+        "$defs": {"tensor": {"oneOf": [{"type": "number"}, {
+            "type": "array", "maxItems": 4096, "items": {"$ref": "#/$defs/tensor"}}]}},
         "title": f"dlspec spec, format {FORMAT_VERSION}",
         "description": "A neural network, its data and its training, in one file.",
         "type": "object",
-        "required": ["dlspec", "name", "data", "model", "train"],
+        "required": ["dlspec", "name", "model"],
         "additionalProperties": False,
         "properties": {
             "dlspec": _d({"const": FORMAT_VERSION}, "the spec format version", FORMAT_VERSION),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from dlspec.data.preprocess import check_steps
+from dlspec.data.preprocess import check_steps, steps_for
 from dlspec.engine.losses import LOSSES
 from dlspec.engine.metrics import METRICS
 from dlspec.errors import Location, SpecError
@@ -21,12 +21,85 @@ TASK_WORDS = {"binary": "a binary classifier", "multiclass": "a multi-class clas
               "regression": "a regression model"}
 
 
-def check_layer_names(spec: dict, locate: Locate) -> list[SpecError]:
-    seen: dict[str, int] = {}
+def check_sections(spec: dict, locate: Locate) -> list[SpecError]:
+    """Training needs data and a train section together; a spec with neither describes a
+    model whose weights it gives (export it, or study it with dlspec.gradients)."""
+    if spec["data"] is not None and spec["train"] is None:
+        return [_err(locate, ("data",), "a data section needs a train section (at least "
+                     "train: {loss: ...}) to be trained on", "semantic-sections", key=True)]
+    if spec["train"] is not None and spec["data"] is None:
+        return [_err(locate, ("train",), "a train section needs data to train on: add a "
+                     "data section with its source", "semantic-sections", key=True)]
+    return []
+
+
+def check_inputs(spec: dict, locate: Locate) -> list[SpecError]:
+    """Each input's kind fits the data: tables may split their columns over several
+    inputs, images and sequences feed exactly one input; tensors need a shape and no data."""
+    from dlspec.spec.normalize import data_kind
+
+    kind = data_kind(spec["data"])
+    inputs = spec["model"]["inputs"]
     out = []
-    for i, item in enumerate(spec["model"]["layers"]):
-        (type_, p), = item.items()
-        name = p["name"]
+    rest, seen = [], {}
+    for name, entry in inputs.items():
+        path = ("model", "inputs", name)
+        k = entry["kind"]
+        if kind is None and k != "tensor":
+            out.append(_err(locate, (*path, "kind"), f"a {k} input needs data: with no data "
+                            "section, inputs are tensors of a declared shape (e.g. x: {shape: "
+                            "[2]})", "semantic-input"))
+        elif kind is not None and k != kind:
+            out.append(_err(locate, (*path, "kind") if "kind" in entry else path,
+                            f"input '{name}' is {k}, but the data ({spec['data']['source']}) "
+                            f"gives {kind}s", "semantic-input", key="kind" not in entry))
+        if k == "tensor" and entry.get("shape") is None:
+            out.append(_err(locate, path, f"input '{name}' needs its shape (one example's, "
+                            "without the batch axis, e.g. shape: [2])", "semantic-input",
+                            key=True))
+        if k == "table":
+            if entry["columns"] is None:
+                rest.append(name)
+            for i, col in enumerate(entry["columns"] or []):
+                if col in seen:
+                    out.append(_err(locate, (*path, "columns", i), f"column '{col}' is read by"
+                                    f" inputs '{seen[col]}' and '{name}'; give each column to "
+                                    "one input", "semantic-input"))
+                seen.setdefault(col, name)
+            if "shape" in entry:
+                out.append(_err(locate, (*path, "shape"), "a table input's width comes from "
+                                "its columns and their preprocessing; remove shape",
+                                "semantic-input"))
+    if len(rest) > 1:
+        out.append(_err(locate, ("model", "inputs", rest[1]), f"inputs '{rest[0]}' and "
+                        f"'{rest[1]}' both take the remaining columns; list the columns of all"
+                        " but one", "semantic-input", key=True))
+    if kind in ("image", "sequence") and len(inputs) > 1:
+        out.append(_err(locate, ("model", "inputs"), f"{kind} data feeds one input; the model "
+                        f"declares {len(inputs)}", "semantic-input", key=True))
+    return out
+
+
+def check_model_form(raw: dict, locate: Locate) -> list[SpecError]:
+    """On the spec as written: the model is the sequential list or the named graph, and the
+    list's layer names are unique (the canonical form keys nodes by them)."""
+    model = raw.get("model") or {}
+    graph = [k for k in ("inputs", "nodes", "outputs", "blocks") if k in model]
+    if "layers" in model and graph:
+        return [_err(locate, ("model", graph[0]), f"model.layers and model.{graph[0]} cannot "
+                     "be combined: write the model as a list of layers, or as named nodes "
+                     "(nodes: {name: {dense: 8, from: x}}) with inputs and outputs",
+                     "semantic-model", key=True)]
+    if "layers" not in model and "nodes" not in model:
+        return [_err(locate, ("model",), "the model needs nodes (named: nodes: {h: {dense: 8}})"
+                     " or layers (a list: layers: [{dense: 8}])", "semantic-model", key=True)]
+    out = []
+    seen: dict[str, int] = {}
+    from dlspec.spec.normalize import layer_names
+
+    for i, (item, name) in enumerate(zip(model.get("layers", []),
+                                         layer_names(model.get("layers", [])), strict=True)):
+        (type_, _), = item.items()
         if name in seen:
             out.append(_err(locate, ("model", "layers", i, type_, "name"),
                             f"duplicate layer name '{name}' (also layers[{seen[name]}])",
@@ -35,53 +108,9 @@ def check_layer_names(spec: dict, locate: Locate) -> list[SpecError]:
     return out
 
 
-def output_layer(spec: dict) -> tuple[int, str, dict]:
-    """The layer that decides the output's activation (trailing dropouts skipped)."""
-    layers = spec["model"]["layers"]
-    for i in range(len(layers) - 1, -1, -1):
-        (type_, p), = layers[i].items()
-        if type_ != "dropout":
-            return i, type_, p
-    return 0, *next(iter(layers[0].items()))
-
-
-def _last_units(spec: dict) -> tuple[int, int] | None:
-    for i in range(len(spec["model"]["layers"]) - 1, -1, -1):
-        (type_, p), = spec["model"]["layers"][i].items()
-        if "units" in p:
-            return i, p["units"]
-    return None
-
-
-def check_loss_fits_output(spec: dict, locate: Locate) -> list[SpecError]:
-    loss = LOSSES[spec["train"]["loss"]]
-    i, type_, p = output_layer(spec)
-    out = []
-    act = p.get("activation", "linear")
-    if loss.fuses and act != loss.fuses:
-        out.append(_err(locate, ("model", "layers", i, type_, "activation"),
-                        f"{loss.name} needs a {loss.fuses} output, but the last layer "
-                        f"'{p['name']}' ends in '{act}'; set activation: {loss.fuses}",
-                        "semantic-loss-output"))
-    last = _last_units(spec)
-    if loss.task == "binary" and last and last[1] != 1:
-        j, units = last
-        (t, _), = spec["model"]["layers"][j].items()
-        out.append(_err(locate, ("model", "layers", j, t, "units"),
-                        f"binary_crossentropy trains one sigmoid unit per target; the output "
-                        f"layer has {units} units (use units: 1, or categorical_crossentropy"
-                        f" with softmax)", "semantic-loss-output"))
-    if loss.task == "multiclass" and last and last[1] < 2:
-        j, units = last
-        (t, _), = spec["model"]["layers"][j].items()
-        out.append(_err(locate, ("model", "layers", j, t, "units"),
-                        f"categorical_crossentropy needs one output unit per class (at least 2); "
-                        f"the output layer has {units} (for two classes, use units: 1 with "
-                        f"sigmoid and binary_crossentropy)", "semantic-loss-output"))
-    return out
-
-
 def check_metrics(spec: dict, locate: Locate) -> list[SpecError]:
+    if spec["train"] is None:
+        return []
     task = LOSSES[spec["train"]["loss"]].task
     fits = sorted(m for m, d in METRICS.items() if task in d.tasks)
     return [_err(locate, ("train", "metrics", i),
@@ -96,8 +125,8 @@ def monitor_names(spec: dict) -> list[str]:
 
 
 def check_early_stopping(spec: dict, locate: Locate) -> list[SpecError]:
-    es = spec["train"]["early_stopping"]
-    if es is None:
+    es = spec["train"] and spec["train"]["early_stopping"]
+    if es is None or spec["data"] is None:
         return []
     path = ("train", "early_stopping", "monitor")
     options = monitor_names(spec)
@@ -112,6 +141,8 @@ def check_early_stopping(spec: dict, locate: Locate) -> list[SpecError]:
 
 
 def check_split(spec: dict, locate: Locate) -> list[SpecError]:
+    if spec["data"] is None:
+        return []
     s = spec["data"]["split"]
     if s["test"] + s["validation"] >= 1:
         return [_err(locate, ("data", "split"), f"test ({s['test']}) + validation "
@@ -121,6 +152,8 @@ def check_split(spec: dict, locate: Locate) -> list[SpecError]:
 
 
 def check_optimizer(spec: dict, locate: Locate) -> list[SpecError]:
+    if spec["train"] is None:
+        return []
     (name, p), = spec["train"]["optimizer"].items()
     if p.get("nesterov") and not p.get("momentum"):
         return [_err(locate, ("train", "optimizer", name, "nesterov"),
@@ -139,7 +172,7 @@ def check_data_format(spec: dict, locate: Locate) -> list[SpecError]:
 
     d = spec["data"]
     out = []
-    if sequence.is_sequence(spec):  # check_sequence
+    if d is None or sequence.is_sequence(spec):  # check_sequence
         return out
     images = d["format"] in IMAGE_FORMATS
     kind = "image" if images else "table"
@@ -174,7 +207,7 @@ def check_data_format(spec: dict, locate: Locate) -> list[SpecError]:
             out.append(_err(locate, (*where, "source"), f"unknown built-in dataset "
                             f"'{src['source']}'{did_you_mean(src['source'], DATASETS)}; known: "
                             f"{', '.join(sorted(DATASETS))}", "semantic-format"))
-    if LOSSES[spec["train"]["loss"]].task == "regression":
+    if spec["train"] and LOSSES[spec["train"]["loss"]].task == "regression":
         out.append(_err(locate, ("train", "loss"), "images are classified here: use "
                         "categorical_crossentropy (or binary_crossentropy for two classes)",
                         "semantic-loss-output"))
@@ -184,7 +217,7 @@ def check_data_format(spec: dict, locate: Locate) -> list[SpecError]:
 def check_target(spec: dict, locate: Locate) -> list[SpecError]:
     d = spec["data"]
     out = []
-    if "target" not in d:
+    if d is None or "target" not in d:
         return out
     if d["target"] in d["drop"]:
         out.append(_err(locate, ("data", "drop", d["drop"].index(d["target"])),
@@ -198,6 +231,8 @@ def check_target(spec: dict, locate: Locate) -> list[SpecError]:
 
 def check_features(spec: dict, locate: Locate) -> list[SpecError]:
     d = spec["data"]
+    if d is None:
+        return []
     if d["features"] == []:
         return [_err(locate, ("data", "features"), "no feature columns listed; list some, or "
                      "leave features out to use every column but the target and dropped ones",
@@ -208,8 +243,8 @@ def check_features(spec: dict, locate: Locate) -> list[SpecError]:
             for i, col in enumerate(d["features"] or []) if col in d["drop"]]
 
 
-CHECKS = [check_layer_names, check_loss_fits_output, check_metrics, check_early_stopping,
-          check_split, check_optimizer, check_data_format, check_target, check_features,
+CHECKS = [check_sections, check_inputs, check_metrics, check_early_stopping, check_split,
+          check_optimizer, check_data_format, check_target, check_features,
           sequence.check_sequence]
 
 
@@ -225,6 +260,43 @@ def feature_columns(spec: dict, header: Sequence[str]) -> list[str]:
     if d["features"] is not None:
         return list(d["features"])
     return [c for c in header if c != d.get("target") and c not in d["drop"]]
+
+
+def input_columns(spec: dict, features: Sequence[str]) -> dict[str, list[str]]:
+    """Each table input's raw columns: as it lists them, or (for the one that does not)
+    the features no other input lists, in the data's order."""
+    inputs = {n: e for n, e in spec["model"]["inputs"].items() if e["kind"] == "table"}
+    taken = {c for e in inputs.values() for c in e["columns"] or []}
+    return {n: list(e["columns"]) if e["columns"] else [f for f in features if f not in taken]
+            for n, e in inputs.items()}
+
+
+def check_input_columns(spec: dict, header: Sequence[str], features: Sequence[str],
+                        source: str, locate: Locate) -> list[SpecError]:
+    """Table inputs read feature columns of the data, and none is left with no column."""
+    d = spec["data"]
+    out = []
+    for name, entry in spec["model"]["inputs"].items():
+        if entry["kind"] != "table":
+            continue
+        path = ("model", "inputs", name)
+        for i, col in enumerate(entry["columns"] or []):
+            if col in features:
+                continue
+            what = "the target" if col == d.get("target") else \
+                "dropped" if col in d["drop"] else "not a feature" if col in header else None
+            if what:
+                out.append(_err(locate, (*path, "columns", i), f"column '{col}' is {what}; an"
+                                " input reads feature columns", "semantic-input"))
+            else:
+                out.append(missing_column(locate, (*path, "columns", i), col, header, source))
+    if not out:
+        for name, cols in input_columns(spec, features).items():
+            if not cols:
+                out.append(_err(locate, ("model", "inputs", name), f"input '{name}' has no "
+                                "columns left: the other inputs read every feature",
+                                "semantic-input", key=True))
+    return out
 
 
 def check_columns(spec: dict, header: Sequence[str], source: str,
@@ -247,6 +319,7 @@ def check_columns(spec: dict, header: Sequence[str], source: str,
         out.append(_err(locate, ("data", "drop") if d["drop"] else ("data", "target"),
                         f"no feature columns left: {source} has only the target and dropped "
                         "columns", "semantic-features"))
+    out += check_input_columns(spec, header, features, source, locate)
     for i, step in enumerate(d["preprocess"]):
         (kind, arg), = step.items()
         cols = arg["columns"]
@@ -261,6 +334,7 @@ def check_columns(spec: dict, header: Sequence[str], source: str,
                 else:
                     missing(("data", "preprocess", i, kind, "columns", j), col)
     if not out:
-        for problem in check_steps(features, d["preprocess"]):
-            out.append(_err(locate, ("data", "preprocess"), problem, "semantic-preprocess"))
+        for cols in input_columns(spec, features).values():
+            for problem in check_steps(cols, steps_for(d["preprocess"], cols)):
+                out.append(_err(locate, ("data", "preprocess"), problem, "semantic-preprocess"))
     return out

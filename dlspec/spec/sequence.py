@@ -24,7 +24,7 @@ SEQUENCE_FORMATS = ("csv", "npz")
 
 
 def is_sequence(spec: dict) -> bool:
-    return spec["data"].get("sequence") is not None
+    return spec["data"] is not None and spec["data"].get("sequence") is not None
 
 
 def regression(spec: dict) -> bool:
@@ -188,3 +188,22 @@ def check_windows(spec: dict, rows: int, source: str, locate,
         return [_err(locate, ("data", "split"), f"{source} gives {n} windows: {e}",
                      "semantic-split")]
     return []
+
+
+def check_npz_windows(spec: dict, windows: np.ndarray, y: np.ndarray, source: str,
+                      locate) -> list[SpecError]:
+    """The .npz's windows have the spec's length, its targets fit the loss, and every
+    split gets a window."""
+    window = spec["data"]["sequence"]["window"]
+    if windows.shape[1] != window:
+        return [SpecError(f"{source} holds windows of {windows.shape[1]} time steps, but "
+                          f"window is {window}", locate(("data", "sequence", "window"), False),
+                          path="data.sequence.window", code="semantic-sequence")]
+    if regression(spec) and (y.dtype.kind not in "iuf"
+                                    or not np.isfinite(y.astype(np.float64)).all()):
+        got = "strings" if y.dtype.kind == "U" else "NaN or infinity" if y.dtype.kind == "f" \
+            else y.dtype.name
+        return [SpecError(f"{source}: a regression model ({spec['train']['loss']}) needs finite "
+                          f"numbers in 'y', got {got}", locate(("data", "source"), False),
+                          path="data.source", code="semantic-target")]
+    return check_windows(spec, len(windows), source, locate, examples=len(windows))

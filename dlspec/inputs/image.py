@@ -1,4 +1,4 @@
-"""Image data for training: read the source (and test set), subset, split, preprocess."""
+"""Images: read the source (and test set), subset, split, and fit the preprocessing."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
-from dlspec.data.dataset import SPLITS, Dataset, Target, check_classes, file_sha256
 from dlspec.data.image_prep import ImagePreprocessor
 from dlspec.data.images import ImageSet, load_idx_pair, load_image_folder, load_npz
 from dlspec.data.split import split_indices
 from dlspec.engine.losses import LOSSES
-from dlspec.errors import DataError, Diagnostics, Location, SpecError
-from dlspec.spec.model import Spec, thaw
+from dlspec.errors import DataError, Diagnostics, Location, ModelError, SpecError
+from dlspec.inputs.base import (
+    SPLITS,
+    Dataset,
+    InputKind,
+    Target,
+    check_classes,
+    file_sha256,
+    plain,
+)
+from dlspec.spec.model import Spec
 
 LABEL = "label"
 
@@ -75,7 +83,8 @@ def load_image_dataset(spec: Spec) -> Dataset:
     test, test_files = _read(d.test, ("data", "test"), spec) if d.test else (None, [])
     if d.format == "builtin" and d.test is None:
         test, test_files = _read({**main}, ("data", "test"), spec)
-    check_classes(spec, train.classes, LABEL)
+    where = ("data", "source")
+    check_classes(spec.train.loss, list(train.classes), LABEL, where, spec.locate)
     rng = np.random.default_rng([spec.seed, 0])
     subset = dict(d.subset or {})
     keep = _subset(len(train), subset.get("train"), rng)
@@ -97,8 +106,48 @@ def load_image_dataset(spec: Spec) -> Dataset:
         tr, val, te = split_indices(len(keep), test=s.test, validation=s.validation,
                                     seed=spec.seed, stratify_labels=stratify)
     rows = dict(zip(SPLITS, (tr, val, te), strict=True))
-    pre = ImagePreprocessor.fit(x_all[tr], [thaw(st) for st in d.preprocess])
-    x = {k: pre.transform(x_all[r]) for k, r in rows.items()}
-    return Dataset(None, pre, Target(LABEL, task, list(train.classes)), rows, x,
+    pre = ImagePreprocessor.fit(x_all[tr], [plain(st) for st in d.preprocess])
+    name = spec.model.inputs[0].name
+    x = {k: {name: pre.transform(x_all[r])} for k, r in rows.items()}
+    return Dataset("image", {name: pre}, Target(LABEL, task, list(train.classes)), rows, x,
                    {k: y_all[r] for k, r in rows.items()}, _sha256(files + test_files),
-                   images=x_all)
+                   raw=x_all)
+
+
+HOLDOUT = "holdout.npz"
+_ARRAY = "images"
+
+
+def write_holdout(ds: Dataset, rows: np.ndarray) -> bytes:
+    """Up to 512 held-out raw images, as an .npz."""
+    import io
+
+    from dlspec.onnx.parity import MAX_ROWS
+
+    buf = io.BytesIO()
+    np.savez(buf, **{_ARRAY: ds.raw[rows[:MAX_ROWS]]})
+    return buf.getvalue()
+
+
+def read_holdout(path: Path, array: str = _ARRAY) -> np.ndarray:
+    """The raw examples ``write_holdout`` kept."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z[array]
+    except FileNotFoundError:
+        raise ModelError("the run's held-out rows are missing", Location(str(path)),
+                         code="run-state") from None
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise ModelError(f"the run's held-out rows cannot be read (an .npz with an array "
+                         f"'{array}' was expected): {e}", Location(str(path)),
+                         code="run-state") from None
+
+
+def describe(inputs: dict) -> str:
+    (name, pre), = inputs.items()
+    return (f"images: {' x '.join(map(str, pre.input_shape))} (height x width x channels), "
+            f"raw uint8 pixels in the exported model's input '{name}'")
+
+
+KIND = InputKind("image", ImagePreprocessor, load_image_dataset, HOLDOUT, write_holdout,
+                 read_holdout, describe)

@@ -1,0 +1,127 @@
+"""The head: which output a loss trains, what it must look like, and the loss node itself.
+
+Decided once, on the lowered graph: a cross-entropy reads the logits feeding the output's
+final sigmoid or softmax (stable for any logit, and fused with it in the engine); the
+output's shape must fit the target (one sigmoid unit for a binary target, one unit per
+class, one per regression target column, one per window rather than per time step). A
+problem names the layer that must change and what would fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlspec.engine.losses import LOSSES, LossDef
+from dlspec.graph.ir import Graph, Node, Value
+from dlspec.ops.registry import fmt_shape
+
+TARGET = "target"
+_RECURRENT = ("lstm", "gru", "simple_rnn")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the loss compares the output with: the task, and (when the data is known)
+    the number of classes or of regression target columns."""
+
+    task: str
+    classes: int | None = None
+    width: int = 1
+
+
+class HeadError(ValueError):
+    """A head that cannot train: ``layer`` is the node to change, ``param`` its parameter
+    (units, activation, return_sequences) where one is to blame."""
+
+    def __init__(self, message: str, layer: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.layer, self.param = layer, param
+
+
+def _layer_types(graph: Graph) -> dict[str, str]:
+    return {info.name: info.type for info in graph.layers}
+
+
+def _back(value: Value):
+    """The ops from ``value`` back along first inputs (train-only ones included)."""
+    node = value.producer
+    while node is not None:
+        yield node
+        node = node.inputs[0].producer if node.inputs else None
+
+
+def _source(graph: Graph, value: Value, types: tuple[str, ...]) -> str | None:
+    """The nearest layer of one of ``types`` that ``value`` comes from."""
+    kinds = _layer_types(graph)
+    return next((n.layer for n in _back(value) if kinds.get(n.layer) in types), None)
+
+
+def _activation(value: Value) -> Node | None:
+    """The op the value ends in, train-only ops (dropout) skipped."""
+    return next((n for n in _back(value) if not n.op.train_only), None)
+
+
+def check_head(graph: Graph, name: str, loss: LossDef, target: Target) -> None:
+    """Raise HeadError if ``loss`` cannot train output ``name`` against ``target``."""
+    out = graph.outputs[name]
+    owner = _activation(out)
+    last = owner.layer if owner is not None else name
+    if loss.fuses:
+        act = owner.op.name if owner is not None else "the input"
+        if act != loss.fuses:
+            raise HeadError(f"{loss.name} needs a {loss.fuses} output, but '{last}' ends in "
+                            f"'{act}'; set activation: {loss.fuses}", last, "activation")
+    shape = out.shape
+    units = _source(graph, out, ("dense", "conv2d", *_RECURRENT)) or last
+    if len(shape) == 3:
+        rnn = _source(graph, out, _RECURRENT)
+        if rnn is not None:
+            raise HeadError(f"'{rnn}' returns every time step, so the output is "
+                            f"{fmt_shape(shape)}, but the target is one per window; set "
+                            f"return_sequences: false on '{rnn}' (or add flatten before the "
+                            "output layer)", rnn, "return_sequences")
+    if len(shape) != 2:
+        raise HeadError(f"the output '{name}' is {fmt_shape(shape)}, but {loss.name} needs "
+                        "one vector per example (N, units); add flatten (or "
+                        "global_avg_pool2d) and a dense output layer", last)
+    width = shape[1]
+    if target.task == "binary" and width != 1:
+        raise HeadError(f"binary_crossentropy trains one sigmoid unit per target; the output"
+                        f" layer '{units}' has {width} units (use units: 1, or "
+                        "categorical_crossentropy with softmax)", units, "units")
+    if target.task == "multiclass":
+        if width < 2:
+            raise HeadError(f"categorical_crossentropy needs one output unit per class (at "
+                            f"least 2); the output layer '{units}' has {width} (for two "
+                            "classes, use units: 1 with sigmoid and binary_crossentropy)",
+                            units, "units")
+        if target.classes is not None and width != target.classes:
+            raise HeadError(f"the target has {target.classes} classes, so the softmax output"
+                            f" needs units: {target.classes} ('{units}' has {width})",
+                            units, "units")
+    if target.task == "regression" and width != target.width:
+        cols = "1 target column" if target.width == 1 else f"{target.width} target columns"
+        raise HeadError(f"{loss.name} compares each output with its target: '{units}' gives"
+                        f" {width} values per example for {cols}; use units: {target.width}",
+                        units, "units")
+
+
+def attach_loss(graph: Graph, name: str, loss_name: str, target: Target,
+                target_shape: tuple) -> Value:
+    """Add the target input and the loss node reading output ``name`` (its logits, for a
+    cross-entropy) to ``graph``; returns the loss value.
+
+    Raises:
+        HeadError: the output cannot be trained by this loss against this target.
+    """
+    from dlspec.graph.ir import GraphBuilder
+
+    loss = LOSSES[loss_name]
+    check_head(graph, name, loss, target)
+    out = graph.outputs[name]
+    reads = _activation(out).inputs[0] if loss.fuses else out
+    gb = GraphBuilder.extend(graph)
+    y = gb.input(TARGET, (None, *target_shape), kind="target")
+    gb.begin_layer("loss")
+    graph.loss = gb.op(loss.op, reads, y)
+    return graph.loss

@@ -1,0 +1,83 @@
+"""Tables: read the CSV, encode the target, split, and fit each table input's
+preprocessing on the training rows.
+
+A model may read a table through several inputs, each with its own columns (numeric and
+categorical columns on two branches, say); each gets the preprocessing steps that name
+its columns, and the steps that say ``all`` or ``numeric``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+
+from dlspec.data.preprocess import Preprocessor, steps_for
+from dlspec.data.split import split_indices
+from dlspec.data.table import read_csv
+from dlspec.errors import Diagnostics, SpecError
+from dlspec.inputs.base import SPLITS, Dataset, InputKind, encode_target, file_sha256, plain
+from dlspec.spec.model import Spec
+from dlspec.spec.semantic import check_columns, feature_columns, input_columns
+from dlspec.tasks import TASKS
+
+HOLDOUT = "holdout.csv"
+
+
+def load_table(spec: Spec) -> Dataset:
+    """Read, check, split and preprocess a table.
+
+    Raises:
+        Diagnostics / DataError: a missing file, columns the spec names that the
+            header lacks, bad cells, or classes that do not fit the loss.
+    """
+    path = spec.data.source
+    if not path.is_file():
+        raise Diagnostics([SpecError(
+            f"data file not found: {path} (give another with --set data.source=PATH)",
+            spec.locate(("data", "source"), False), path="data.source", code="data-file")])
+    table = read_csv(path)
+    resolved = plain(spec.resolved)
+    errors = check_columns(resolved, table.columns, spec.data.source_text, spec.locate)
+    if errors:
+        raise Diagnostics(errors)
+    target, y = encode_target(table, spec.data.target, spec.train.loss, ("data", "target"),
+                              spec.locate)
+    s = spec.data.split
+    stratify = y if (s.stratify and TASKS[target.task].classifier) else None
+    train, val, test = split_indices(len(table), test=s.test, validation=s.validation,
+                                     seed=spec.seed, stratify_labels=stratify)
+    rows = dict(zip(SPLITS, (train, val, test), strict=True))
+    features = feature_columns(resolved, table.columns)
+    steps = [plain(st) for st in spec.data.preprocess]
+    inputs = {}
+    for name, columns in input_columns(resolved, features).items():
+        inputs[name] = Preprocessor.fit(table, train, columns, steps_for(steps, columns))
+    x = {k: {name: pre.transform(table, r) for name, pre in inputs.items()}
+         for k, r in rows.items()}
+    return Dataset("table", inputs, target, rows, x, {k: y[r] for k, r in rows.items()},
+                   file_sha256(path), raw=table)
+
+
+def write_holdout(ds: Dataset, rows: np.ndarray) -> bytes:
+    """Up to 512 held-out rows of the raw columns the model reads, as CSV."""
+    from dlspec.onnx.parity import MAX_ROWS
+
+    cols = [c for pre in ds.inputs.values() for c in pre.columns]
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows[:MAX_ROWS]:
+        w.writerow([ds.raw.cells[c][r] for c in cols])
+    return out.getvalue().encode()
+
+
+def describe(inputs: dict) -> str:
+    parts = [f"{name} {pre.input_shape} ({', '.join(pre.feature_names)})"
+             for name, pre in inputs.items()]
+    return "features: " + "; ".join(parts)
+
+
+KIND = InputKind("table", Preprocessor, load_table, HOLDOUT, write_holdout,
+                 lambda path: read_csv(path), describe)

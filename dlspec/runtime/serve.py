@@ -1,0 +1,171 @@
+"""``dlspec predict``: raw data in, one output row per input row (or window) out.
+
+Two backends run the same model on the same raw batches: onnxruntime (the exported
+model, the production path) and the NumPy engine (a run directory), so the two can be
+compared row by row. What differs by input kind is how raw data is read in batches
+(``READERS``) and how a batch becomes each backend's inputs (``ONNX_FEEDS``,
+``ENGINE_FEEDS``); the rest (decoding, writing) is shared.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dlspec.errors import UsageError
+from dlspec.runtime.contract import Contract, contract_inputs
+from dlspec.runtime.predict import Batch, predict_file, predict_images
+from dlspec.runtime.sequences import predict_sequences
+from dlspec.tasks import TASKS
+
+DEFAULT_BATCH = 65_536
+IMAGE_BATCH = 256
+
+
+# How a raw batch becomes the inputs of each backend, by input kind ----------------------
+
+def _onnx_table(contract: Contract, raw, on_unknown: str, on_missing: str) -> dict:
+    return contract.feeds(raw, on_unknown=on_unknown, on_missing=on_missing)
+
+
+def _onnx_array(contract: Contract, raw, on_unknown: str, on_missing: str) -> dict:
+    name = contract.sequence.input if contract.sequence else contract.inputs[0].name
+    return {name: raw}
+
+
+def _onnx_tensors(contract: Contract, raw, on_unknown: str, on_missing: str) -> dict:
+    return raw
+
+
+def _engine_table(inputs: dict, raw, on_unknown: str, on_missing: str) -> dict:
+    return {n: pre.transform(raw, on_unknown=on_unknown, on_missing=on_missing)
+            for n, pre in inputs.items()}
+
+
+def _engine_array(inputs: dict, raw, on_unknown: str, on_missing: str) -> dict:
+    return {n: pre.transform(raw) for n, pre in inputs.items()}
+
+
+def _engine_tensors(inputs: dict, raw, on_unknown: str, on_missing: str) -> dict:
+    return {n: pre.transform(raw[n]) for n, pre in inputs.items()}
+
+
+ONNX_FEEDS = {"table": _onnx_table, "image": _onnx_array, "sequence": _onnx_array,
+              "tensor": _onnx_tensors}
+ENGINE_FEEDS = {"table": _engine_table, "image": _engine_array, "sequence": _engine_array,
+                "tensor": _engine_tensors}
+
+
+def _predict_tensors(runner, contract, width, data, out, batch_size, progress, **options):
+    from dlspec.runtime.tensors import predict_tensors
+
+    return predict_tensors(runner, contract, width, data, out, batch_size, progress, **options)
+
+
+def _predict_images(runner, contract, width, data, out, batch_size, progress, **options):
+    shape = contract.inputs[0].shape
+    return predict_images(runner, contract, shape, data, out, batch_size, progress)
+
+
+READERS = {"table": predict_file, "image": _predict_images, "sequence": predict_sequences,
+           "tensor": _predict_tensors}
+
+
+# Backends -------------------------------------------------------------------------------
+
+def onnx_runner(session, contract: Contract, on_unknown: str = "error",
+                on_missing: str = "error") -> Callable:
+    feeds, names = ONNX_FEEDS[contract.kind], contract.outputs
+
+    def run(raw) -> Batch:
+        outs = session.run(names, feeds(contract, raw, on_unknown, on_missing))
+        if contract.decoded and TASKS[contract.task].classifier:
+            return Batch(outs[0], outs[1])
+        return Batch(outs[0], None)
+    return run
+
+
+def engine_runner(run, kind: str, on_unknown: str = "error",
+                  on_missing: str = "error") -> Callable:
+    """Predict with the NumPy engine of a loaded run directory, decoded as the exported
+    model decodes (the label types of its graph: int64, string, or float32)."""
+    known = run.target.classes
+    classes = np.array(known, dtype=object if all(isinstance(c, str) for c in known) else
+                       np.int64 if all(isinstance(c, int) for c in known) else np.float32)
+    feeds, task = ENGINE_FEEDS[kind], TASKS[run.target.task]
+    seq = next((p for p in run.inputs.values() if p.sequence_input is not None), None)
+
+    def predict(raw) -> Batch:
+        _, out = run.net.forward(feeds(run.inputs, raw, on_unknown, on_missing))
+        if not task.classifier:
+            return Batch(seq.unscale_target(out) if seq is not None else out, None)
+        probs = task.scores(out)
+        return Batch(probs, classes[np.argmax(probs, axis=1)])
+    return predict
+
+
+def run_contract(run) -> Contract:
+    """The contract a run's exported model carries."""
+    import dataclasses
+
+    seq = next(((n, p.sequence_input) for n, p in run.inputs.items()
+                if p.sequence_input is not None), None)
+    sequence = dataclasses.replace(seq[1], input=seq[0]) if seq else None
+    return Contract(contract_inputs(run.inputs), run.target.name,
+                    run.target.task, run.target.classes, sequence=sequence)
+
+
+def predict(model: str | Path, data: str | Path, out: str | Path | None = None, *,
+            backend: str = "onnxruntime", device: str = "cpu", batch_size: int | None = None,
+            on_unknown: str = "error", on_missing: str = "error",
+            input_format: str | None = None, keep: Sequence[str] = (),
+            progress: Callable[[int], None] | None = None) -> dict:
+    """Predict every row of ``data``; writes ``out`` (.csv, .jsonl, .npy, .parquet; stdout CSV
+    if None), one row per input row, in order. A sequence model predicts once per complete
+    window of a time-ordered file (on the window's last row), or once per window of an
+    array (n, window, features) in a .npy or as ``x`` in an .npz.
+
+    Returns a report: rows, backend, provider, seconds, rows_per_second.
+    """
+    from dlspec.data.preprocess import ON_MISSING, ON_UNKNOWN
+    from dlspec.runs import load_run, model_file
+    from dlspec.runtime.session import load_model
+
+    if on_unknown not in ON_UNKNOWN or on_missing not in ON_MISSING:
+        raise UsageError(f"on_unknown must be one of {ON_UNKNOWN} and on_missing one of "
+                         f"{ON_MISSING}; got {on_unknown!r}, {on_missing!r}", code="usage")
+    start = time.perf_counter()
+    model = Path(model)
+    output = Path(out) if out else None
+    if backend == "numpy":
+        r = load_run(model)
+        contract = run_contract(r)
+        runner = engine_runner(r, contract.kind, on_unknown, on_missing)
+        width = r.net.graph.output.shape[-1]
+        provider = "numpy"
+    else:
+        loaded = load_model(model_file(model), device)
+        contract = loaded.contract
+        runner = onnx_runner(loaded.session, contract, on_unknown, on_missing)
+        width = loaded.session.get_outputs()[0].shape[-1]
+        provider = loaded.provider
+    if contract.kind == "sequence":
+        _no_impute(on_missing)
+    if contract.decoded and TASKS[contract.task].classifier:
+        width = 0
+    bs = batch_size or (IMAGE_BATCH if contract.kind == "image" else DEFAULT_BATCH)
+    n = READERS[contract.kind](runner, contract, width, data, output, bs, progress,
+                               input_format=input_format, keep=keep)
+    seconds = time.perf_counter() - start
+    return {"rows": n, "backend": backend, "provider": provider, "seconds": seconds,
+            "rows_per_second": n / seconds if seconds > 0 else 0.0}
+
+
+def _no_impute(on_missing: str) -> None:
+    """A sequence model reads whole series: a missing value cannot be imputed."""
+    if on_missing != "error":
+        raise UsageError(f"--on-missing {on_missing}: a sequence model's windows cannot have "
+                         "gaps; fill the missing values first", code="usage")

@@ -1,0 +1,205 @@
+"""``dlspec train``: a spec's data loaded, its graph compiled once, trained, checked against
+its own export, and written as a run directory."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dlspec.engine import metrics as M
+from dlspec.engine.network import Network
+from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
+from dlspec.errors import Diagnostics, SpecError
+from dlspec.graph.resources import DEFAULT_LIMIT
+from dlspec.inputs import KINDS, Dataset, load_dataset
+from dlspec.runs import (
+    check_run_dir,
+    history_csv,
+    lock_yaml,
+    new_run_id,
+    point_latest,
+    preprocess_json,
+    save_arrays,
+    write_run,
+)
+from dlspec.spec.compile import compile_graph
+from dlspec.spec.load import load_spec
+from dlspec.spec.model import Spec, thaw
+from dlspec.tasks import TASKS
+from dlspec.version import __version__
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    spec: Spec
+    fit: FitResult
+    metrics: dict        # the content of metrics.json
+
+
+def as_spec(spec: Spec | str | Path, overrides: Sequence[str] = ()) -> Spec:
+    return spec if isinstance(spec, Spec) else load_spec(spec, overrides)
+
+
+def _check_lock(spec: Spec, ds: Dataset) -> None:
+    if spec.lock and spec.lock["data_sha256"] != ds.sha256:
+        raise Diagnostics([SpecError(
+            f"the data file changed since this lock was written: its SHA-256 is {ds.sha256}, "
+            f"the lock expects {spec.lock['data_sha256']}",
+            spec.locate(("lock", "data_sha256"), False), path="lock.data_sha256",
+            code="lock-data")])
+
+
+def _needs_training(spec: Spec) -> None:
+    if spec.train is None or spec.data is None:
+        raise Diagnostics([SpecError(
+            "this spec has no data and train sections, so there is nothing to train; it can "
+            "be exported as it is (dlspec export SPEC -o model.onnx) if it gives its weights",
+            spec.locate((), False), code="semantic-sections")])
+
+
+def compile_network(spec: Spec, ds: Dataset, limit: int = DEFAULT_LIMIT):
+    """The spec's graph at the data's shapes (the one lowering of a run) and its network."""
+    compiled = compile_graph(spec, ds.input_shapes, classes=ds.target.n_classes,
+                             width=1, limit=limit)
+    return compiled, Network(compiled.graph)
+
+
+def lr_scale(net: Network) -> np.ndarray | None:
+    """Per trainable element, its learning-rate factor (train.params lr_mult), or None."""
+    buf = net.buffer
+    if all(p.lr_mult == 1.0 for p in buf.params if p.trainable):
+        return None
+    scale = np.ones(buf.train_size, dtype=np.float32)
+    for p, (start, size) in zip(buf.params, buf.offsets, strict=True):
+        if p.trainable:
+            scale[start:start + size] = p.lr_mult
+    return scale
+
+
+def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
+          run_dir: str | Path | None = None, runs_root: str | Path = "runs",
+          on_epoch: Callable[[int, dict], None] | None = None,
+          max_memory: int = DEFAULT_LIMIT) -> TrainResult:
+    """Train a spec and write its run directory (weights, metrics, model.onnx).
+
+    Args:
+        run_dir: write the run exactly here (default ``runs_root/<name>/<run-id>``,
+            with ``runs_root/<name>/latest`` pointing at it).
+        on_epoch: progress callback ``(epoch, logs)``.
+        max_memory: refuse to train when a step would need more bytes than this.
+
+    Raises:
+        Diagnostics, DataError: invalid spec or data. TrainingDiverged: non-finite loss.
+        ExportError: the exported model fails its checks.
+    """
+    from dlspec.onnx.export import build_model
+    from dlspec.onnx.parity import check_model_parity
+
+    spec = as_spec(spec, overrides)
+    _needs_training(spec)
+    target = Path(run_dir) if run_dir is not None else Path(runs_root) / spec.name / "run"
+    check_run_dir(target)  # before training, not after
+    ds = load_dataset(spec)
+    _check_lock(spec, ds)
+    compiled, net = compile_network(spec, ds, max_memory)
+    init = None
+    if compiled.init is not None:
+        from dlspec.spec.transfer import load_init
+
+        init = load_init(compiled.init)
+    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
+                      augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net))
+    model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
+                        spec_sha256=spec.sha256)
+    held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
+    parity = check_model_parity(model, net, ds.kind, ds.inputs, ds.target.task, ds.raw, held)
+    metrics = {
+        "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
+        "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
+        "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early, "steps": result.steps,
+        "training_seconds": round(result.seconds, 3),
+        "validation": split_report(net, ds, spec, "validation"),
+        "test": split_report(net, ds, spec, "test"),
+        "export_parity": parity,
+    }
+    if compiled.init is not None:
+        metrics["init_from"] = {"run": str(compiled.init.source),
+                                "loaded": len(compiled.init.loads),
+                                "skipped": compiled.init.skipped,
+                                "fresh": compiled.init.fresh}
+    weights, manifest = save_arrays(net.buffer.state(), spec.sha256)
+    opt_state = io.BytesIO()
+    np.savez(opt_state, **opt.state())
+    kind = KINDS[ds.kind]
+    files = {
+        "spec.lock.yaml": lock_yaml(spec, ds.sha256),
+        "weights.npz": weights, "weights.json": manifest,
+        "optimizer.npz": opt_state.getvalue(),
+        "preprocess.json": preprocess_json(ds.inputs, ds.target),
+        "metrics.json": json.dumps(metrics, indent=2).encode(),
+        "history.csv": history_csv(result.history),
+        "curve.svg": _curve_svg(result.history, spec.name),
+        kind.holdout: kind.write_holdout(ds, held),
+        "model.onnx": model.SerializeToString(),
+    }
+    if run_dir is None:
+        path = write_run(Path(runs_root) / spec.name / new_run_id(), files)
+        point_latest(path)
+    else:
+        path = write_run(Path(run_dir), files)
+    return TrainResult(path, spec, result, metrics)
+
+
+def split_report(net: Network, ds: Dataset, spec: Spec, split: str) -> dict:
+    x, y = ds.x[split], ds.y[split]
+    if len(y) == 0:
+        return {}
+    report = {"rows": int(len(y)), **evaluate(net, x, y, ds.target.task, spec.train.metrics)}
+    if ds.kind == "sequence" and not TASKS[ds.target.task].classifier:
+        report = _forecast_report(net, ds, spec, split, report)
+    if TASKS[ds.target.task].classifier:
+        cm = M.confusion_matrix(y, predict_classes(net, x), len(ds.target.classes))
+        report["confusion_matrix"] = cm.tolist()
+    return report
+
+
+def _forecast_report(net: Network, ds: Dataset, spec: Spec, split: str, report: dict) -> dict:
+    """A sequence model's errors in the target's units (its loss, in the scaled units it was
+    trained in, becomes ``scaled_loss``), and those of the naive forecast "the target's
+    last value in the window" (``naive_rmse``, ``naive_mae``) where the target is a feature."""
+    pre, rows = ds.preprocessor, ds.rows[split]
+    y = ds.targets[rows].astype(np.float64)
+    out = pre.unscale_target(net.forward(ds.x[split])[1]).astype(np.float64)
+    if pre.target_scaled:
+        report = {("scaled_loss" if k == "loss" else k): v for k, v in report.items()}
+    report.update(M.compute(spec.train.metrics, "regression", y, out),
+                  rmse=float(np.sqrt(np.mean((out - y) ** 2))))
+    if pre.target in pre.columns and out.shape[1] == 1:
+        last = ds.raw[rows][:, -1, pre.columns.index(pre.target)].astype(np.float64)
+        naive = last.reshape(y.shape)
+        report["naive_rmse"] = float(np.sqrt(np.mean((naive - y) ** 2)))
+        report["naive_mae"] = float(np.mean(np.abs(naive - y)))
+    return report
+
+
+def _augment(spec: Spec, ds: Dataset):
+    if not spec.data.augment:
+        return None
+    from dlspec.data.augment import make_augment
+
+    shape = next(iter(ds.input_shapes.values()))
+    blank = ds.preprocessor.transform(np.zeros((1, *shape), np.uint8))[0, 0, 0]
+    return make_augment([thaw(a) for a in spec.data.augment], blank)
+
+
+def _curve_svg(history: list[dict], name: str) -> bytes:
+    from dlspec.plot import training_curve_svg
+
+    return training_curve_svg(history, name).encode()
