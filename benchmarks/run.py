@@ -319,7 +319,7 @@ class Timer:
 
 def churn_workload(data: Path | None) -> dict:
     if data is not None and data.is_file():
-        from dlspec.data.dataset import load_dataset
+        from dlspec.inputs import load_dataset
 
         spec = load_spec(CHURN_SPEC, [f"data.source={data}"])
         ds = load_dataset(spec)

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     data = sys.argv[1]
     epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 50
-    from dlspec.data.dataset import load_dataset
+    from dlspec.inputs import load_dataset
     from dlspec.spec.load import load_spec
 
     t_import = time.perf_counter() - T0

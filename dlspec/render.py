@@ -66,16 +66,50 @@ def fmt(v) -> str:
     return str(v)
 
 
-def layers_table(spec, graph) -> Table:
-    t = Table(title=f"{spec.name}: {len(graph.layers)} layers", title_justify="left")
-    for col in ("layer", "type", "ops", "output shape", "parameters"):
-        t.add_column(col, justify="right" if col == "parameters" else "left")
-    t.add_row("features", "input", "", _shape(graph.inputs[0].shape), "0")
+def _is_chain(graph) -> bool:
+    prev = [v.name for v in graph.inputs]
     for info in graph.layers:
-        t.add_row(info.name, info.type, ", ".join(info.ops) or "(none)", _shape(info.shape),
-                  f"{info.n_params:,}")
+        if list(info.inputs) != prev[-1:] or info.share:
+            return False
+        prev.append(info.name)
+    return len(graph.inputs) == 1 and len(graph.outputs) == 1
+
+
+def layers_table(spec, graph) -> Table:
+    """One row per input and node: its layer, what it reads (for a graph that is not a
+    chain), its ops, output shape and parameters."""
+    chain = _is_chain(graph)
+    t = Table(title=f"{spec.name}: {len(graph.layers)} layers", title_justify="left")
+    cols = ("layer", "type", *(() if chain else ("from",)), "ops", "output shape", "parameters")
+    for col in cols:
+        t.add_column(col, justify="right" if col == "parameters" else "left")
+    for v in graph.inputs:
+        t.add_row(v.name, "input", *(() if chain else ("",)), "", _shape(v.shape), "0")
+    outputs = set(graph.outputs)
+    for info in graph.layers:
+        kind = info.type if info.share is None else f"{info.type} (shares {info.share})"
+        name = info.name + (" (output)" if not chain and info.name in outputs else "")
+        t.add_row(name, kind, *(() if chain else (", ".join(info.inputs),)),
+                  ", ".join(info.ops) or "(none)", _shape(info.shape), f"{info.n_params:,}")
     t.add_section()
-    t.add_row("total", "", "", "", f"{graph.n_params:,}")
+    t.add_row("total", "", *(() if chain else ("",)), "", "", f"{graph.n_params:,}")
+    return t
+
+
+def graph_table(graph) -> Table:
+    """The lowered graph: every op with the values it reads and the shape it gives."""
+    t = Table(title=f"{len(graph.nodes)} ops", title_justify="left")
+    for col in ("value", "op", "inputs", "shape"):
+        t.add_column(col)
+    for v in (*graph.inputs, *graph.targets):
+        t.add_row(v.name, v.kind, "", _shape(v.shape))
+    for p in graph.params:
+        state = "" if p.trainable else " (frozen)" if p.frozen else " (not trained)"
+        t.add_row(p.name, "param" + state, "", _shape(p.shape))
+    for node in graph.nodes:
+        attrs = ", ".join(f"{k}={v}" for k, v in node.attrs.items())
+        t.add_row(node.output.name, node.op.name + (f" ({attrs})" if attrs else ""),
+                  ", ".join(v.name for v in node.inputs), _shape(node.output.shape))
     return t
 
 

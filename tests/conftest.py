@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +51,23 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("dlspec", derandomize=True, database=None)
 settings.load_profile("dlspec")
+
+
+def fill_step(net, plan, s: list, xb, yb, noise=None) -> None:
+    """One batch into a training plan's slots: the input, the target, dropout masks (all
+    ones without a ``noise`` generator)."""
+    s[plan.input_slots[0]] = xb
+    s[plan.target_slots[0]] = yb
+    for slot, rate in plan.noise_slots:
+        shape = (len(xb), *net.graph.values[slot].shape[1:])
+        s[slot] = np.ones(shape, np.float32) if noise is None else \
+            (noise.random(shape, dtype=np.float32) >= rate) * np.float32(1 / (1 - rate))
+
+
+def train_step(net, plan, s: list, xb, yb, noise=None) -> float:
+    """A training step's forward and backward passes through ``plan``; returns the loss."""
+    fill_step(net, plan, s, xb, yb, noise)
+    plan.forward(s)
+    loss = float(s[plan.seed_slot])
+    plan.backward(s)
+    return loss

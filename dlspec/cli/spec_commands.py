@@ -83,12 +83,13 @@ def validate(
 def _deep(spec) -> None:
     from dlspec.onnx.check import deep_check
 
-    width = 1
-    if spec.data.source.is_file():
-        from dlspec.data.dataset import load_dataset
+    if spec.data is not None and spec.data.source.is_file():
+        from dlspec.inputs import load_dataset
 
-        width = load_dataset(spec).input_shape
-    problems = deep_check(spec, width)
+        shapes = load_dataset(spec).input_shapes
+    else:
+        shapes = {i.name: i.shape or (1,) for i in spec.model.inputs}
+    problems = deep_check(spec, shapes)
     if problems:
         raise Diagnostics(problems)
 
@@ -106,37 +107,52 @@ def inspect(
     path: Annotated[Path, typer.Argument(help="A spec file, or an exported .onnx model.")],
     overrides: Overrides = None,
     max_memory: MaxMemory = "8GiB",
+    graph: Annotated[bool, typer.Option("--graph", help="Also print the lowered ops, with "
+                                        "their inputs and output shapes.")] = False,
 ) -> None:
-    """Show a spec's layers (ops, output shapes, parameters), or a model's contract."""
-    from dlspec.render import layers_table
+    """Show a spec's nodes (layers, inputs, output shapes, parameters), or a model's contract."""
+    from dlspec.render import graph_table, layers_table
 
     with user_errors():
         if path.suffix == ".onnx":
             _inspect_model(path)
             return
-        from dlspec.data.dataset import load_dataset
-        from dlspec.engine.network import Network
-        from dlspec.spec.load import check_memory, load_spec
+        from dlspec.spec.load import load_spec
 
         limit = size_option(max_memory)
         spec = load_spec(path, overrides or [], max_memory=limit)
-        ds = load_dataset(spec)
-        est = check_memory(spec, ds.input_shape, limit)
-        net = Network(spec.layers, ds.input_shape, spec.train.loss, spec.locate)
-        out.print(layers_table(spec, net.graph))
-        if ds.table is not None:
-            names = ", ".join(ds.preprocessor.feature_names)
-            out.print(f"features: {ds.input_shape} ({names})", soft_wrap=True)
-        elif spec.data.sequence is not None:
-            out.print(f"sequences: {ds.preprocessor.sequence_input.describe()}", soft_wrap=True)
+        if spec.data is None:
+            from dlspec.spec.compile import compile_graph
+
+            compiled, ds = compile_graph(spec, {i.name: i.shape for i in spec.model.inputs},
+                                         limit=limit), None
         else:
-            out.print(f"images: {' x '.join(map(str, ds.input_shape))} (height x width x "
-                      "channels), raw uint8 pixels in the exported model")
-        out.print(f"target: {ds.target.name} ({ds.target.task}"
-                  + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")")
-        out.print(f"rows: train {len(ds.x['train'])}, validation {len(ds.x['validation'])}, "
-                  f"test {len(ds.x['test'])}")
-        out.print(f"memory of a training step: {est.describe()}", soft_wrap=True)
+            from dlspec.inputs import KINDS, load_dataset
+            from dlspec.training import compile_network
+
+            ds = load_dataset(spec)
+            compiled, _ = compile_network(spec, ds, limit)
+        out.print(layers_table(spec, compiled.graph))
+        if graph:
+            out.print(graph_table(compiled.graph))
+        if compiled.init is not None:
+            init = compiled.init
+            out.print(f"init_from {init.source}: {len(init.loads)} parameter(s) loaded "
+                      f"({', '.join(init.loads.values()) or 'none'}); skipped: "
+                      f"{', '.join(init.skipped) or 'none'}; freshly initialised: "
+                      f"{', '.join(init.fresh) or 'none'}", soft_wrap=True)
+        frozen = [p.name for p in compiled.graph.params if p.frozen]
+        if frozen:
+            out.print(f"frozen: {', '.join(frozen)}", soft_wrap=True)
+        if ds is not None:
+            out.print(KINDS[ds.kind].describe(ds.inputs), soft_wrap=True)
+            out.print(f"target: {ds.target.name} ({ds.target.task}"
+                      + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")")
+            out.print(f"rows: train {len(ds.y['train'])}, validation "
+                      f"{len(ds.y['validation'])}, test {len(ds.y['test'])}")
+        if compiled.estimate is not None:
+            out.print(f"memory of a training step: {compiled.estimate.describe()}",
+                      soft_wrap=True)
 
 
 def _inspect_model(path: Path) -> None:

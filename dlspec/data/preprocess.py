@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
 from dlspec.data.table import Table, require_columns
 from dlspec.errors import DataError, Location, ModelError
 

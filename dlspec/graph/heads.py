@@ -61,16 +61,39 @@ def _activation(value: Value) -> Node | None:
     return next((n for n in _back(value) if not n.op.train_only), None)
 
 
-def check_head(graph: Graph, name: str, loss: LossDef, target: Target) -> None:
-    """Raise HeadError if ``loss`` cannot train output ``name`` against ``target``."""
+class HeadErrors(ValueError):
+    """Every problem of one head."""
+
+    def __init__(self, problems: list[HeadError]) -> None:
+        super().__init__("; ".join(map(str, problems)))
+        self.problems = problems
+
+
+_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "softplus", "leaky_relu", "elu")
+
+
+def check_head(graph: Graph, name: str, loss: LossDef, target: Target) -> list[HeadError]:
+    """Every reason ``loss`` cannot train output ``name`` against ``target``."""
     out = graph.outputs[name]
     owner = _activation(out)
     last = owner.layer if owner is not None else name
+    problems = []
     if loss.fuses:
         act = owner.op.name if owner is not None else "the input"
         if act != loss.fuses:
-            raise HeadError(f"{loss.name} needs a {loss.fuses} output, but '{last}' ends in "
-                            f"'{act}'; set activation: {loss.fuses}", last, "activation")
+            act = act if act in _ACTIVATIONS or owner is None else "linear"
+            problems.append(HeadError(f"{loss.name} needs a {loss.fuses} output, but the last "
+                                      f"layer '{last}' ends in '{act}'; set activation: "
+                                      f"{loss.fuses}", last, "activation"))
+    try:
+        _check_shape(graph, name, loss, target, last)
+    except HeadError as e:
+        problems.append(e)
+    return problems
+
+
+def _check_shape(graph: Graph, name: str, loss: LossDef, target: Target, last: str) -> None:
+    out = graph.outputs[name]
     shape = out.shape
     units = _source(graph, out, ("dense", "conv2d", *_RECURRENT)) or last
     if len(shape) == 3:
@@ -87,7 +110,7 @@ def check_head(graph: Graph, name: str, loss: LossDef, target: Target) -> None:
     width = shape[1]
     if target.task == "binary" and width != 1:
         raise HeadError(f"binary_crossentropy trains one sigmoid unit per target; the output"
-                        f" layer '{units}' has {width} units (use units: 1, or "
+                        f" layer has {width} units ('{units}'; use units: 1, or "
                         "categorical_crossentropy with softmax)", units, "units")
     if target.task == "multiclass":
         if width < 2:
@@ -112,12 +135,14 @@ def attach_loss(graph: Graph, name: str, loss_name: str, target: Target,
     cross-entropy) to ``graph``; returns the loss value.
 
     Raises:
-        HeadError: the output cannot be trained by this loss against this target.
+        HeadErrors: the output cannot be trained by this loss against this target.
     """
     from dlspec.graph.ir import GraphBuilder
 
     loss = LOSSES[loss_name]
-    check_head(graph, name, loss, target)
+    problems = check_head(graph, name, loss, target)
+    if problems:
+        raise HeadErrors(problems)
     out = graph.outputs[name]
     reads = _activation(out).inputs[0] if loss.fuses else out
     gb = GraphBuilder.extend(graph)

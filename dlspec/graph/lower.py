@@ -110,8 +110,8 @@ class _Lowering:
         except ShapeError as e:
             text = str(e)
             if not text.startswith("layer '"):
-                what = node.layer or (f"shares '{node.share}'" if node.share else "")
-                text = f"layer '{scope}'" + (f" ({what})" if what else "") + f": {text}"
+                what = f" (shares '{node.share}')" if node.share else ""
+                text = f"layer '{scope}'{what}: {text}"
             raise self.fail(node.where, text) from None
 
     def call(self, block: BlockDef, node: NodeDef, xs: list[Value], env: dict[str, Value],

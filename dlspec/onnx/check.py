@@ -1,8 +1,8 @@
 """`dlspec validate --deep`: prove, before training, that a spec's network exports and runs.
 
-The network is lowered, given seeded random weights, emitted to ONNX at the
-spec's opset and loaded by the installed onnxruntime, whose output on random
-rows must match the engine's. Needs no data: the input is the feature vector.
+The graph is compiled, given seeded random weights, emitted to ONNX at the spec's opset
+and loaded by the installed onnxruntime, whose outputs on random inputs must match the
+engine's. Needs no data: the inputs are the network's own (features, images, windows).
 """
 
 from __future__ import annotations
@@ -22,22 +22,26 @@ from dlspec.spec.model import Spec
 ROWS = 3
 
 
-def deep_check(spec: Spec, input_shape: int | tuple) -> list[SpecError]:
+def deep_check(spec: Spec, shapes: dict[str, tuple]) -> list[SpecError]:
     """Problems exporting or running the spec's network (empty when it is fine)."""
     import onnxruntime as ort
+
+    from dlspec.spec.compile import compile_graph
 
     where = spec.locate(("export", "opset"), False)
 
     def problem(message: str) -> list[SpecError]:
         return [SpecError(message, where, path="export.opset", code="deep-check")]
 
-    net = Network(spec.layers, input_shape, spec.train.loss, spec.locate)
+    net = Network(compile_graph(spec, shapes, init=False).graph)
     net.buffer.initialize(np.random.default_rng(0))
     b = OnnxBuilder(spec.opset)
-    shape = net.graph.inputs[0].shape
-    b.add_input("features", TensorProto.FLOAT, ["N", *shape[1:]])
-    out = emit_network(b, net, "features")
-    b.add_output(out, TensorProto.FLOAT, ["N", *net.graph.output.shape[1:]])
+    feeds = {}
+    for v in net.graph.inputs:
+        feeds[v.name] = b.add_input(v.name, TensorProto.FLOAT, ["N", *v.shape[1:]])
+    outs = emit_network(b, net, feeds)
+    for name, value in outs.items():
+        b.add_output(value, TensorProto.FLOAT, ["N", *net.graph.outputs[name].shape[1:]])
     model = helper.make_model(b.graph(spec.name),
                               opset_imports=[helper.make_opsetid("", spec.opset)])
     model.ir_version = ir_version_for(spec.opset)
@@ -52,10 +56,13 @@ def deep_check(spec: Spec, input_shape: int | tuple) -> list[SpecError]:
     except Exception as e:  # noqa: BLE001 - onnxruntime's errors are not one class
         return problem(f"onnxruntime {ort.__version__} cannot load opset {spec.opset} / IR "
                        f"{model.ir_version}: {str(e).splitlines()[0]}")
-    x = np.random.default_rng(1).standard_normal((ROWS, *shape[1:])).astype(np.float32)
-    got = session.run(None, {"features": x})[0]
-    _, want = net.forward(x)
-    if not np.allclose(got, want, rtol=RTOL, atol=ATOL):
-        return problem(f"onnxruntime and the engine disagree on this network (max |diff| "
-                       f"{float(np.abs(got - want).max()):.2e}); please report this")
+    rng = np.random.default_rng(1)
+    x = {v.name: rng.standard_normal((ROWS, *v.shape[1:])).astype(np.float32)
+         for v in net.graph.inputs}
+    got = session.run([outs[n] for n in net.graph.outputs], x)
+    want = net.outputs(x)
+    for g, (name, w) in zip(got, want.items(), strict=True):
+        if not np.allclose(g, w, rtol=RTOL, atol=ATOL):
+            return problem(f"onnxruntime and the engine disagree on output '{name}' (max "
+                           f"|diff| {float(np.abs(g - w).max()):.2e}); please report this")
     return []

@@ -22,7 +22,7 @@ import numpy as np
 from dlspec.data.sequence import SequenceInput, sliding_windows
 from dlspec.errors import DataError, Location, UsageError
 from dlspec.runtime.contract import Contract
-from dlspec.runtime.predict import Batch, _writer
+from dlspec.runtime.predict import _writer
 from dlspec.runtime.readers import input_format, read_tables
 
 WINDOW_BYTES = 64 << 20  # float32 windows cut at a time

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from dlspec.engine.losses import LOSSES
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.errors import Diagnostics, SpecError, path_str
-from dlspec.graph.heads import HeadError, Target, attach_loss
+from dlspec.graph.heads import HeadError, HeadErrors, Target, attach_loss
 from dlspec.graph.ir import Graph
 from dlspec.graph.lower import lower_model
 from dlspec.graph.resources import DEFAULT_LIMIT, Estimate, estimate, human
@@ -60,8 +60,8 @@ def attach(spec: Spec, graph: Graph, classes: int | None = None, width: int = 1)
     try:
         attach_loss(graph, spec.model.outputs[0], loss.name, Target(loss.task, classes, width),
                     () if task.classifier else (width,))
-    except HeadError as e:
-        raise Diagnostics([_head_error(spec, e)]) from None
+    except HeadErrors as e:
+        raise Diagnostics([_head_error(spec, p) for p in e.problems]) from None
 
 
 def apply_param_rules(spec: Spec, graph: Graph) -> None:

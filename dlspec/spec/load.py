@@ -16,8 +16,8 @@ from dlspec.errors import DataError, Diagnostics, Location, SpecError
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.spec import semantic, sequence
 from dlspec.spec.compile import compile_graph
-from dlspec.spec.graphcheck import check_graph
 from dlspec.spec.diagnose import schema_errors
+from dlspec.spec.graphcheck import check_graph
 from dlspec.spec.model import Spec, build
 from dlspec.spec.normalize import normalize
 from dlspec.spec.schema import load_schema

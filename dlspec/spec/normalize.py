@@ -129,7 +129,7 @@ class _Model:
 def _inputs(model: dict, kind: str | None) -> dict:
     written = model.get("inputs")
     if not written:
-        return {DEFAULT_INPUTS[kind]: {"kind": kind, "columns": None}} if kind else {}
+        written = {DEFAULT_INPUTS[kind]: {"kind": kind}} if kind else {}
     out = {}
     for name, entry in written.items():
         entry = dict(entry or {})

@@ -290,7 +290,7 @@ def check_input_columns(spec: dict, header: Sequence[str], features: Sequence[st
                                 " input reads feature columns", "semantic-input"))
             else:
                 out.append(missing_column(locate, (*path, "columns", i), col, header, source))
-    if not out:
+    if not out and features:
         for name, cols in input_columns(spec, features).items():
             if not cols:
                 out.append(_err(locate, ("model", "inputs", name), f"input '{name}' has no "

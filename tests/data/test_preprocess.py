@@ -15,6 +15,7 @@ from dlspec.data.split import split_indices
 from dlspec.data.table import Table, read_csv
 from dlspec.errors import DataError, ModelError
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
+from dlspec.onnx.preprocess import emit_table
 from dlspec.onnx.versions import DEFAULT_OPSET, ML_OPSET, ir_version_for
 
 CHURN = Path(__file__).resolve().parents[3] / "shared" / "data" / "churn" / "Churn_Modelling.csv"
@@ -51,7 +52,7 @@ def session(pre: Preprocessor):
     import onnxruntime as ort
 
     b = OnnxBuilder(DEFAULT_OPSET)
-    out = pre.emit(b)
+    out = emit_table(b, pre, "features")
     b.add_output(out, TensorProto.FLOAT, ["N", len(pre.feature_names)])
     model = helper.make_model(
         b.graph("preprocess"), ir_version=ir_version_for(DEFAULT_OPSET),

@@ -21,6 +21,7 @@ from dlspec.data.sequence import (
 from dlspec.data.split import chronological_split, split_indices
 from dlspec.errors import ModelError
 from dlspec.onnx.builder import OnnxBuilder
+from dlspec.onnx.preprocess import emit_sequence, emit_sequence_output
 from dlspec.onnx.versions import DEFAULT_OPSET, ir_version_for
 
 SCALER = {"minmax": MinMaxScaler, "standardize": StandardScaler}
@@ -148,14 +149,14 @@ def test_onnx_scaling_equals_numpy(kind):
     pre = SequencePreprocessor.fit(values[:40], ["a", "b"], [{kind: {"columns": "all"}}],
                                    window=6, horizon=1, target="a", target_values=values[:40, 0])
     windows = sliding_windows(values, 6)
-    got = _run(pre.emit, {SEQUENCE_INPUT: windows}, 3)
+    got = _run(lambda b: emit_sequence(b, pre, SEQUENCE_INPUT), {SEQUENCE_INPUT: windows}, 3)
     np.testing.assert_allclose(got, pre.transform(windows), rtol=1e-6, atol=1e-6)
 
     out = np.linspace(-0.5, 1.5, 7, dtype=np.float32).reshape(-1, 1)
 
     def unscale(b):
         b.add_input("out", TensorProto.FLOAT, ["N", 1])
-        return pre.emit_output(b, "out")
+        return emit_sequence_output(b, pre, "out")
     np.testing.assert_array_equal(_run(unscale, {"out": out}, 2), pre.unscale_target(out))
 
 

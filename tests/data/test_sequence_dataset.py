@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.preprocessing import MinMaxScaler
 
-from dlspec.data.dataset import load_dataset
 from dlspec.data.sequence import sliding_windows
 from dlspec.errors import Diagnostics
+from dlspec.inputs import load_dataset
 from dlspec.spec.load import load_spec
 
 SPEC = """\
@@ -55,11 +55,11 @@ def test_windows_targets_and_chronological_splits(tmp_path):
     np.testing.assert_array_equal(ds.rows["train"], np.arange(18))
     np.testing.assert_array_equal(ds.rows["validation"], np.arange(18, 22))
     np.testing.assert_array_equal(ds.rows["test"], np.arange(22, 30))
-    np.testing.assert_array_equal(ds.windows, sliding_windows(values, 4)[:30])
-    assert ds.windows[0].tolist() == values[:4].astype(np.float32).tolist()
+    np.testing.assert_array_equal(ds.raw, sliding_windows(values, 4)[:30])
+    assert ds.raw[0].tolist() == values[:4].astype(np.float32).tolist()
     # window i ends at row i + 3; its target is 'level' two rows later
     np.testing.assert_array_equal(ds.targets[:, 0], values[5:, 0].astype(np.float32))
-    assert ds.input_shape == (4, 2) and ds.x["test"].shape == (8, 4, 2)
+    assert ds.input_shapes == {"window": (4, 2)} and ds.x["test"]["window"].shape == (8, 4, 2)
     assert ds.y["train"].dtype == np.float32 and ds.y["train"].shape == (18, 1)
 
 
@@ -84,7 +84,7 @@ def test_a_target_that_is_not_a_feature(tmp_path):
     spec = SPEC.replace("drop: [month]", "features: [temp]")
     ds = load_dataset(load_spec(make_spec(tmp_path, values, spec)))
     pre = ds.preprocessor
-    assert pre.columns == ["temp"] and ds.input_shape == (4, 1)
+    assert pre.columns == ["temp"] and ds.input_shapes == {"window": (4, 1)}
     oracle = MinMaxScaler().fit(values[:23, :1])
     assert pre.target_offset == pytest.approx(oracle.data_min_[0], rel=1e-6)
     assert pre.target_scale == pytest.approx(oracle.data_range_[0], rel=1e-6)

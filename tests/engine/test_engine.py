@@ -7,17 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from dlspec.data.dataset import load_dataset
+from dlspec.inputs import load_dataset
 from dlspec.engine.network import Network
 from dlspec.engine.trainer import fit
 from dlspec.spec.load import load_spec
-from tests.conftest import ROOT, SPECS
+from tests.conftest import ROOT, SPECS, train_step
 
 
 def _net(overrides=()):
     spec = load_spec(SPECS / "breast_cancer.yaml", list(overrides))
     ds = load_dataset(spec)
-    return spec, ds, Network(spec.layers, ds.input_shape, spec.train.loss)
+    return spec, ds, Network.chain(spec.layers, ds.input_shapes["features"], spec.train.loss)
+
+
+def _data_arrays(plan, s: list) -> list:
+    """The arrays a training step leaves in its slots, but the targets (class indices)."""
+    targets = set(plan.target_slots)
+    return [a for i, a in enumerate(s) if isinstance(a, np.ndarray) and i not in targets]
 
 
 def test_a_training_step_is_float32_throughout():
@@ -25,14 +31,8 @@ def test_a_training_step_is_float32_throughout():
     net.buffer.initialize(np.random.default_rng(0))
     plan = net.train_plan
     s = plan.new_slots()
-    s[plan.input_slots[0]] = ds.x["train"][:16]
-    for slot, rate in plan.noise_slots:
-        s[slot] = np.ones((16, *net.graph.values[slot].shape[1:]), np.float32) / (1 - rate)
-    plan.forward(s)
-    loss, g = net.loss.fn(s[plan.seed_slot], ds.y["train"][:16])
-    assert g.dtype == np.float32
-    plan.backward(s, g)
-    arrays = [a for a in s if isinstance(a, np.ndarray)]
+    train_step(net, plan, s, ds.x["train"]["features"][:16], ds.y["train"][:16])
+    arrays = _data_arrays(plan, s)
     assert arrays and all(a.dtype == np.float32 for a in arrays), \
         [a.dtype for a in arrays if a.dtype != np.float32]
     assert net.buffer.grad.dtype == np.float32 and np.abs(net.buffer.grad).sum() > 0
@@ -40,19 +40,14 @@ def test_a_training_step_is_float32_throughout():
 
 def test_a_cnn_training_step_is_float32_throughout():
     spec = load_spec(SPECS / "mnist_cnn.yaml", check_data=False)
-    net = Network(spec.layers, (28, 28, 1), spec.train.loss)
+    net = Network.chain(spec.layers, (28, 28, 1), spec.train.loss)
     net.buffer.initialize(np.random.default_rng(0))
     plan = net.train_plan
     rng = np.random.default_rng(1)
     s = plan.new_slots()
-    s[plan.input_slots[0]] = rng.random((8, 28, 28, 1), dtype=np.float32)
-    for slot, rate in plan.noise_slots:
-        s[slot] = np.ones((8, *net.graph.values[slot].shape[1:]), np.float32) / (1 - rate)
-    plan.forward(s)
-    loss, g = net.loss.fn(s[plan.seed_slot], rng.integers(0, 10, 8))
-    assert g.dtype == np.float32
-    plan.backward(s, g)
-    arrays = [a for a in s if isinstance(a, np.ndarray)] + plan.held_arrays()
+    train_step(net, plan, s, rng.random((8, 28, 28, 1), dtype=np.float32),
+               rng.integers(0, 10, 8))
+    arrays = _data_arrays(plan, s) + plan.held_arrays()
     assert len(arrays) > 20
     assert all(a.dtype in (np.float32, np.bool_) for a in arrays), \
         {str(a.dtype) for a in arrays}
@@ -61,7 +56,8 @@ def test_a_cnn_training_step_is_float32_throughout():
 
 def test_inference_plan_skips_dropout_and_training_plan_skips_the_fused_sigmoid():
     _, _, net = _net()
-    assert len(net.infer_plan.forward_steps) == len(net.graph.nodes) - 1  # dropout: identity
+    # inference: dropout is the identity, and there is no loss
+    assert len(net.infer_plan.forward_steps) == len(net.graph.nodes) - 2
     assert len(net.train_plan.nodes) == len(net.graph.nodes) - 1   # no final sigmoid
 
 
@@ -72,7 +68,7 @@ def test_frozen_layer_keeps_its_weights():
     fit(net, spec.train, ds.target.task, ds.x, ds.y)
     after = net.buffer.state()
     # fit re-initialises from the same seed, so compare with a fresh initialisation
-    net2 = Network(spec.layers, ds.input_shape, spec.train.loss)
+    net2 = Network.chain(spec.layers, ds.input_shapes["features"], spec.train.loss)
     from dlspec.engine.trainer import INIT_STREAM, rng
     net2.buffer.initialize(rng(spec.train.seed, INIT_STREAM))
     before = net2.buffer.state()
@@ -112,17 +108,14 @@ def test_an_lstm_training_step_is_float32_throughout():
     dense = LayerSpec("dense", "out", {"name": "out", "units": 1, "activation": "linear",
                                        "initializer": "glorot_uniform", "bias": True,
                                        "bias_initializer": "zeros", "trainable": True})
-    net = Network([_lstm("l1", 8, True), _lstm("l2", 5, False), dense], (7, 3), "mse")
+    net = Network.chain([_lstm("l1", 8, True), _lstm("l2", 5, False), dense], (7, 3), "mse")
     net.buffer.initialize(np.random.default_rng(0))
     plan = net.train_plan
     rng = np.random.default_rng(1)
     s = plan.new_slots()
-    s[plan.input_slots[0]] = rng.standard_normal((6, 7, 3), dtype=np.float32)
-    plan.forward(s)
-    loss, g = net.loss.fn(s[plan.seed_slot], rng.standard_normal((6, 1), dtype=np.float32))
-    assert g.dtype == np.float32
-    plan.backward(s, g)
-    arrays = [a for a in s if isinstance(a, np.ndarray)] + plan.held_arrays()
+    train_step(net, plan, s, rng.standard_normal((6, 7, 3), dtype=np.float32),
+               rng.standard_normal((6, 1), dtype=np.float32))
+    arrays = _data_arrays(plan, s) + plan.held_arrays()
     assert len(arrays) > 10
     assert all(a.dtype in (np.float32, np.bool_) for a in arrays), \
         {str(a.dtype) for a in arrays}

@@ -138,7 +138,8 @@ def _onehot_csv(folder: Path) -> Path:
     """The breast-cancer table with a coarse categorical column (radius bins as text)."""
     import csv
 
-    src = list(csv.DictReader(open(BREAST, newline="")))
+    with open(BREAST, newline="") as fh:
+        src = list(csv.DictReader(fh))
     out = folder / "bc_bins.csv"
     with open(out, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=[*src[0], "diagnosis_bin"])

@@ -25,6 +25,7 @@ from dlspec.onnx.export import emit_network
 from dlspec.onnx.versions import DEFAULT_OPSET, ir_version_for
 from dlspec.spec.model import LayerSpec
 from dlspec.spec.schema import schema_path
+from tests.conftest import train_step
 
 
 def layer(type_: str, name: str | None = None, **params) -> LayerSpec:
@@ -162,7 +163,7 @@ def test_schema_refuses(item):
 
 
 def _network(seed: int = 0) -> Network:
-    net = Network(small_cnn(), (28, 28, 1), "categorical_crossentropy")
+    net = Network.chain(small_cnn(), (28, 28, 1), "categorical_crossentropy")
     net.buffer.initialize(np.random.default_rng(seed))
     return net
 
@@ -176,7 +177,7 @@ def test_small_cnn_runs_and_matches_its_onnx_export():
 
     b = OnnxBuilder(DEFAULT_OPSET)
     features = b.add_input("features", TensorProto.FLOAT, ["N", 28, 28, 1])
-    out = emit_network(b, net, features)
+    (out,) = emit_network(b, net, {"features": features}).values()
     b.add_output(out, TensorProto.FLOAT, ["N", 10])
     model = helper.make_model(b.graph("cnn"),
                               opset_imports=[helper.make_opsetid("", DEFAULT_OPSET)],
@@ -198,10 +199,7 @@ def test_small_cnn_trains_on_a_fixed_batch():
     losses = []
     opt = OPTIMIZERS["adam"].make(buf.flat.size, {"lr": 0.01})
     for _ in range(60):
-        slots[plan.input_slots[0]] = x
-        plan.forward(slots)
-        loss, g = net.loss.fn(slots[plan.seed_slot], y)
-        plan.backward(slots, g)
+        loss = train_step(net, plan, slots, x, y)
         assert np.all(np.isfinite(buf.grad))
         opt.step(buf.flat, buf.grad)
         losses.append(loss)

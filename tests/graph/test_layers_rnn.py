@@ -25,6 +25,7 @@ from dlspec.onnx.versions import DEFAULT_OPSET, MIN_OPSET, ir_version_for
 from dlspec.ops.rnn_activations import RNN_ACTIVATIONS
 from dlspec.spec.model import LayerSpec
 from dlspec.spec.schema import schema_path
+from tests.conftest import train_step
 
 RECURRENT = ("lstm", "gru", "simple_rnn")
 
@@ -110,7 +111,7 @@ def test_a_dense_layer_after_sequences_asks_for_the_last_state():
 # ----------------------------------------------------------------------------- initial weights
 
 def _initial(type_: str, seed: int = 0, **params) -> dict[str, np.ndarray]:
-    net = Network([layer(type_, "r", units=16, **params)], (5, 4), "mse")
+    net = Network.chain([layer(type_, "r", units=16, **params)], (5, 4), None)
     net.buffer.initialize(np.random.default_rng(seed))
     return net.buffer.state()
 
@@ -203,7 +204,7 @@ def _toy_sequences(n: int = 64, t: int = 12, seed: int = 0):
 
 @pytest.mark.parametrize("type_", RECURRENT)
 def test_a_small_recurrent_network_trains(type_: str):
-    net = Network([layer(type_, "r", units=12, return_sequences=True),
+    net = Network.chain([layer(type_, "r", units=12, return_sequences=True),
                    layer(type_, "r2", units=8),
                    layer("dense", "out", units=1, activation="sigmoid")], (12, 2),
                   "binary_crossentropy")
@@ -215,10 +216,7 @@ def test_a_small_recurrent_network_trains(type_: str):
     losses = []
     for step in range(80):
         rows = slice(step % 2 * 32, step % 2 * 32 + 32)
-        slots[plan.input_slots[0]] = x[rows]
-        plan.forward(slots)
-        loss, g = net.loss.fn(slots[plan.seed_slot], y[rows])
-        plan.backward(slots, g)
+        loss = train_step(net, plan, slots, x[rows], y[rows])
         assert buf.grad.dtype == np.float32 and np.isfinite(buf.grad).all()
         opt.step(buf.flat, buf.grad)
         losses.append(loss)
@@ -232,13 +230,13 @@ def test_a_small_recurrent_network_trains(type_: str):
 @pytest.mark.parametrize("opset", [MIN_OPSET, DEFAULT_OPSET])
 @pytest.mark.parametrize("type_", RECURRENT)
 def test_export_matches_the_engine(type_: str, opset: int):
-    net = Network([layer(type_, "r1", units=10, return_sequences=True, activation="tanh"),
-                   layer(type_, "r2", units=6, use_bias=False),
-                   layer("dense", "out", units=2)], (9, 3), "mse")
+    net = Network.chain([layer(type_, "r1", units=10, return_sequences=True, activation="tanh"),
+                         layer(type_, "r2", units=6, use_bias=False),
+                         layer("dense", "out", units=2)], (9, 3), None)
     net.buffer.initialize(np.random.default_rng(5))
     b = OnnxBuilder(opset)
     features = b.add_input("features", TensorProto.FLOAT, ["N", 9, 3])
-    out = emit_network(b, net, features)
+    (out,) = emit_network(b, net, {"features": features}).values()
     b.add_output(out, TensorProto.FLOAT, ["N", 2])
     model = helper.make_model(b.graph("rnn"), opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=ir_version_for(opset))

@@ -51,7 +51,7 @@ def test_engine_equals_onnxruntime_on_missing_and_unseen(cats, tmp_path):
 
 def test_imputation_means_the_training_mean_and_unseen(cats, tmp_path):
     """A row with gaps predicts exactly as the row with the gaps filled in by hand."""
-    state = json.loads((cats / "preprocess.json").read_text())["preprocessing"]
+    state = json.loads((cats / "preprocess.json").read_text())["inputs"]["features"]
     means = {c["name"]: c["impute"] for c in state["inputs"] if c["kind"] == "numeric"}
     filled = [["x2", means["price"], "green", "M", 4, 1],
               ["x3", 20, "never-seen", "L", 2, 0],
@@ -105,7 +105,7 @@ def test_older_formats(cats, tmp_path):
                                                  [ODD_ROWS[1]]))
     with pytest.raises(ModelError, match="'price' has no training mean to impute with"):
         contract.feeds(table, on_missing="impute")
-    state = json.loads((cats / "preprocess.json").read_text())["preprocessing"]
+    state = json.loads((cats / "preprocess.json").read_text())["inputs"]["features"]
     with pytest.raises(ModelError, match="format 1 .* lacks the training means"):
         Preprocessor.from_dict(state | {"format": 1})
     del state["inputs"][0]["impute"]

@@ -103,7 +103,7 @@ def test_breast_cancer_defaults_are_filled():
     spec = load_spec(BREAST)
     assert [(layer.type, layer.name) for layer in spec.layers] == [
         ("dense", "dense_1"), ("dropout", "dropout_1"), ("dense", "dense_2"), ("dense", "dense_3")]
-    assert dict(spec.layers[1].params) == {"name": "dropout_1", "rate": 0.2}
+    assert dict(spec.layers[1].params) == {"rate": 0.2}  # a node's name is its key
     assert spec.layers[3].params["initializer"] == "glorot_uniform"
     assert spec.opset == DEFAULT_OPSET  # no export section
     assert spec.resolved["export"] == {"opset": DEFAULT_OPSET}

@@ -62,7 +62,8 @@ class Weight:
         dims = "x".join(map(str, self.shape)) or "a scalar"
         if not self.axes:
             return dims
-        return f"{dims} ({', '.join(f'{d} {a}' for d, a in zip(self.shape, self.axes, strict=True))})"
+        parts = (f"{d} {a}" for d, a in zip(self.shape, self.axes, strict=True))
+        return f"{dims} ({', '.join(parts)})"
 
 
 @dataclass(frozen=True)

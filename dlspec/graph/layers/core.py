@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dlspec.errors import ShapeError
+from dlspec.graph.initializers import INITIALIZERS
 from dlspec.graph.layers import (
     ACTIVATIONS,
     COMMON,
@@ -15,7 +16,6 @@ from dlspec.graph.layers import (
     no_weights,
     register_layer,
 )
-from dlspec.graph.initializers import INITIALIZERS
 from dlspec.ops.registry import fmt_shape
 
 

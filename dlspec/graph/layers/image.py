@@ -16,7 +16,6 @@ from dlspec.graph.layers import (
     apply_activation,
     enum,
     init,
-    no_weights,
     register_layer,
 )
 from dlspec.ops.conv import pair, same_pads

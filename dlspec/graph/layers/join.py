@@ -9,7 +9,7 @@ images), the other axes equal.
 from __future__ import annotations
 
 from dlspec.errors import ShapeError
-from dlspec.graph.layers import COMMON, LayerDef, no_weights, register_layer
+from dlspec.graph.layers import COMMON, LayerDef, register_layer
 from dlspec.ops.registry import fmt_shape
 
 
