@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dlspec.inputs import load_dataset
 from dlspec.engine.network import Network
 from dlspec.engine.trainer import fit
+from dlspec.inputs import load_dataset
 from dlspec.spec.load import load_spec
 from tests.conftest import ROOT, SPECS, train_step
 
