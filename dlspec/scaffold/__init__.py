@@ -63,6 +63,9 @@ def init_spec(data: str | os.PathLike, *, target: str | None = None,
     ctx = dict(schema_ref=_schema_ref(base), source=_relative(data, base),
                name=_name(Path(spec_path) if spec_path else None, data, fmt), file=data.name)
     if fmt == "csv":
+        if data.suffix.lower() in (".yaml", ".yml", ".onnx", ".json"):
+            raise UsageError(f"expected a data file (CSV, IDX, .npz or a folder of images), "
+                             f"got a {data.suffix} file", Location(str(data)), code="usage")
         if _is_gzip(data):
             raise _gzip_error(data)
         if target is None:

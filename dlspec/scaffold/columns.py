@@ -190,8 +190,13 @@ def read_target(table: Table, name: str) -> TargetInfo:
             manageable number of classes.
     """
     if name not in table.cells:
-        raise missing_columns_error(table.source, table.columns, [name], 1,
-                                    has="--target must name a column; the header has")
+        e = missing_columns_error(table.source, table.columns, [name], 1,
+                                  has="--target must name a column; the header has")
+        numbers = [c for c in table.columns if is_number(c)]
+        if numbers:
+            e = DataError(f"{e.message}; names like {numbers[0]} suggest the first line is "
+                          "data, not column names", e.location, code=e.code)
+        raise e
     cells = table.cells[name]
     empty = cells == ""
     where = Location(table.source, 1)
@@ -216,7 +221,7 @@ def read_target(table: Table, name: str) -> TargetInfo:
                               f"{_num(values.max())} ({n_classes:,} values): regression")
         order = sorted(counts, key=float)
     else:
-        if len(counts) > min(CLASS_MAX, len(cells) // 2):
+        if len(counts) > 2 and len(counts) > min(CLASS_MAX, len(cells) // 2):
             raise DataError(f"column {name!r} (the target) has {len(counts):,} distinct values "
                             f"in {len(cells):,} rows ({_show(sorted(counts))}): too many to be "
                             "classes, and not numbers to predict", where, code="data-target")

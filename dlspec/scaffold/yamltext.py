@@ -18,6 +18,9 @@ import yaml
 WIDTH = 100         # lines are wrapped to this width
 COMMENT_AT = 36     # column where inline comments start, where the code leaves room
 _PLAIN = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./ ()=+-]*")
+# What JSON leaves as it is but YAML refuses (outside its printable set) or reads as a
+# line break (NEL, LS, PS), which a quoted scalar folds into a space.
+_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 _PLAIN_BLOCK = re.compile(r"[A-Za-z0-9_./(][^\n#'\"]*")  # outside [] and {}: commas are fine
 
 
@@ -43,7 +46,8 @@ def scalar(value, *, block: bool = False) -> str:
     plain = _PLAIN_BLOCK if block else _PLAIN
     if plain.fullmatch(text) and text == text.strip() and _reads_back(text):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                            json.dumps(text, ensure_ascii=False))
 
 
 def _reads_back(text: str) -> bool:
