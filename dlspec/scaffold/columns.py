@@ -59,6 +59,7 @@ class TargetInfo:
     reason: str
     classes: list[str] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
+    largest: float = 0.0            # regression: the largest absolute value
 
 
 def _count(n: int, what: str) -> str:
@@ -218,7 +219,8 @@ def read_target(table: Table, name: str) -> TargetInfo:
         n_classes = len(set(values.tolist()))
         if not integer or n_classes > CLASS_MAX_INT:
             return TargetInfo(name, "regression", f"numbers {_num(values.min())} to "
-                              f"{_num(values.max())} ({n_classes:,} values): regression")
+                              f"{_num(values.max())} ({n_classes:,} values): regression",
+                              largest=float(np.abs(values).max()))
         order = sorted(counts, key=float)
     else:
         if len(counts) > 2 and len(counts) > min(CLASS_MAX, len(cells) // 2):

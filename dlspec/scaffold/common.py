@@ -88,7 +88,8 @@ def output_layer(b: Builder, task: str, classes: list[str]) -> None:
 
 
 def train_section(b: Builder, task: str, *, lr: float, batch_size: int, epochs: int,
-                  patience: int | None, why_batch: str, why_epochs: str) -> None:
+                  patience: int | None, why_batch: str, why_epochs: str,
+                  why_lr: str = "Adam adapts each weight's step; a sound default") -> None:
     """``train:`` for ``task``, with Adam, early stopping (when ``patience``) and metrics."""
     t = TASKS[task]
     b.line(0, "train:")
@@ -97,7 +98,7 @@ def train_section(b: Builder, task: str, *, lr: float, batch_size: int, epochs: 
         "multiclass": "cross-entropy of the softmax output against the class",
         "regression": "mean squared error"}[task])
     b.choose(2, f"optimizer: {{adam: {{lr: {lr}}}}}", "train.optimizer", {"adam": {"lr": lr}},
-             "Adam adapts each weight's step; a sound default")
+             why_lr)
     b.choose(2, f"batch_size: {batch_size}", "train.batch_size", batch_size, why_batch)
     b.choose(2, f"epochs: {epochs}", "train.epochs", epochs, why_epochs)
     b.choose(2, f"metrics: {scalar(list(t.metrics))}", "train.metrics", list(t.metrics),

@@ -105,8 +105,12 @@ def table_spec(table: Table, target_name: str, ctx: Context) -> Builder:
              + ("; stratified: every split keeps the class shares" if classify else ""))
     _mlp(b, width, target)
     small = n < 1000
-    train_section(b, target.task, lr=0.001, batch_size=16 if small else 32,
-                  epochs=100 if n <= 50_000 else 30, patience=10,
+    big = target.largest > 10  # the output must grow to the target's own units
+    why_lr = (f"a larger step than Adam's usual 0.001: dlspec does not scale a table's "
+              f"target, and the output has to reach values of {target.largest:g}") if big \
+        else "Adam adapts each weight's step; a sound default"
+    train_section(b, target.task, lr=0.01 if big else 0.001, batch_size=16 if small else 32,
+                  epochs=100 if n <= 50_000 else 30, patience=10, why_lr=why_lr,
                   why_batch=f"{'small batches for few rows' if small else 'a common default'}"
                             f" ({n:,} rows)",
                   why_epochs="an upper bound: early stopping ends training sooner")
