@@ -31,7 +31,7 @@ def _pow2_at_most(x: float) -> int:
 
 def _names(names: list[str]) -> str:
     shown = ", ".join(names[:_SHOWN])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > _SHOWN else "")
+    return shown + (", ..." if len(names) > _SHOWN else "")
 
 
 def _no_features(table: Table, columns: list[Column], *, sequence: bool) -> DataError:
@@ -106,10 +106,14 @@ def table_spec(table: Table, target_name: str, ctx: Context) -> Builder:
     _mlp(b, width, target)
     small = n < 1000
     big = target.largest > 10  # the output must grow to the target's own units
-    why_lr = (f"a larger step than Adam's usual 0.001: dlspec does not scale a table's "
-              f"target, and the output has to reach values of {target.largest:g}") if big \
-        else "Adam adapts each weight's step; a sound default"
-    train_section(b, target.task, lr=0.01 if big else 0.001, batch_size=16 if small else 32,
+    why_lr = "Adam adapts each weight's step; 0.001 is its usual step"
+    if small or big:
+        why_lr = "a larger step than Adam's usual 0.001: " + "; ".join(
+            ["few rows make few steps per epoch"] * small
+            + [f"dlspec does not scale a table's target, and the output has to reach "
+               f"values of {target.largest:g}"] * big)
+    train_section(b, target.task, lr=0.01 if small or big else 0.001,
+                  batch_size=16 if small else 32,
                   epochs=100 if n <= 50_000 else 30, patience=10, why_lr=why_lr,
                   why_batch=f"{'small batches for few rows' if small else 'a common default'}"
                             f" ({n:,} rows)",
