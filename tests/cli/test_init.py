@@ -168,6 +168,27 @@ def test_paths_are_relative_to_the_spec(tmp_path, monkeypatch):
     assert yaml.safe_load(r.stdout)["data"]["source"] == "breast_cancer.csv"
 
 
+def test_odd_names_and_missing_values_still_give_a_spec_that_trains(tmp_path):
+    """Names YAML would misread are quoted; a column with gaps is dropped, saying what to do."""
+    rng = np.random.default_rng(0)
+    rows = ["yes,a b: c,#note,gappy,class label"]
+    for i in range(200):
+        gap = "" if i % 50 == 7 else f"{rng.normal():.3f}"
+        rows.append(f"{rng.normal():.3f},{['x', 'y', 'z'][i % 3]},{i % 2},{gap},"
+                    f"{'ab'[int(rng.random() < 0.5)]}")
+    data = _bad_csv(tmp_path, "odd.csv", "\n".join(rows) + "\n")
+    spec = tmp_path / "odd.yaml"
+    r = run("init", data, "--target", "class label", "-o", spec)
+    assert r.exit_code == 0, r.output
+    text = spec.read_text()
+    load_spec(spec)
+    d = yaml.safe_load(text)["data"]
+    assert d["target"] == "class label" and d["drop"] == ["gappy"]
+    assert d["preprocess"] == [{"onehot": ["a b: c"]}, {"standardize": "all"}]
+    assert "4 empty cells (first at line 9)" in comment_for(text, "- gappy")
+    dlspec.train(spec, ["train.epochs=2"], run_dir=tmp_path / "run")
+
+
 def test_a_large_csv_is_read_as_a_sample():
     s = init_spec(EXAMPLES / "breast_cancer.csv", target="diagnosis", sample_rows=100)
     assert "the first 100 rows of breast_cancer.csv" in s.text
