@@ -21,9 +21,9 @@ from dlspec.data.sources import infer_format
 from dlspec.data.table import Table, read_csv
 from dlspec.errors import DataError, Location, UsageError
 from dlspec.scaffold.columns import is_number
-from dlspec.scaffold.common import Choice
+from dlspec.scaffold.common import Choice, Context
 from dlspec.scaffold.imagespec import Images, image_spec
-from dlspec.scaffold.tabular import Context, sequence_spec, table_spec
+from dlspec.scaffold.tabular import sequence_spec, table_spec
 from dlspec.spec.schema import SCHEMA_FILE, SCHEMA_ID
 
 __all__ = ["SAMPLE_ROWS", "Choice", "Scaffold", "init_spec"]
@@ -88,10 +88,7 @@ def init_spec(data: str | os.PathLike, *, target: str | None = None,
                                  code="usage")
         images, read = _read_images(data, fmt, labels, base)
         b = image_spec(images, Context(read=read, **ctx))
-    task = next(str(c.value) for c in b.choices if c.key == "train.loss")
-    task = {"binary_crossentropy": "binary", "categorical_crossentropy": "multiclass"}.get(
-        task, "regression")
-    return Scaffold(b.render(), task, b.choices)
+    return Scaffold(b.render(), b.task, b.choices)
 
 
 def _relative(path: Path, base: Path) -> str:

@@ -19,6 +19,17 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Context:
+    """Where the spec will live and what was read, for its head and data.source."""
+
+    schema_ref: str   # the modeline's target
+    source: str       # data.source as written (relative to the spec's folder)
+    name: str         # the spec's name
+    read: str         # "all 569 rows of breast_cancer.csv", ...
+    file: str         # the data file's name
+
+
+@dataclass(frozen=True)
 class Task:
     """What a task puts at the end of the network and in train."""
 
@@ -43,6 +54,7 @@ class Builder:
 
     text: SpecText = field(default_factory=SpecText)
     choices: list[Choice] = field(default_factory=list)
+    task: str = ""  # set by train_section
 
     def line(self, indent: int, code: str, comment: str = "") -> None:
         self.text.line(indent, code, comment)
@@ -92,6 +104,7 @@ def train_section(b: Builder, task: str, *, lr: float, batch_size: int, epochs: 
                   why_lr: str = "Adam adapts each weight's step; a sound default") -> None:
     """``train:`` for ``task``, with Adam, early stopping (when ``patience``) and metrics."""
     t = TASKS[task]
+    b.task = task
     b.line(0, "train:")
     b.choose(2, f"loss: {t.loss}", "train.loss", t.loss, {
         "binary": "cross-entropy of the sigmoid output against 0/1",

@@ -7,8 +7,14 @@ from dataclasses import dataclass
 
 from dlspec.errors import DataError, Location
 from dlspec.scaffold.columns import TargetInfo
-from dlspec.scaffold.common import Builder, head, output_layer, source_line, train_section
-from dlspec.scaffold.tabular import Context
+from dlspec.scaffold.common import (
+    Builder,
+    Context,
+    head,
+    output_layer,
+    source_line,
+    train_section,
+)
 from dlspec.scaffold.yamltext import scalar
 
 

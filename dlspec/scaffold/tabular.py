@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from dlspec.data.table import Table
 from dlspec.errors import DataError, Location, UsageError
 from dlspec.scaffold.columns import DROP, Column, TargetInfo, read_column, read_target
-from dlspec.scaffold.common import Builder, head, output_layer, source_line, train_section
+from dlspec.scaffold.common import (
+    Builder,
+    Context,
+    head,
+    output_layer,
+    source_line,
+    train_section,
+)
 from dlspec.scaffold.yamltext import scalar
 
 _SHOWN = 12  # feature names listed in the features comment
-
-
-@dataclass(frozen=True)
-class Context:
-    """Where the spec will live and what was read, for its head and data.source."""
-
-    schema_ref: str   # the modeline's target
-    source: str       # data.source as written (relative to the spec's folder)
-    name: str         # the spec's name
-    read: str         # "all 569 rows of breast_cancer.csv", ...
-    file: str         # the data file's name
 
 
 def _pow2_at_most(x: float) -> int:
@@ -34,9 +29,9 @@ def _names(names: list[str]) -> str:
     return shown + (", ..." if len(names) > _SHOWN else "")
 
 
-def _no_features(table: Table, columns: list[Column], *, sequence: bool) -> DataError:
+def _no_features(table: Table, columns: list[Column]) -> DataError:
     why = "; ".join(f"{c.name}: {c.reason}" for c in columns[:5])
-    hint = "" if sequence or not any(c.kind == "date" for c in columns) else \
+    hint = "" if not any(c.kind == "date" for c in columns) else \
         "; for a time series, forecast the target from its own past with --sequence WINDOW"
     return DataError(f"no feature columns left to learn from (every column but the target is "
                      f"dropped: {why}){hint}", Location(table.source, 1), code="data-columns")
@@ -81,7 +76,7 @@ def table_spec(table: Table, target_name: str, ctx: Context) -> Builder:
     columns = [read_column(table, c) for c in table.columns if c != target_name]
     used = [c for c in columns if c.use != DROP]
     if not used:
-        raise _no_features(table, columns, sequence=False)
+        raise _no_features(table, columns)
     width = sum(c.distinct if c.use == "onehot" else 1 for c in used)
     n = len(table)
     b = Builder()
