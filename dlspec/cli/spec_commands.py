@@ -1,4 +1,4 @@
-"""Commands on specs: validate, schema, inspect, train, export."""
+"""Commands on specs: init, validate, schema, inspect, train, export."""
 
 from __future__ import annotations
 
@@ -21,6 +21,43 @@ from dlspec.cli.app import (
     user_errors,
 )
 from dlspec.errors import Diagnostic, Diagnostics
+
+
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="A CSV file, IDX images, an .npz of images or a "
+                                         "folder with one sub-folder of images per class.")],
+    target: Annotated[str | None, typer.Option("--target", "-t", metavar="COLUMN",
+                                               help="The column to predict (tables).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the spec here "
+                                                "(default: stdout).")] = None,
+    sequence: Annotated[int | None, typer.Option(metavar="WINDOW", min=1, help="Rows are in "
+                                                 "time order: forecast from windows of this "
+                                                 "many rows.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="IDX images: the labels file (default: "
+                                                "found beside the images).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing -o file.")
+                     ] = False,
+) -> None:
+    """Write a commented spec for a data file that validates and trains as it is."""
+    from dlspec.errors import Location, UsageError
+    from dlspec.fsio import atomic_write
+    from dlspec.scaffold import init_spec
+
+    with user_errors():
+        if output is not None and output.exists() and not force:
+            raise UsageError("already exists; use --force to overwrite it",
+                             Location(str(output)), code="usage")
+        result = init_spec(data, target=target, sequence=sequence, labels=labels,
+                           spec_path=output)
+        if output is None:
+            sys.stdout.write(result.text)
+            return
+        atomic_write(output, result.text.encode("utf-8"))
+        dropped = [str(c.value) for c in result.choices if c.key == "data.drop"]
+        err.print(f"{result.task} task" + (f"; dropped {', '.join(dropped)}" if dropped else "")
+                  + f"; every choice is explained in {output}", soft_wrap=True, markup=False)
+        print(output, flush=True)
 
 
 def _spec_files(paths: list[Path]) -> list[Path]:
