@@ -20,18 +20,26 @@ from dlspec.cli.app import (
     size_option,
     user_errors,
 )
-from dlspec.errors import Diagnostic, Diagnostics
+from dlspec.errors import Diagnostic, Diagnostics, Location
+
+SPEC_SUFFIXES = (".yaml", ".yml")
 
 
-def _spec_files(paths: list[Path]) -> list[Path]:
-    files = []
+def _spec_files(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """The spec files under ``paths``, and a problem for each folder that holds none."""
+    files, empty = [], []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")
-                                and q.is_file()))
+            found = sorted(q for q in p.rglob("*") if q.suffix in SPEC_SUFFIXES and q.is_file())
+            if not found:
+                patterns = " and ".join(f"*{s}" for s in SPEC_SUFFIXES)
+                empty.append(Diagnostic(f"no spec files found under this folder (looked for "
+                                        f"{patterns} files, sub-folders included)",
+                                        Location(str(p)), code="no-specs"))
+            files.extend(found)
         else:
             files.append(p)
-    return files
+    return files, empty
 
 
 @app.command()
@@ -48,8 +56,7 @@ def validate(
     from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
     from dlspec.spec.load import load_spec
 
-    problems: list[Diagnostic] = []
-    files = _spec_files(paths)
+    files, problems = _spec_files(paths)
     limit = size_option(max_memory)
     with user_errors():
         for f in files:
@@ -74,8 +81,8 @@ def validate(
             print(diagnostics_github(problems))
     else:
         diagnostics_text(err, problems)
-        bad = len({d.location.file for d in problems if d.location})
-        if problems:
+        bad = len({d.location.file for d in problems if d.location and d.code != "no-specs"})
+        if problems and files:
             err.print(f"{len(problems)} problem(s) in {bad} of {len(files)} file(s)")
     raise typer.Exit(1 if problems or not files else 0)
 

@@ -1,0 +1,40 @@
+"""dlspec validate through the CLI: what it says when there is nothing to check, and the
+data checks it shares with train and inspect."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from dlspec.cli import app
+from tests.conftest import EXAMPLES, SPECS
+
+runner = CliRunner()
+
+
+def run(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def test_folder_without_specs_says_so(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a spec\n")
+    for folder in (tmp_path, EXAMPLES.parent):
+        r = run("validate", folder)
+        assert r.exit_code == 1
+        first = r.stderr.splitlines()[0]
+        assert first.startswith(f"{folder}: no spec files found under this folder")
+        assert "*.yaml and *.yml" in first
+    r = run("validate", tmp_path, "--format", "json")
+    assert r.exit_code == 1
+    [item] = json.loads(r.stdout)
+    assert item["file"] == str(tmp_path) and item["code"] == "no-specs"
+    r = run("validate", tmp_path, "--format", "github")
+    assert r.exit_code == 1 and r.stdout.startswith(f"::error file={tmp_path},")
+
+
+def test_empty_folder_beside_a_good_spec(tmp_path):
+    r = run("validate", tmp_path, SPECS / "breast_cancer.yaml")
+    assert r.exit_code == 1
+    assert f"{tmp_path}: no spec files found" in r.stderr
+    assert f"ok {SPECS / 'breast_cancer.yaml'}" in r.stderr
