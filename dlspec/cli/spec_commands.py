@@ -53,6 +53,7 @@ def validate(
                                        "its opset and run it in onnxruntime.")] = False,
 ) -> None:
     """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
+    from dlspec.data.locate import missing_data
     from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
     from dlspec.spec.load import load_spec
 
@@ -71,8 +72,8 @@ def validate(
                 problems.append(d)
                 continue
             if fmt is Format.text:
-                note = "" if spec.data.source.is_file() else \
-                    f" (data file {spec.data.source_text} not found: column checks skipped)"
+                missing = missing_data(spec)
+                note = f" ({'; '.join(missing)})" if missing else ""
                 err.print(f"[green]ok[/] {f}{note}", soft_wrap=True)
     if fmt is Format.json:
         sys.stdout.write(diagnostics_json(problems) + "\n")

@@ -38,3 +38,42 @@ def test_empty_folder_beside_a_good_spec(tmp_path):
     assert r.exit_code == 1
     assert f"{tmp_path}: no spec files found" in r.stderr
     assert f"ok {SPECS / 'breast_cancer.yaml'}" in r.stderr
+
+
+TOY_SPEC = """\
+dlspec: 1
+name: toy
+data:
+  source: toy
+  split: {validation: 0.0, stratify: false}
+model:
+  layers:
+    - flatten:
+    - dense: {units: 3, activation: softmax}
+train: {loss: categorical_crossentropy, epochs: 1}
+"""
+
+
+def test_builtin_dataset_is_found_as_train_finds_it(tmp_path, monkeypatch):
+    from dlspec.data.builtin import DATASETS
+    from dlspec.data.dataset import load_dataset
+    from dlspec.spec.load import load_spec
+    from tests.data.test_builtin import publish, toy
+
+    monkeypatch.setitem(DATASETS, "toy", toy("http://127.0.0.1:9"))  # never downloaded here
+    monkeypatch.setenv("DLSPEC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DLSPEC_DATA", raising=False)
+    shared = tmp_path / "shared"
+    (shared / "toy").mkdir(parents=True)
+    publish(shared / "toy")
+    spec = tmp_path / "toy.yaml"
+    spec.write_text(TOY_SPEC)
+    r = run("validate", spec)
+    assert r.exit_code == 0, r.output
+    assert f"ok {spec} (toy is not yet in $DLSPEC_DATA or the cache" in r.stderr
+    monkeypatch.setenv("DLSPEC_DATA", str(shared))
+    r = run("validate", spec)
+    assert r.exit_code == 0, r.output
+    assert r.stderr.strip() == f"ok {spec}"
+    ds = load_dataset(load_spec(spec))  # what training reads, from the same place
+    assert len(ds.x["train"]) == 5 and len(ds.x["test"]) == 2
