@@ -30,12 +30,14 @@ from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
 from dlspec.errors import Diagnostics, Location, ModelError, SpecError
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.runs import (
+    LATEST,
     check_run_dir,
     load_arrays,
     model_file,
     new_run_id,
     point_latest,
     resolve_run_dir,
+    run_of_model,
     save_arrays,
     write_atomic,
     write_run,
@@ -399,6 +401,11 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
     options = {"input_format": input_format, "keep": keep}
     output = Path(out) if out else None
     if backend == "numpy":
+        if model.is_file() and model.name != LATEST:
+            raise ModelError("the numpy backend runs the training engine, which needs a run "
+                             f"directory, not a model file; {run_of_model(model)} (or drop "
+                             "--backend numpy to run this file with onnxruntime)",
+                             Location(str(model)), code="run-missing")
         r = load_run(model)
         sequence = r.preprocessor.sequence_input
         contract = Contract(r.preprocessor.inputs, r.target.name, r.target.task,

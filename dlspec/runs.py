@@ -137,6 +137,36 @@ def resolve_run_dir(path: str | Path) -> Path:
     return p
 
 
+def run_of_model(model: Path, runs_root: Path = Path("runs")) -> str:
+    """Which run directory an exported model file came from, in words, for a user who gave
+    the file where a run directory is needed: the run holding the same model bytes, else
+    one trained from the same spec, else where its runs live (named in its metadata)."""
+    import onnx
+
+    try:
+        data = model.read_bytes()
+        meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    except Exception:  # noqa: BLE001 - not a readable ONNX model: nothing to say about it
+        return "give the run directory the model was trained in"
+    name = meta.get("dlspec.name")
+    if not name:
+        return "this model has no dlspec metadata naming its run"
+    runs = sorted((p for p in (runs_root / name).glob("*") if p.is_dir() and not p.is_symlink()
+                   and (p / "model.onnx").is_file()), reverse=True)  # run ids sort by time
+    for run in runs:
+        if (run / "model.onnx").read_bytes() == data:
+            return f"it is the model of {run}: give that directory"
+    for run in runs:
+        try:
+            trained = json.loads((run / "weights.json").read_text())["spec_sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if trained == meta.get("dlspec.spec_sha256"):
+            return f"{run} was trained from the same spec: give that directory"
+    return (f"its metadata names it '{name}', whose runs live in {runs_root / name}/<run-id>/ "
+            f"({runs_root / name / LATEST} is the newest); give the one it came from")
+
+
 def model_file(path: str | Path) -> Path:
     """The .onnx file ``path`` names: itself, or a run directory's (or ``latest``'s) model."""
     p = Path(path)
