@@ -53,6 +53,7 @@ def validate(
                                        "its opset and run it in onnxruntime.")] = False,
 ) -> None:
     """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
+    from dlspec.data.kinds import check_kinds
     from dlspec.data.locate import missing_data
     from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
     from dlspec.spec.load import load_spec
@@ -63,6 +64,9 @@ def validate(
         for f in files:
             try:
                 spec = load_spec(f, overrides or [], max_memory=limit)
+                kinds = check_kinds(spec)
+                if kinds:
+                    raise Diagnostics(kinds)
                 if deep:
                     _deep(spec)
             except Diagnostics as d:

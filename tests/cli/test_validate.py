@@ -77,3 +77,48 @@ def test_builtin_dataset_is_found_as_train_finds_it(tmp_path, monkeypatch):
     assert r.stderr.strip() == f"ok {spec}"
     ds = load_dataset(load_spec(spec))  # what training reads, from the same place
     assert len(ds.x["train"]) == 5 and len(ds.x["test"]) == 2
+
+
+SMS_SPEC = """\
+dlspec: 1
+name: sms
+data:
+  source: sms.csv
+  target: label
+  preprocess:
+    - standardize: [length]
+model:
+  layers:
+    - dense: {units: 1, activation: sigmoid}
+train: {loss: binary_crossentropy, epochs: 1}
+"""
+
+
+def test_validate_checks_column_kinds_as_training_does(tmp_path):
+    """A free-text column with no encoding: validate says what inspect and train say, at the
+    data file's line, and points at the spec's place to fix."""
+    rows = [("ham", 3, "123"), ("spam", 40, "Too late, I said: call 0800 now"),
+            ("ham", 12, "ok see you")] * 5
+    csv = tmp_path / "sms.csv"
+    csv.write_text("label,length,message\n" + "".join(f'{a},{b},"{c}"\n' for a, b, c in rows))
+    spec = tmp_path / "sms.yaml"
+    spec.write_text(SMS_SPEC)
+    said = ("column 'message': cannot parse 'Too late, I said: call 0800 now' as a number; "
+            "if the column is categorical, encode it with onehot or label_encode (or drop it)")
+    r = run("validate", spec)
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[0] == f"{csv}:3: {said}; fix it at {spec}:6:3 (data.preprocess)"
+    r = run("inspect", spec)  # the same check, on the training rows only
+    assert r.exit_code == 1
+    line, message = r.stderr.splitlines()[0].removeprefix(f"{csv}:").split(": ", 1)
+    assert message == said and "Too late" in csv.read_text().splitlines()[int(line) - 1]
+    r = run("validate", spec, "--set", "data.drop=[message]")
+    assert r.exit_code == 0, r.output
+    r = run("validate", spec, "--set", "data.preprocess=[{label_encode: [message]}]")
+    assert r.exit_code == 0, r.output
+    r = run("validate", spec, "--set", "data.target=message", "--set", "data.drop=[label]",
+            "--set", "train.loss=mse")
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[0] == (
+        f"{csv}:3: column 'message': cannot parse 'Too late, I said: call 0800 now' as a "
+        "number; fix it at --set train.loss=mse (train.loss)")
