@@ -88,7 +88,8 @@ def validate(
         diagnostics_text(err, problems)
         bad = len({d.location.file for d in problems if d.location and d.code != "no-specs"})
         if problems and files:
-            err.print(f"{len(problems)} problem(s) in {bad} of {len(files)} file(s)")
+            err.print(f"{len(problems)} problem(s) in {bad} of {len(files)} file(s)",
+                      soft_wrap=True)
     raise typer.Exit(1 if problems or not files else 0)
 
 
@@ -143,32 +144,35 @@ def inspect(
             out.print(f"sequences: {ds.preprocessor.sequence_input.describe()}", soft_wrap=True)
         else:
             out.print(f"images: {' x '.join(map(str, ds.input_shape))} (height x width x "
-                      "channels), raw uint8 pixels in the exported model")
+                      "channels), raw uint8 pixels in the exported model", soft_wrap=True)
         out.print(f"target: {ds.target.name} ({ds.target.task}"
-                  + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")")
+                  + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")",
+                  soft_wrap=True)
         out.print(f"rows: train {len(ds.x['train'])}, validation {len(ds.x['validation'])}, "
-                  f"test {len(ds.x['test'])}")
+                  f"test {len(ds.x['test'])}", soft_wrap=True)
         out.print(f"memory of a training step: {est.describe()}", soft_wrap=True)
 
 
 def _inspect_model(path: Path) -> None:
     from rich.table import Table
 
+    from dlspec.render import titled
     from dlspec.runtime.session import load_model
 
     m = load_model(path)
-    t = Table(title=f"{path}: inputs", title_justify="left")
+    t = Table()
     for c in ("column", "kind", "categories"):
         t.add_column(c)
     for c in m.contract.inputs:
         t.add_row(c.name, c.kind, ", ".join(c.categories))
-    out.print(t)
+    out.print(titled(f"{path}: inputs", t))
     if m.contract.sequence:
         out.print(f"sequences: {m.contract.sequence.describe()}", soft_wrap=True)
     out.print(f"outputs: {', '.join(m.contract.outputs)}; task {m.contract.task}"
-              + (f"; classes {m.contract.classes}" if m.contract.classes else ""))
+              + (f"; classes {m.contract.classes}" if m.contract.classes else ""),
+              soft_wrap=True)
     for k in ("dlspec.name", "dlspec.version", "dlspec.spec_sha256"):
-        out.print(f"{k}: {m.metadata.get(k, '?')}")
+        out.print(f"{k}: {m.metadata.get(k, '?')}", soft_wrap=True)
 
 
 @app.command()
@@ -195,7 +199,7 @@ def train(
         if not quiet:
             stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""
             err.print(f"trained {m['epochs_run']} epochs, {m['steps']} steps in "
-                      f"{m['training_seconds']:.2f} s{stop}")
+                      f"{m['training_seconds']:.2f} s{stop}", soft_wrap=True)
             if m["validation"] or m["test"]:
                 out.print(metrics_table(m))
             cm = (m["test"] or m["validation"]).get("confusion_matrix")
@@ -252,5 +256,5 @@ def export(
         report = api.export(run, output, opset=opset)
         p = report["parity"]
         err.print(f"parity with the engine: {p['rows']} rows at batch sizes "
-                  f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}")
+                  f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}", soft_wrap=True)
         print(report["path"], flush=True)
