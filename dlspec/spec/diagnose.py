@@ -67,6 +67,17 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+MAX_LISTED = 20  # names listed from a long vocabulary (a data file's columns)
+
+
+def listing(options: Iterable, limit: int | None = None) -> str:
+    """``a, b, c``; past ``limit`` names, the first ones and how many there are in all."""
+    options = [str(o) for o in options]
+    if limit is None or len(options) <= limit:
+        return ", ".join(options)
+    return ", ".join(options[:limit]) + f", ... ({len(options)} in all)"
+
+
 def spec_error(locate: Callable[[tuple, bool], Location], path: tuple, message: str,
                code: str, key: bool = False) -> SpecError:
     """A SpecError located at ``path`` in the spec (at its key with ``key``)."""
@@ -78,7 +89,8 @@ def missing_column(locate, path: tuple, col: str, header: Iterable[str],
     """``col``, named at ``path``, is not a column of ``source``."""
     header = list(header)
     return spec_error(locate, path, f"column '{col}' is not in {source}"
-                      f"{did_you_mean(col, header)}", "semantic-column")
+                      f"{did_you_mean(col, header)}; its columns: "
+                      f"{listing(header, MAX_LISTED)}", "semantic-column")
 
 
 def named_columns_missing(data: dict, header: Iterable[str], source: str,
@@ -149,7 +161,8 @@ def _translate(err: ValidationError, locate) -> list[SpecError]:
         allowed = list(sch.get("properties", {}))
         kind = _kind(path) if sch.get("maxProperties") == 1 else None
         return [diag(f"unknown {kind or 'key'} {k!r}" + did_you_mean(k, allowed)
-                     + ("" if kind else f"; allowed here: {', '.join(allowed)}"),
+                     + (f"; expected one of: {listing(sorted(allowed))}" if kind else
+                        f"; allowed here: {listing(allowed)}"),
                      path + (k,), key=True, code="schema-unknown-key")
                 for k in inst if k not in sch.get("properties", {})]
     if v == "required":
