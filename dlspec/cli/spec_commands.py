@@ -60,6 +60,7 @@ def validate(
 
     files, problems = _spec_files(paths)
     limit = size_option(max_memory)
+    bad = 0
     with user_errors():
         for f in files:
             try:
@@ -67,16 +68,18 @@ def validate(
                 kinds = check_kinds(spec)
                 if kinds:
                     raise Diagnostics(kinds)
+                missing = missing_data(spec)
                 if deep:
                     _deep(spec)
             except Diagnostics as d:
                 problems.extend(d.items)
+                bad += 1
                 continue
             except Diagnostic as d:  # e.g. a bad cell met by --deep
                 problems.append(d)
+                bad += 1
                 continue
             if fmt is Format.text:
-                missing = missing_data(spec)
                 note = f" ({'; '.join(missing)})" if missing else ""
                 err.print(f"[green]ok[/] {f}{note}", soft_wrap=True)
     if fmt is Format.json:
@@ -86,7 +89,6 @@ def validate(
             print(diagnostics_github(problems))
     else:
         diagnostics_text(err, problems)
-        bad = len({d.location.file for d in problems if d.location and d.code != "no-specs"})
         if problems and files:
             err.print(f"{len(problems)} problem(s) in {bad} of {len(files)} file(s)",
                       soft_wrap=True)

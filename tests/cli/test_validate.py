@@ -122,3 +122,10 @@ def test_validate_checks_column_kinds_as_training_does(tmp_path):
     assert r.stderr.splitlines()[0] == (
         f"{csv}:3: column 'message': cannot parse 'Too late, I said: call 0800 now' as a "
         "number; fix it at --set train.loss=mse (train.loss)")
+
+
+def test_summary_counts_spec_files_not_flags(tmp_path):
+    r = run("validate", SPECS / "breast_cancer.yaml", SPECS / "digits_cnn.yaml",
+            "--set", "train.epochs=0")
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[-1] == "2 problem(s) in 2 of 2 file(s)"
