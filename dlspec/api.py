@@ -165,7 +165,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     opt_state = io.BytesIO()
     np.savez(opt_state, **opt.state())
     files = {
-        "spec.lock.yaml": _lock_yaml(spec, ds),
+        "spec.lock.yaml": _lock_yaml(spec, ds, target),  # the run's depth: same relative paths
         "weights.npz": weights, "weights.json": manifest,
         "optimizer.npz": opt_state.getvalue(),
         "preprocess.json": json.dumps({"preprocessing": ds.preprocessor.to_dict(),
@@ -193,13 +193,16 @@ def _cpu_session(model_bytes: bytes):
                                 providers=["CPUExecutionProvider"])
 
 
-def _lock_yaml(spec: Spec, ds: Dataset) -> bytes:
+def _lock_yaml(spec: Spec, ds: Dataset, run_dir: Path) -> bytes:
+    from dlspec.spec.paths import relative_to
+
     resolved = thaw(spec.resolved)
-    resolved["data"]["source"] = str(spec.data.source)
+    relative_to(resolved, run_dir, Path(spec.file).resolve().parent)
     resolved["lock"] = {"data_sha256": ds.sha256, "spec_sha256": spec.sha256,
                         "dlspec_version": __version__}
     head = (f"# Written by dlspec {__version__}: the spec as trained, every default filled in.\n"
-            "# `dlspec train` on this file repeats the run (and checks the data's SHA-256).\n")
+            "# `dlspec train` on this file repeats the run (and checks the data's SHA-256).\n"
+            "# Paths are relative to this file's folder.\n")
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's is ~10x faster
     return (head + yaml.dump(resolved, Dumper=dumper, sort_keys=False,
                              allow_unicode=True)).encode()

@@ -74,3 +74,30 @@ def anchor_command_line(data: dict, overridden: Container[tuple], cwd: Path) -> 
         _set(data, key, str((cwd / value).resolve()))
         typed[key] = value
     return typed
+
+
+def relative_to(data: dict, folder: Path, base: Path) -> None:
+    """Rewrite each path of the spec ``data`` (relative to ``base``, or absolute) relative
+    to ``folder``: a lock file's paths, so that a checkout copied or cloned elsewhere,
+    lock included, still finds its data. Built-in dataset names stay names; a path with
+    no relative form (another drive) stays absolute."""
+    for key, value in list(present(data)):
+        if is_builtin_name(data, key, base):
+            continue
+        target = (base / value).resolve()
+        try:
+            _set(data, key, Path(os.path.relpath(target, folder.resolve())).as_posix())
+        except ValueError:
+            _set(data, key, str(target))
+
+
+def without_paths(spec: dict) -> dict:
+    """A copy of the spec (top level and ``data`` copied) without its paths: where the data
+    lives is no part of what the spec means (the data is identified by its SHA-256)."""
+    out = dict(spec)
+    out["data"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in spec["data"].items()}
+    for key in PATH_KEYS:
+        parent = _get(out, key[:-1])
+        if isinstance(parent, dict):
+            parent.pop(key[-1], None)
+    return out
