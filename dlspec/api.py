@@ -59,6 +59,7 @@ class TrainResult:
     spec: Spec
     fit: FitResult
     metrics: dict        # the content of metrics.json
+    note: str = ""       # what runtimes other than onnxruntime may get wrong (see onnx/portability)
 
 
 @dataclass
@@ -181,7 +182,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         point_latest(path)
     else:
         path = write_run(Path(run_dir), files)
-    return TrainResult(path, spec, result, metrics)
+    return TrainResult(path, spec, result, metrics, _note(model))
 
 
 def _cpu_session(model_bytes: bytes):
@@ -215,6 +216,12 @@ def _history_csv(history: list[dict]) -> bytes:
     w.writeheader()
     w.writerows(history)
     return out.getvalue().encode()
+
+
+def _note(model) -> str:
+    from dlspec.onnx.portability import NOTE_KEY
+
+    return next((p.value for p in model.metadata_props if p.key == NOTE_KEY), "")
 
 
 def _contract(model):
@@ -329,7 +336,8 @@ def load_run(path: str | Path) -> Run:
 def export(run: str | Path, out: str | Path | None = None, *, opset: int | None = None) -> dict:
     """Rebuild the ONNX model of a run, check it against the engine, write it to ``out``.
 
-    Returns a report: the output path, opset, IR version and the parity check.
+    Returns a report: the output path, opset, IR version, the parity check and the model's
+    portability note (empty when there is none).
     """
     from dlspec.onnx.export import build_model
     from dlspec.onnx.parity import check_parity
@@ -350,7 +358,7 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)
     return {"path": str(out), "opset": opset, "ir_version": model.ir_version, "parity": parity,
-            "bytes": len(data)}
+            "bytes": len(data), "note": _note(model)}
 
 
 def predict(model: str | Path, data: str | Path, out: str | Path | None = None, *,

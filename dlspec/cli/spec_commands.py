@@ -175,6 +175,8 @@ def _inspect_model(path: Path) -> None:
               soft_wrap=True)
     for k in ("dlspec.name", "dlspec.version", "dlspec.spec_sha256"):
         out.print(f"{k}: {m.metadata.get(k, '?')}", soft_wrap=True)
+    if m.metadata.get("dlspec.note"):
+        out.print(f"dlspec.note: {m.metadata['dlspec.note']}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -208,6 +210,8 @@ def train(
             if cm:
                 out.print(confusion_table(cm, m["classes"], "test" if m["test"] else
                                           "validation"))
+        if result.note:
+            err.print(f"note: {result.note}", soft_wrap=True, markup=False)
         print(result.run_dir, flush=True)
 
 
@@ -259,4 +263,6 @@ def export(
         p = report["parity"]
         err.print(f"parity with the engine: {p['rows']} rows at batch sizes "
                   f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}", soft_wrap=True)
+        if report["note"]:
+            err.print(f"note: {report['note']}", soft_wrap=True, markup=False)
         print(report["path"], flush=True)

@@ -17,6 +17,7 @@ from dlspec.data.preprocess import Preprocessor
 from dlspec.engine.network import Network
 from dlspec.errors import ExportError
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
+from dlspec.onnx.portability import NOTE_KEY, portability_note
 from dlspec.onnx.versions import ML_OPSET, ir_version_for
 from dlspec.runtime.contract import CONTRACT_KEY, Contract
 from dlspec.version import __version__
@@ -92,9 +93,11 @@ def build_model(net: Network, pre: Preprocessor, target: Target, *, opset: int,
                               producer_name="dlspec", producer_version=__version__)
     model.ir_version = ir_version_for(opset)
     contract = Contract(pre.inputs, target.name, target.task, target.classes, outputs, sequence)
+    note = portability_note(model)
     helper.set_model_props(model, {
         "dlspec.version": __version__, "dlspec.spec_sha256": spec_sha256,
-        "dlspec.name": name, CONTRACT_KEY: contract.to_json()})
+        "dlspec.name": name, CONTRACT_KEY: contract.to_json(), **({NOTE_KEY: note} if note
+                                                                 else {})})
     what = "raw windows" if sequence else "raw columns"
     model.doc_string = f"dlspec model '{name}': {what} in, " + ", ".join(outputs) + " out"
     try:
