@@ -95,6 +95,8 @@ def without_paths(spec: dict) -> dict:
     """A copy of the spec (top level and ``data`` copied) without its paths: where the data
     lives is no part of what the spec means (the data is identified by its SHA-256)."""
     out = dict(spec)
+    if not isinstance(spec.get("data"), dict):
+        return out
     out["data"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in spec["data"].items()}
     for key in PATH_KEYS:
         parent = _get(out, key[:-1])
