@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.errors import Diagnostics, ModelError, SpecError
-from dlspec.runs import load_run, write_atomic
+from dlspec.runs import load_run, model_note, write_atomic
 
 
 def _opset(opset: int) -> int:
@@ -23,7 +23,8 @@ def _opset(opset: int) -> int:
 def export(run: str | Path, out: str | Path | None = None, *, opset: int | None = None) -> dict:
     """Rebuild the ONNX model of a run, check it against the engine, write it to ``out``.
 
-    Returns a report: the output path, opset, IR version and the parity check.
+    Returns a report: the output path, opset, IR version, the parity check and the model's
+    portability note (empty when there is none).
     """
     from dlspec.inputs import KINDS
     from dlspec.onnx.export import build_model
@@ -41,7 +42,7 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)
     return {"path": str(out), "opset": opset, "ir_version": model.ir_version, "parity": parity,
-            "bytes": len(data)}
+            "bytes": len(data), "note": model_note(model)}
 
 
 def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None) -> dict:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from dlspec.errors import Diagnostic
 
@@ -38,8 +39,10 @@ def diagnostics_text(console: Console, items: list[Diagnostic]) -> None:
             text = _source_line(loc.file, loc.line)
             if text is not None and len(text) < 300:
                 pad = " " * (len(str(loc.line)) + 1)
-                console.print(f"[dim]{loc.line} |[/] {escape(text)}", highlight=False)
-                console.print(f"[dim]{pad}|[/] {' ' * (loc.col - 1)}[red]^[/]", highlight=False)
+                console.print(f"[dim]{loc.line} |[/] {escape(text)}", highlight=False,
+                              soft_wrap=True)
+                console.print(f"[dim]{pad}|[/] {' ' * (loc.col - 1)}[red]^[/]", highlight=False,
+                              soft_wrap=True)
     if len(items) > MAX_SHOWN:
         console.print(f"... and {len(items) - MAX_SHOWN} more", highlight=False)
 
@@ -60,6 +63,15 @@ def diagnostics_github(items: list[Diagnostic]) -> str:
     return "\n".join(out)
 
 
+def titled(title: str, table: Table, caption: str | None = None) -> Group:
+    """``table`` with its title on a line above it and its caption below: Rich would wrap
+    a table's own title and caption to the table's width, cutting them mid-word."""
+    parts = [Text(title, style="table.title", no_wrap=True, overflow="ignore"), table]
+    if caption:
+        parts.append(Text(caption, style="table.caption", no_wrap=True, overflow="ignore"))
+    return Group(*parts)
+
+
 def fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"
@@ -75,11 +87,11 @@ def _is_chain(graph) -> bool:
     return len(graph.inputs) == 1 and len(graph.outputs) == 1
 
 
-def layers_table(spec, graph) -> Table:
+def layers_table(spec, graph) -> Group:
     """One row per input and node: its layer, what it reads (for a graph that is not a
     chain), its ops, output shape and parameters."""
     chain = _is_chain(graph)
-    t = Table(title=f"{spec.name}: {len(graph.layers)} layers", title_justify="left")
+    t = Table()
     cols = ("layer", "type", *(() if chain else ("from",)), "ops", "output shape", "parameters")
     for col in cols:
         t.add_column(col, justify="right" if col == "parameters" else "left")
@@ -93,12 +105,12 @@ def layers_table(spec, graph) -> Table:
                   ", ".join(info.ops) or "(none)", _shape(info.shape), f"{info.n_params:,}")
     t.add_section()
     t.add_row("total", "", *(() if chain else ("",)), "", "", f"{graph.n_params:,}")
-    return t
+    return titled(f"{spec.name}: {len(graph.layers)} layers", t)
 
 
-def graph_table(graph) -> Table:
+def graph_table(graph) -> Group:
     """The lowered graph: every op with the values it reads and the shape it gives."""
-    t = Table(title=f"{len(graph.nodes)} ops", title_justify="left")
+    t = Table()
     for col in ("value", "op", "inputs", "shape"):
         t.add_column(col)
     for v in (*graph.inputs, *graph.targets):
@@ -110,31 +122,30 @@ def graph_table(graph) -> Table:
         attrs = ", ".join(f"{k}={v}" for k, v in node.attrs.items())
         t.add_row(node.output.name, node.op.name + (f" ({attrs})" if attrs else ""),
                   ", ".join(v.name for v in node.inputs), _shape(node.output.shape))
-    return t
+    return titled(f"{len(graph.nodes)} ops", t)
 
 
 def _shape(shape) -> str:
     return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
 
 
-def metrics_table(metrics: dict) -> Table:
+def metrics_table(metrics: dict) -> Group:
     splits = [s for s in ("validation", "test") if metrics.get(s)]
-    t = Table(title="metrics", title_justify="left")
+    t = Table()
     t.add_column("metric")
     for s in splits:
         t.add_column(s, justify="right")
     names = [k for k in metrics[splits[0]] if k not in ("confusion_matrix",)] if splits else []
     for k in names:
         t.add_row(k, *(fmt(metrics[s].get(k, "")) for s in splits))
-    return t
+    return titled("metrics", t)
 
 
-def confusion_table(cm: list[list[int]], classes: list, split: str) -> Table:
-    t = Table(title=f"{split} confusion matrix", caption="rows: true, columns: predicted",
-              title_justify="left", caption_justify="left")
+def confusion_table(cm: list[list[int]], classes: list, split: str) -> Group:
+    t = Table()
     t.add_column("")
     for c in classes:
         t.add_column(str(c), justify="right")
     for c, row in zip(classes, cm, strict=True):
         t.add_row(str(c), *(str(v) for v in row))
-    return t
+    return titled(f"{split} confusion matrix", t, "rows: true, columns: predicted")

@@ -137,6 +137,36 @@ def resolve_run_dir(path: str | Path) -> Path:
     return p
 
 
+def run_of_model(model: Path, runs_root: Path = Path("runs")) -> str:
+    """Which run directory an exported model file came from, in words, for a user who gave
+    the file where a run directory is needed: the run holding the same model bytes, else
+    one trained from the same spec, else where its runs live (named in its metadata)."""
+    import onnx
+
+    try:
+        data = model.read_bytes()
+        meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    except Exception:  # noqa: BLE001 - not a readable ONNX model: nothing to say about it
+        return "give the run directory the model was trained in"
+    name = meta.get("dlspec.name")
+    if not name:
+        return "this model has no dlspec metadata naming its run"
+    runs = sorted((p for p in (runs_root / name).glob("*") if p.is_dir() and not p.is_symlink()
+                   and (p / "model.onnx").is_file()), reverse=True)  # run ids sort by time
+    for run in runs:
+        if (run / "model.onnx").read_bytes() == data:
+            return f"it is the model of {run}: give that directory"
+    for run in runs:
+        try:
+            trained = json.loads((run / "weights.json").read_text())["spec_sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if trained == meta.get("dlspec.spec_sha256"):
+            return f"{run} was trained from the same spec: give that directory"
+    return (f"its metadata names it '{name}', whose runs live in {runs_root / name}/<run-id>/ "
+            f"({runs_root / name / LATEST} is the newest); give the one it came from")
+
+
 def model_file(path: str | Path) -> Path:
     """The .onnx file ``path`` names: itself, or a run directory's (or ``latest``'s) model."""
     p = Path(path)
@@ -206,24 +236,33 @@ def load_arrays(npz: Path, manifest_path: Path) -> tuple[dict[str, np.ndarray], 
 PREPROCESS_FORMAT = 2   # preprocess.json: {"format": 2, "inputs": {name: state}, "target"}
 
 
-def lock_yaml(spec, data_sha256: str) -> bytes:
-    """spec.lock.yaml: the resolved spec (every default filled) and the data's SHA-256."""
+def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:
+    """spec.lock.yaml: the resolved spec (every default filled) and the data's SHA-256,
+    its paths relative to ``run_dir`` (where the lock is written), so a checkout copied
+    elsewhere, runs included, still finds its data."""
     import yaml
 
     from dlspec.spec.model import thaw
+    from dlspec.spec.paths import relative_to
     from dlspec.version import __version__
 
-    resolved = thaw(spec.resolved)
-    if resolved.get("data"):
-        resolved["data"]["source"] = str(spec.data.source)
-    resolved = {k: v for k, v in resolved.items() if v is not None}
+    resolved = {k: v for k, v in thaw(spec.resolved).items() if v is not None}
+    relative_to(resolved, run_dir, Path(spec.file).resolve().parent)
     resolved["lock"] = {"data_sha256": data_sha256, "spec_sha256": spec.sha256,
                         "dlspec_version": __version__}
     head = (f"# Written by dlspec {__version__}: the spec as trained, every default filled in.\n"
-            "# `dlspec train` on this file repeats the run (and checks the data's SHA-256).\n")
+            "# `dlspec train` on this file repeats the run (and checks the data's SHA-256).\n"
+            "# Paths are relative to this file's folder.\n")
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's is ~10x faster
     return (head + yaml.dump(resolved, Dumper=dumper, sort_keys=False,
                              allow_unicode=True)).encode()
+
+
+def model_note(model) -> str:
+    """An exported model's portability note (empty when there is none)."""
+    from dlspec.onnx.portability import NOTE_KEY
+
+    return next((p.value for p in model.metadata_props if p.key == NOTE_KEY), "")
 
 
 def history_csv(history: list[dict]) -> bytes:

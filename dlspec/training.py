@@ -21,6 +21,7 @@ from dlspec.runs import (
     check_run_dir,
     history_csv,
     lock_yaml,
+    model_note,
     new_run_id,
     point_latest,
     preprocess_json,
@@ -40,6 +41,7 @@ class TrainResult:
     spec: Spec
     fit: FitResult
     metrics: dict        # the content of metrics.json
+    note: str = ""       # what runtimes other than onnxruntime may get wrong (see onnx/portability)
 
 
 def as_spec(spec: Spec | str | Path, overrides: Sequence[str] = ()) -> Spec:
@@ -139,7 +141,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     np.savez(opt_state, **opt.state())
     kind = KINDS[ds.kind]
     files = {
-        "spec.lock.yaml": lock_yaml(spec, ds.sha256),
+        "spec.lock.yaml": lock_yaml(spec, ds.sha256, target),  # the run's depth: same paths
         "weights.npz": weights, "weights.json": manifest,
         "optimizer.npz": opt_state.getvalue(),
         "preprocess.json": preprocess_json(ds.inputs, ds.target),
@@ -154,7 +156,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         point_latest(path)
     else:
         path = write_run(Path(run_dir), files)
-    return TrainResult(path, spec, result, metrics)
+    return TrainResult(path, spec, result, metrics, model_note(model))
 
 
 def split_report(net: Network, ds: Dataset, spec: Spec, split: str) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 from dlspec.errors import Diagnostic, Diagnostics, DlspecError
 from dlspec.version import __version__
@@ -22,8 +22,27 @@ from dlspec.version import __version__
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
                   help="Declarative model specs: validate, inspect, train, export, predict.")
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+UNWRAPPED = 1 << 16  # columns of a console that writes to a file or a pipe
+
+
+class _Console(Console):
+    """Rich's console, except that without a terminal (CI logs, pipes, ``| less``) it
+    wraps nothing: Rich would wrap at 80 columns, putting a caret on a line of its own
+    and cutting tables mid-word. Tables take their natural width there."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(UNWRAPPED, super().size.height)
+        return super().size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+
+err = _Console(stderr=True, highlight=False)
+out = _Console(highlight=False)
 _state = {"debug": False}
 
 Overrides = Annotated[list[str] | None, typer.Option(

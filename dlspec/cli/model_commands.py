@@ -116,7 +116,7 @@ def evaluate(
     device: DeviceOpt = Device.cpu,
 ) -> None:
     """Compute a model's metrics (and confusion matrix) on labelled data."""
-    from dlspec.render import confusion_table
+    from dlspec.render import confusion_table, titled
     from dlspec.render import fmt as fmt_value
 
     with user_errors():
@@ -135,17 +135,17 @@ def evaluate(
             return
         from rich.table import Table
 
-        t = Table(title=f"{data.name}: {report['rows']} rows", title_justify="left")
+        t = Table()
         t.add_column("metric")
         t.add_column("value", justify="right")
         for k, v in report["metrics"].items():
             t.add_row(k, fmt_value(v))
-        out.print(t)
+        out.print(titled(f"{data.name}: {report['rows']} rows", t))
         if "confusion_matrix" in report:
             out.print(confusion_table(report["confusion_matrix"], report["classes"],
                                       data.name))
         if picture:
-            err.print(f"confusion matrix picture: {picture}")
+            err.print(f"confusion matrix picture: {picture}", soft_wrap=True)
 
 
 @app.command()

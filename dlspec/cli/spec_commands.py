@@ -20,7 +20,9 @@ from dlspec.cli.app import (
     size_option,
     user_errors,
 )
-from dlspec.errors import Diagnostic, Diagnostics
+from dlspec.errors import Diagnostic, Diagnostics, Location
+
+SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 @app.command()
@@ -60,15 +62,21 @@ def init(
         print(output, flush=True)
 
 
-def _spec_files(paths: list[Path]) -> list[Path]:
-    files = []
+def _spec_files(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """The spec files under ``paths``, and a problem for each folder that holds none."""
+    files, empty = [], []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")
-                                and q.is_file()))
+            found = sorted(q for q in p.rglob("*") if q.suffix in SPEC_SUFFIXES and q.is_file())
+            if not found:
+                patterns = " and ".join(f"*{s}" for s in SPEC_SUFFIXES)
+                empty.append(Diagnostic(f"no spec files found under this folder (looked for "
+                                        f"{patterns} files, sub-folders included)",
+                                        Location(str(p)), code="no-specs"))
+            files.extend(found)
         else:
             files.append(p)
-    return files
+    return files, empty
 
 
 @app.command()
@@ -82,27 +90,34 @@ def validate(
                                        "its opset and run it in onnxruntime.")] = False,
 ) -> None:
     """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
+    from dlspec.data.kinds import check_kinds
+    from dlspec.data.locate import missing_data
     from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
     from dlspec.spec.load import load_spec
 
-    problems: list[Diagnostic] = []
-    files = _spec_files(paths)
+    files, problems = _spec_files(paths)
     limit = size_option(max_memory)
+    bad = 0
     with user_errors():
         for f in files:
             try:
                 spec = load_spec(f, overrides or [], max_memory=limit)
+                kinds = check_kinds(spec)
+                if kinds:
+                    raise Diagnostics(kinds)
+                missing = missing_data(spec)
                 if deep:
                     _deep(spec)
             except Diagnostics as d:
                 problems.extend(d.items)
+                bad += 1
                 continue
             except Diagnostic as d:  # e.g. a bad cell met by --deep
                 problems.append(d)
+                bad += 1
                 continue
             if fmt is Format.text:
-                note = "" if spec.data.source.is_file() else \
-                    f" (data file {spec.data.source_text} not found: column checks skipped)"
+                note = f" ({'; '.join(missing)})" if missing else ""
                 err.print(f"[green]ok[/] {f}{note}", soft_wrap=True)
     if fmt is Format.json:
         sys.stdout.write(diagnostics_json(problems) + "\n")
@@ -111,9 +126,9 @@ def validate(
             print(diagnostics_github(problems))
     else:
         diagnostics_text(err, problems)
-        bad = len({d.location.file for d in problems if d.location})
-        if problems:
-            err.print(f"{len(problems)} problem(s) in {bad} of {len(files)} file(s)")
+        if problems and files:
+            err.print(f"{len(problems)} problem(s) in {bad} of {len(files)} file(s)",
+                      soft_wrap=True)
     raise typer.Exit(1 if problems or not files else 0)
 
 
@@ -184,9 +199,10 @@ def inspect(
         if ds is not None:
             out.print(KINDS[ds.kind].describe(ds.inputs), soft_wrap=True)
             out.print(f"target: {ds.target.name} ({ds.target.task}"
-                      + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")")
+                      + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")",
+                      soft_wrap=True)
             out.print(f"rows: train {len(ds.y['train'])}, validation "
-                      f"{len(ds.y['validation'])}, test {len(ds.y['test'])}")
+                      f"{len(ds.y['validation'])}, test {len(ds.y['test'])}", soft_wrap=True)
         if compiled.estimate is not None:
             out.print(f"memory of a training step: {compiled.estimate.describe()}",
                       soft_wrap=True)
@@ -195,21 +211,25 @@ def inspect(
 def _inspect_model(path: Path) -> None:
     from rich.table import Table
 
+    from dlspec.render import titled
     from dlspec.runtime.session import load_model
 
     m = load_model(path)
-    t = Table(title=f"{path}: inputs", title_justify="left")
+    t = Table()
     for c in ("column", "kind", "categories"):
         t.add_column(c)
     for c in m.contract.inputs:
         t.add_row(c.name, c.kind, ", ".join(c.categories))
-    out.print(t)
+    out.print(titled(f"{path}: inputs", t))
     if m.contract.sequence:
         out.print(f"sequences: {m.contract.sequence.describe()}", soft_wrap=True)
     out.print(f"outputs: {', '.join(m.contract.outputs)}; task {m.contract.task}"
-              + (f"; classes {m.contract.classes}" if m.contract.classes else ""))
+              + (f"; classes {m.contract.classes}" if m.contract.classes else ""),
+              soft_wrap=True)
     for k in ("dlspec.name", "dlspec.version", "dlspec.spec_sha256"):
-        out.print(f"{k}: {m.metadata.get(k, '?')}")
+        out.print(f"{k}: {m.metadata.get(k, '?')}", soft_wrap=True)
+    if m.metadata.get("dlspec.note"):
+        out.print(f"dlspec.note: {m.metadata['dlspec.note']}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -236,13 +256,15 @@ def train(
         if not quiet:
             stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""
             err.print(f"trained {m['epochs_run']} epochs, {m['steps']} steps in "
-                      f"{m['training_seconds']:.2f} s{stop}")
+                      f"{m['training_seconds']:.2f} s{stop}", soft_wrap=True)
             if m["validation"] or m["test"]:
                 out.print(metrics_table(m))
             cm = (m["test"] or m["validation"]).get("confusion_matrix")
             if cm:
                 out.print(confusion_table(cm, m["classes"], "test" if m["test"] else
                                           "validation"))
+        if result.note:
+            err.print(f"note: {result.note}", soft_wrap=True, markup=False)
         print(result.run_dir, flush=True)
 
 
@@ -293,5 +315,7 @@ def export(
         report = api.export(run, output, opset=opset)
         p = report["parity"]
         err.print(f"parity with the engine: {p['rows']} rows at batch sizes "
-                  f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}")
+                  f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}", soft_wrap=True)
+        if report["note"]:
+            err.print(f"note: {report['note']}", soft_wrap=True, markup=False)
         print(report["path"], flush=True)

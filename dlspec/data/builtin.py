@@ -116,6 +116,27 @@ def fetch(dataset: str | BuiltinDataset, role: str, *, download: bool = True,
     if role not in ds.files:
         raise ValueError(f"{ds.name} has no file {role!r} (roles: {sorted(ds.files)})")
     file = ds.files[role]
+    found = _local(ds, file, download)
+    if found is not None:
+        return found
+    if not download:
+        raise _missing(ds, file, "and downloading is off")
+    return _download(ds, file, cache_dir() / ds.name / file.name, progress, timeout)
+
+
+def missing_files(dataset: str) -> list[str]:
+    """The names of a dataset's files that ``fetch`` would have to download (none: every
+    file is here, verified, in $DLSPEC_DATA or the cache).
+
+    Raises:
+        DataError: a copy in $DLSPEC_DATA that is not the published file.
+    """
+    ds = DATASETS[dataset]
+    return [f.name for f in ds.files.values() if _local(ds, f, download=True) is None]
+
+
+def _local(ds: BuiltinDataset, file: RemoteFile, download: bool) -> Path | None:
+    """The verified copy of ``file`` in ``data_dirs()``, or None."""
     cache = cache_dir() / ds.name / file.name
     for folder in data_dirs():
         path = folder / ds.name / file.name
@@ -127,9 +148,7 @@ def fetch(dataset: str | BuiltinDataset, role: str, *, download: bool = True,
         if path != cache or not download:  # a bad copy is never used, nor a user's replaced
             raise DataError(f"{problem}; this is not the published {file.name} (replace or "
                             "remove it)", Location(str(path)), code="data-hash")
-    if not download:
-        raise _missing(ds, file, "and downloading is off")
-    return _download(ds, file, cache, progress, timeout)
+    return None
 
 
 def _verify(path: Path, file: RemoteFile) -> str | None:

@@ -129,10 +129,26 @@ def steps_for(steps: list[dict], columns: list[str]) -> list[dict]:
     return out
 
 
+def encoded_columns(steps: Sequence[dict]) -> set[str]:
+    """The columns an encoding step names (every other feature must hold numbers)."""
+    return {c for step in steps for kind, args in step.items() if kind in ENCODINGS
+            for c in args["columns"]}
+
+
+def non_numeric(table: Table, name: str, rows: np.ndarray | None = None) -> DataError | None:
+    """The error for a column read as numbers whose cells are not all numbers (at the first
+    such cell's line), or None."""
+    bad = table.first_non_numeric(name, rows)
+    if bad is None:
+        return None
+    return DataError(f"column {name!r}: cannot parse {bad[1]!r} as a number; if the column "
+                     "is categorical, encode it with onehot or label_encode (or drop it)",
+                     Location(table.source, bad[0]), code="data-type")
+
+
 def _scaled_sets(features: Sequence[str], steps: Sequence[dict]) -> dict[str, set[str]]:
     """Each scaler's raw columns ('numeric': the features no encoding step names)."""
-    encoded = {c for step in steps for kind, args in step.items() if kind in ENCODINGS
-               for c in args["columns"]}
+    encoded = encoded_columns(steps)
     out: dict[str, set[str]] = {k: set() for k in SCALERS}
     for step in steps:
         (kind, args), = step.items()
@@ -220,12 +236,9 @@ class Preprocessor:
                 else:
                     new = [name]
             else:
-                bad = table.first_non_numeric(name, rows)
-                if bad:
-                    raise DataError(
-                        f"column {name!r}: cannot parse {bad[1]!r} as a number; if the column "
-                        "is categorical, encode it with onehot or label_encode (or drop it)",
-                        Location(table.source, bad[0]), code="data-type")
+                problem = non_numeric(table, name, rows)
+                if problem:
+                    raise problem
                 mean = float(table.numeric(name, rows).mean())
                 inputs.append(InputColumn(name, "numeric", impute=mean))
                 new = [name]

@@ -11,6 +11,7 @@ prediction is turned back into the target's units, in NumPy and in ONNX alike
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -94,7 +95,8 @@ def array_columns(width: int) -> list[str]:
     return [f"x{j}" for j in range(width)]
 
 
-def read_npz_windows(path: str | Path, *, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_npz_windows(path: str | os.PathLike, *,
+                     limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """x as float32 (n, window, features) and y (n,) from an .npz; bad arrays raise DataError."""
     from dlspec.data.images import MAX_BYTES, _npz_arrays
 

@@ -21,6 +21,7 @@ from dlspec.engine.network import Network
 from dlspec.errors import ExportError
 from dlspec.inputs.base import Target
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
+from dlspec.onnx.portability import NOTE_KEY, portability_note
 from dlspec.onnx.preprocess import EMITTERS, OUTPUT_EMITTERS
 from dlspec.onnx.versions import ML_OPSET, ir_version_for
 from dlspec.runtime.contract import CONTRACT_KEY, Contract, contract_inputs
@@ -130,9 +131,11 @@ def build_model(net: Network, inputs: dict, target: Target | None, *, opset: int
     contract = Contract(contract_inputs(inputs),
                         target.name if target else "", target.task if target else "none",
                         target.classes if target else [], outputs, sequence)
+    note = portability_note(model)
     helper.set_model_props(model, {
         "dlspec.version": __version__, "dlspec.spec_sha256": spec_sha256,
-        "dlspec.name": name, CONTRACT_KEY: contract.to_json()})
+        "dlspec.name": name, CONTRACT_KEY: contract.to_json(), **({NOTE_KEY: note} if note
+                                                                 else {})})
     what = "raw windows" if sequence else "raw inputs"
     model.doc_string = f"dlspec model '{name}': {what} in, " + ", ".join(outputs) + " out"
     try:

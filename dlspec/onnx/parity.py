@@ -82,8 +82,8 @@ def check_parity(session, output: str, net: Network, task: str, raw: RawRows,
             i = int(np.argmax(excess.max(axis=1)))
             raise ExportError(
                 f"onnxruntime and the engine disagree on '{output}' at batch size "
-                f"{len(pos)}: data row {int(rows[pos][i])} gives {got[i].tolist()} vs {ref[i].tolist()} "
-                f"(rtol {RTOL}, atol {ATOL})")
+                f"{len(pos)}: data row {int(rows[pos][i])} gives {got[i].tolist()} vs "
+                f"{ref[i].tolist()} (rtol {RTOL}, atol {ATOL})")
     return {"rows": int(n), "batch_sizes": [1, int(n)], "max_abs_diff": worst, "rtol": RTOL,
             "atol": ATOL}
 

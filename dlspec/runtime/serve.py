@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlspec.errors import UsageError
+from dlspec.errors import Location, ModelError, UsageError
 from dlspec.runtime.contract import Contract, contract_inputs
 from dlspec.runtime.predict import Batch, predict_file, predict_images
 from dlspec.runtime.sequences import predict_sequences
@@ -131,7 +131,7 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
     Returns a report: rows, backend, provider, seconds, rows_per_second.
     """
     from dlspec.data.preprocess import ON_MISSING, ON_UNKNOWN
-    from dlspec.runs import load_run, model_file
+    from dlspec.runs import LATEST, load_run, model_file, run_of_model
     from dlspec.runtime.session import load_model
 
     if on_unknown not in ON_UNKNOWN or on_missing not in ON_MISSING:
@@ -141,6 +141,11 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
     model = Path(model)
     output = Path(out) if out else None
     if backend == "numpy":
+        if model.is_file() and model.name != LATEST:
+            raise ModelError("the numpy backend runs the training engine, which needs a run "
+                             f"directory, not a model file; {run_of_model(model)} (or drop "
+                             "--backend numpy to run this file with onnxruntime)",
+                             Location(str(model)), code="run-missing")
         r = load_run(model)
         contract = run_contract(r)
         runner = engine_runner(r, contract.kind, on_unknown, on_missing)

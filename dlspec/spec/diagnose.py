@@ -50,6 +50,17 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+MAX_LISTED = 20  # names listed from a long vocabulary (a data file's columns)
+
+
+def listing(options: Iterable, limit: int | None = None) -> str:
+    """``a, b, c``; past ``limit`` names, the first ones and how many there are in all."""
+    options = [str(o) for o in options]
+    if limit is None or len(options) <= limit:
+        return ", ".join(options)
+    return ", ".join(options[:limit]) + f", ... ({len(options)} in all)"
+
+
 def spec_error(locate: Callable[[tuple, bool], Location], path: tuple, message: str,
                code: str, key: bool = False) -> SpecError:
     """A SpecError located at ``path`` of the canonical spec (at its key with ``key``),
@@ -64,7 +75,8 @@ def missing_column(locate, path: tuple, col: str, header: Iterable[str],
     """``col``, named at ``path``, is not a column of ``source``."""
     header = list(header)
     return spec_error(locate, path, f"column '{col}' is not in {source}"
-                      f"{did_you_mean(col, header)}", "semantic-column")
+                      f"{did_you_mean(col, header)}; its columns: "
+                      f"{listing(header, MAX_LISTED)}", "semantic-column")
 
 
 def named_columns_missing(data: dict, header: Iterable[str], source: str,
@@ -99,11 +111,27 @@ def _kind(path: tuple) -> str | None:
 
 
 def schema_errors(data, schema: dict, locate: Callable[[tuple, bool], Location]) -> list[SpecError]:
-    """Every schema violation in ``data``, each located with ``locate(path, key)``."""
+    """Every schema violation in ``data``, each located with ``locate(path, key)``; one
+    message per mistake (see ``_one_per_place``)."""
     out: list[SpecError] = []
-    for err in _Validator(schema).iter_errors(data):
+    for err in _one_per_place(_Validator(schema).iter_errors(data)):
         out.extend(_translate(err, locate))
     return out
+
+
+_VALUE_CHECKS = frozenset({"enum", "const", "minimum", "maximum", "exclusiveMinimum",
+                           "exclusiveMaximum", "multipleOf", "pattern", "minLength", "maxLength",
+                           "minItems", "maxItems", "uniqueItems", "format"})
+
+
+def _one_per_place(errors: Iterable[ValidationError]) -> list[ValidationError]:
+    """A value of the wrong type fails its value checks too (``initializer: {constant: 1}``
+    is not a string, nor one of the names): keep the type error alone at that place (its
+    message lists the names, see ``_translate``)."""
+    errors = list(errors)
+    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    return [e for e in errors
+            if not (e.validator in _VALUE_CHECKS and tuple(e.absolute_path) in mistyped)]
 
 
 def _translate(err: ValidationError, locate) -> list[SpecError]:
@@ -119,11 +147,14 @@ def _translate(err: ValidationError, locate) -> list[SpecError]:
         allowed = list(sch.get("properties", {}))
         kind = _kind(path) if sch.get("maxProperties") == 1 else None
         return [diag(f"unknown {kind or 'key'} {k!r}" + did_you_mean(k, allowed)
-                     + ("" if kind else f"; allowed here: {', '.join(allowed)}"),
+                     + (f"; expected one of: {listing(sorted(allowed))}" if kind else
+                        f"; allowed here: {listing(allowed)}"),
                      path + (k,), key=True, code="schema-unknown-key")
                 for k in inst if k not in sch.get("properties", {})]
     if v == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
+        if _misspelled(missing, inst, sch):
+            return []  # the unknown key's message says it (did you mean '<missing>'?)
         # at the key of the mapping that lacks it: a block mapping's value mark is
         # its first child's line, which would blame an unrelated key
         return [diag(f"missing required key '{missing}'", key=True)]
@@ -131,6 +162,12 @@ def _translate(err: ValidationError, locate) -> list[SpecError]:
         want = sch["type"] if isinstance(sch["type"], list) else [sch["type"]]
         if "number" in want and isinstance(inst, float) and not math.isfinite(inst):
             return [diag(f"expected a finite number, got {inst}")]
+        if "enum" in sch:  # a name was expected: say which ones (_one_per_place)
+            kind = _kind(path)
+            return [diag(f"expected {'an' if (kind or 'a')[0] in 'aeiou' else 'a'} "
+                         f"{kind or 'value'} name, got {_found(inst)}; one of: "
+                         f"{', '.join(str(o) for o in sch['enum'])}",
+                         code="schema-unknown-name")]
         return [diag(f"expected {' or '.join(_TYPE_WORDS[t] for t in want)}, got {_found(inst)}")]
     if v == "enum":
         kind = _kind(path) or "value"
@@ -170,6 +207,14 @@ def _translate(err: ValidationError, locate) -> list[SpecError]:
     return [diag(err.message)]
 
 
+def _misspelled(missing: str, inst, sch: dict) -> bool:
+    """Whether a key of ``inst`` that the schema does not allow is ``missing`` misspelled."""
+    if not isinstance(inst, dict) or sch.get("additionalProperties") is not False:
+        return False
+    unknown = [k for k in inst if k not in sch.get("properties", {})]
+    return any(difflib.get_close_matches(str(k), [missing], n=1, cutoff=0.6) for k in unknown)
+
+
 def _matches_type(branch: dict, inst) -> bool:
     t = branch.get("type")
     if t is None:
@@ -195,7 +240,7 @@ def _best_branch(err: ValidationError, locate) -> list[SpecError]:
     fitting = [i for i, b in enumerate(branches) if _matches_type(b, err.instance)]
     for i in fitting:
         if by_branch.get(i):
-            return [d for sub in by_branch[i] for d in _translate(sub, locate)]
+            return [d for sub in _one_per_place(by_branch[i]) for d in _translate(sub, locate)]
     path = tuple(err.absolute_path)
     kinds = []
     for b in branches:

@@ -138,7 +138,12 @@ class _Scope:
 
     def arity(self, name: str, layer: str, n: int) -> None:
         want = LAYERS[layer].arity
-        if want is None and n < 2:
+        written = getattr(self.locate, "written", lambda p: p)((*self.where, "nodes", name))
+        if want is None and n < 2 and written[:2] == ("model", "layers"):
+            self.err(("nodes", name), f"{layer} joins two or more inputs, which a list of "
+                     "layers cannot give it; write the model as named nodes (model.nodes) "
+                     f"and give {layer} from: [a, b]", key=True)
+        elif want is None and n < 2:
             self.err(("nodes", name, "from"), f"{layer} joins two or more inputs; from names "
                      f"{n} (e.g. from: [a, b])")
         elif want is not None and n != want:

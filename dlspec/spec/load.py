@@ -7,6 +7,7 @@ on a schema-invalid spec would report noise).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from dlspec.data.table import read_csv
 from dlspec.errors import DataError, Diagnostics, Location, SpecError
 from dlspec.graph.resources import DEFAULT_LIMIT
-from dlspec.spec import semantic, sequence
+from dlspec.spec import paths, semantic, sequence
 from dlspec.spec.compile import compile_graph
 from dlspec.spec.diagnose import schema_errors
 from dlspec.spec.graphcheck import check_graph
@@ -121,7 +122,8 @@ def load_spec(source: str | Path, overrides: Sequence[str] = (), *, check_data: 
 
     Args:
         source: the spec's path.
-        overrides: ``KEY.PATH=VALUE`` strings, applied before validation.
+        overrides: ``KEY.PATH=VALUE`` strings, applied before validation; a relative
+            path among them (``data.source=PATH``) is relative to the current directory.
         check_data: also check column names against the data file's header
             (skipped, without error, when the data file does not exist).
         max_memory: refuse a spec whose training step needs more bytes (estimated
@@ -148,22 +150,29 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     errors = schema_errors(data, load_schema(), locate)
     if errors:
         raise Diagnostics(errors)
+    typed = paths.anchor_command_line(data, where, Path.cwd())
     errors = semantic.check_model_form(data, locate)
     if errors:
         raise Diagnostics(errors)
     canonical, written = normalize(data, base)
     locate = _Locator(loaded, where, written)
+    source_text = typed.get(paths.SOURCE, canonical["data"]["source"]) \
+        if canonical["data"] is not None else None
     errors = semantic.check_spec(canonical, locate) + check_graph(canonical, locate)
     header, header_errors = read_header(canonical, base, locate)
     if check_data and header is not None:
         errors += header_errors or semantic.check_columns(
-            canonical, header, canonical["data"]["source"], locate)
+            canonical, header, source_text, locate)
     width = None
     if check_data and not errors and sequence.is_sequence(canonical):
-        errors, width = check_series_data(canonical, base, locate)
+        errors, width = check_series_data(canonical, base, locate, source_text)
     if errors:
         raise Diagnostics(errors)
     spec = build(canonical, loaded.file, base, locate)
+    if source_text is not None and source_text != canonical["data"]["source"]:
+        # messages name the path as typed
+        spec = dataclasses.replace(spec, data=dataclasses.replace(spec.data,
+                                                                  source_text=source_text))
     shapes = input_shapes_hint(spec, canonical, header, width)
     if shapes is not None:
         compile_graph(spec, shapes, limit=max_memory, init=False)
@@ -214,28 +223,31 @@ def input_shape_hint(canonical: dict, header: list[str] | None,
     return None
 
 
-def check_series_data(canonical: dict, base: Path, locate) -> tuple[list[SpecError], int | None]:
+def check_series_data(canonical: dict, base: Path, locate,
+                      source_text: str | None = None) -> tuple[list[SpecError], int | None]:
     """Sequence data's values checked against the spec (nothing when the file is absent).
 
-    Returns the located problems and, for an .npz, its number of features.
+    Returns the located problems and, for an .npz, its number of features. Messages
+    name the data as ``source_text`` (default: as the spec writes it).
     """
     from dlspec.data.sequence import read_npz_windows
 
     d = canonical["data"]
+    shown = source_text or d["source"]
     path = data_path(canonical, base)
     if d["format"] not in sequence.SEQUENCE_FORMATS or not path.is_file():
         return [], None
     try:
         if d["format"] == "npz":
             x, y = read_npz_windows(path)
-            return sequence.check_npz_windows(canonical, x, y, d["source"], locate), x.shape[2]
+            return sequence.check_npz_windows(canonical, x, y, shown, locate), x.shape[2]
         header = read_csv(path, max_rows=0).columns
         table = read_csv(path, columns=[*sequence.feature_columns(canonical, header),
                                         d["target"]])
     except DataError as e:
         return [SpecError(f"cannot read the data file: {e.message}", locate(("data", "source")),
                           path="data.source", code="data-file")], None
-    return sequence.check_series(canonical, table, d["source"], locate), None
+    return sequence.check_series(canonical, table, shown, locate), None
 
 
 def data_path(canonical: dict, base: Path) -> Path:

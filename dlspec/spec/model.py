@@ -138,7 +138,7 @@ class Spec:
     @property
     def sha256(self) -> str:
         """Hash of the resolved spec: --set overrides count, comments do not, and neither
-        does where the data lives (the data is identified by its own SHA-256)."""
+        does where the data lives (any path: the data is identified by its own SHA-256)."""
         return spec_sha256(self.resolved)
 
     @property
@@ -148,9 +148,9 @@ class Spec:
 
 
 def spec_sha256(resolved: Mapping) -> str:
-    resolved = {k: v for k, v in thaw(resolved).items() if k != "lock"}
-    if resolved.get("data"):
-        resolved["data"].pop("source", None)
+    from dlspec.spec.paths import without_paths
+
+    resolved = without_paths({k: v for k, v in thaw(resolved).items() if k != "lock"})
     text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=dict)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -5,6 +5,8 @@ lines say what is expected, one line per diagnostic::
 
     # expect: LINE:COL: <fragment of the message>
 
+and no other diagnostic: one mistake, one message.
+
 LINE and COL count in the file itself, comment lines included. The data
 source points at the real breast-cancer CSV, so header checks run too.
 """
@@ -62,6 +64,7 @@ def test_corpus_file(path: Path):
         assert str(d).startswith(f"{path}:{loc.line}:{loc.col}: "), str(d)
 
     report = "\n".join(str(d) for d in items)
+    assert len(items) == len(expected), f"one message per mistake; diagnostics were:\n{report}"
     got = {(d.location.line, d.location.col) for d in items}
     want = {(line, col) for line, col, _ in expected}
     assert got == want, f"positions differ; diagnostics were:\n{report}"
