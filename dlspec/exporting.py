@@ -88,4 +88,5 @@ def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None
     out = Path(out) if out else Path(f"{spec.name}.onnx")
     write_atomic(out, data)
     return {"path": str(out), "opset": model.opset_import[0].version,
-            "ir_version": model.ir_version, "parity": parity, "bytes": len(data)}
+            "ir_version": model.ir_version, "parity": parity, "bytes": len(data),
+            "note": model_note(model)}

@@ -3,7 +3,7 @@
     values, grads = dlspec.gradients("specs/graph_product.yaml", {"x": 2.0, "y": 3.0,
                                                                    "z": 4.0}, "g")
 
-``values`` maps every input and node name to its value; ``grads`` maps every input name
+``values`` maps every input, parameter and node name to its value; ``grads`` maps every input name
 and every parameter name (``node.param``) to the gradient of the sum of ``output`` with
 respect to it. The graph runs as at inference (dropout passes its input through, batch
 norm uses its moving statistics), by the ops' own rules in float64: a forward pass in
@@ -60,12 +60,13 @@ def _batched(spec: Spec, inputs: Mapping) -> tuple[dict[str, np.ndarray], bool]:
 
 
 def gradients(spec: Spec | str | Path, inputs: Mapping, output: str,
-              seed: int | None = None) -> tuple[dict, dict]:
+              seed: int | None = None, params: Mapping | None = None) -> tuple[dict, dict]:
     """Evaluate the spec's graph on ``inputs`` and differentiate the sum of ``output``.
 
     Args:
         spec: a spec file or a loaded Spec. Parameters the spec does not give start from
             their initializers, seeded by ``seed`` (default: the spec's seed).
+        params: values for parameters by name (``node.param``), instead of those.
         inputs: input name -> array: one example (the input's shape) or a batch.
         output: the node to differentiate (its values are summed).
 
@@ -91,9 +92,17 @@ def gradients(spec: Spec | str | Path, inputs: Mapping, output: str,
                                      f"{', '.join(graph.node_values)}", code="usage")])
     buffer = ParamBuffer(graph)
     buffer.initialize(np.random.default_rng(spec.seed if seed is None else seed))
+    given = dict(params or {})
+    unknown = sorted(set(given) - {p.name for p in graph.params})
+    if unknown:
+        raise DataError(f"no parameter {unknown[0]}; the parameters are "
+                        f"{', '.join(p.name for p in graph.params)}", code="usage")
     env = {v.id: x[v.name] for v in graph.inputs}
-    env.update({p.value.id: view.astype(np.float64) for p, view in
-                zip(graph.params, buffer.views, strict=True)})
+    for p, view in zip(graph.params, buffer.views, strict=True):
+        value = np.asarray(given.get(p.name, view), dtype=np.float64)
+        if value.shape != p.shape:
+            raise DataError(f"{p.name} is {p.shape}, got {value.shape}", code="usage")
+        env[p.value.id] = value
     target = graph.node_values[output]
     for node in graph.nodes:
         if node.op.train_only:
@@ -114,8 +123,9 @@ def gradients(spec: Spec | str | Path, inputs: Mapping, output: str,
         for v, gv in zip(node.inputs, parts, strict=True):
             if gv is not None:
                 grad[v.id] = gv if v.id not in grad else grad[v.id] + gv
-    strip = (lambda a: a[0]) if single else (lambda a: a)
+    strip = (lambda a: np.asarray(a[0])) if single else (lambda a: a)
     values = {n: strip(x[n]) for n in x}
+    values.update({p.name: env[p.value.id] for p in graph.params})
     values.update({n: strip(env[v.id]) for n, v in graph.node_values.items() if v.id in env})
     grads = {v.name: strip(grad.get(v.id, np.zeros_like(x[v.name]))) for v in graph.inputs}
     grads.update({p.name: grad.get(p.value.id, np.zeros(p.shape)) for p in graph.params})

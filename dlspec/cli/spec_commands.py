@@ -90,8 +90,7 @@ def validate(
                                        "its opset and run it in onnxruntime.")] = False,
 ) -> None:
     """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
-    from dlspec.data.kinds import check_kinds
-    from dlspec.data.locate import missing_data
+    from dlspec.spec.datacheck import check_kinds, missing_data
     from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
     from dlspec.spec.load import load_spec
 
@@ -301,21 +300,35 @@ def _progress(epochs: int, quiet: bool):
 
 @app.command()
 def export(
-    run: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (or its "
-                                        "latest pointer).")],
+    run: Annotated[Path, typer.Argument(metavar="RUN_DIR|SPEC", help="A run directory (or "
+                                        "its latest pointer), or a spec whose weights are "
+                                        "all given.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="The .onnx file "
                                                 "(default: <name>.onnx).")] = None,
     opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the spec's "
                                               "export.opset).")] = None,
+    overrides: Overrides = None,
 ) -> None:
-    """Export a run to one ONNX file that takes raw columns, after a parity check."""
+    """Export a run (or a spec with its weights) to one ONNX file taking raw inputs, after a
+    parity check."""
     import dlspec.api as api
 
     with user_errors():
-        report = api.export(run, output, opset=opset)
+        if run.suffix in SPEC_SUFFIXES and run.is_file():
+            from dlspec.spec.load import load_spec
+
+            report = api.export_spec(load_spec(run, overrides or []), output, opset=opset)
+        else:
+            if overrides:
+                from dlspec.errors import UsageError
+
+                raise UsageError("--set changes a spec; a run directory's spec is fixed by its"
+                                 " lock (export the spec itself, or train it again)",
+                                 code="usage")
+            report = api.export(run, output, opset=opset)
         p = report["parity"]
         err.print(f"parity with the engine: {p['rows']} rows at batch sizes "
                   f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}", soft_wrap=True)
-        if report["note"]:
+        if report.get("note"):
             err.print(f"note: {report['note']}", soft_wrap=True, markup=False)
         print(report["path"], flush=True)

@@ -128,9 +128,11 @@ def build_model(net: Network, inputs: dict, target: Target | None, *, opset: int
     model = helper.make_model(b.graph(name), opset_imports=imports,
                               producer_name="dlspec", producer_version=__version__)
     model.ir_version = ir_version_for(opset)
+    widths = [] if target is not None else \
+        [int(np.prod(graph.outputs[o].shape[1:], dtype=np.int64)) for o in outputs]
     contract = Contract(contract_inputs(inputs),
                         target.name if target else "", target.task if target else "none",
-                        target.classes if target else [], outputs, sequence)
+                        target.classes if target else [], outputs, sequence, widths)
     note = portability_note(model)
     helper.set_model_props(model, {
         "dlspec.version": __version__, "dlspec.spec_sha256": spec_sha256,

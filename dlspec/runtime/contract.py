@@ -36,6 +36,7 @@ class Contract:
     classes: list = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     sequence: SequenceInput | None = None
+    widths: list[int] = field(default_factory=list)  # undecoded outputs: values per example
 
     @property
     def columns(self) -> list[str]:
@@ -59,8 +60,8 @@ class Contract:
         names its regression output for the horizon: ``Passengers_t+1``, t being the row
         of a window's last step); a model of no task names each output's values."""
         if not self.decoded:
-            return [self.outputs[0]] if width == 1 else \
-                [f"{self.outputs[0]}_{i}" for i in range(width)]
+            return [c for name, w in zip(self.outputs, self.widths or [width], strict=False)
+                    for c in ([name] if w == 1 else [f"{name}_{i}" for i in range(w)])]
         if self.task == "regression":
             seq = self.sequence
             name = f"{self.target}_t+{seq.horizon}" if seq and seq.columns else self.target
@@ -69,6 +70,8 @@ class Contract:
 
     def to_json(self) -> str:
         extra = {"sequence": self.sequence.to_dict()} if self.sequence else {}
+        if self.widths:
+            extra["widths"] = list(self.widths)
         return json.dumps({
             "format": SEQUENCE_FORMAT if self.sequence else CONTRACT_FORMAT,
             "inputs": [c.to_dict() for c in self.inputs],
@@ -85,7 +88,7 @@ class Contract:
                       for c in d["inputs"]]
             sequence = SequenceInput.from_dict(d["sequence"]) if d["format"] >= 3 else None
             return cls(inputs, d["target"], d["task"], list(d["classes"]), list(d["outputs"]),
-                       sequence)
+                       sequence, [int(w) for w in d.get("widths", [])])
         except (ValueError, KeyError, TypeError) as e:
             raise ModelError(f"the model's dlspec contract is invalid: {e}",
                              code="model-contract") from None

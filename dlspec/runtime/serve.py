@@ -82,7 +82,9 @@ def onnx_runner(session, contract: Contract, on_unknown: str = "error",
 
     def run(raw) -> Batch:
         outs = session.run(names, feeds(contract, raw, on_unknown, on_missing))
-        if contract.decoded and TASKS[contract.task].classifier:
+        if not contract.decoded:  # every output, flattened per example, side by side
+            return Batch(np.concatenate([o.reshape(len(o), -1) for o in outs], axis=1), None)
+        if TASKS[contract.task].classifier:
             return Batch(outs[0], outs[1])
         return Batch(outs[0], None)
     return run
@@ -161,6 +163,8 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
         _no_impute(on_missing)
     if contract.decoded and TASKS[contract.task].classifier:
         width = 0
+    elif not contract.decoded:
+        width = sum(contract.widths)
     bs = batch_size or (IMAGE_BATCH if contract.kind == "image" else DEFAULT_BATCH)
     n = READERS[contract.kind](runner, contract, width, data, output, bs, progress,
                                input_format=input_format, keep=keep)

@@ -1,7 +1,9 @@
-"""Do a table's columns hold what the spec reads them as? The check training makes while
-fitting the preprocessing, run by ``validate`` over the whole file before any training."""
+"""The spec against its data on this machine, before any training: is the data here (found
+the one way training finds it), and do a table's columns hold what the spec reads them as."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from dlspec.data.preprocess import encoded_columns, non_numeric
 from dlspec.data.table import read_csv
@@ -19,7 +21,7 @@ def check_kinds(spec: Spec) -> list[DataError]:
     Nothing for other data, or when the data file is absent.
     """
     d = spec.data
-    if d.format != "csv" or d.sequence is not None or not d.source.is_file():
+    if d is None or d.format != "csv" or d.sequence is not None or not d.source.is_file():
         return []
     resolved = thaw(spec.resolved)
     header = read_csv(d.source, max_rows=0).columns
@@ -45,3 +47,37 @@ def _pointing(problem: DataError, spec: Spec, path: tuple) -> DataError:
     where = spec.locate(path, True)
     return DataError(f"{problem.message}; fix it at {where} ({'.'.join(path)})",
                      problem.location, code=problem.code)
+
+def missing_data(spec: Spec) -> list[str]:
+    """What of the spec's data is not here, one phrase each (empty: all of it is).
+
+    Files are looked for where training reads them (paths resolved as the spec and
+    --set say); a built-in dataset in $DLSPEC_DATA, then the cache, each file verified
+    as training verifies it, and nothing downloaded.
+
+    Raises:
+        DataError: a copy of a built-in dataset's file that is not the published one.
+    """
+    from dlspec.data.builtin import missing_files
+
+    d = spec.data
+    if d is None:
+        return []
+    test = spec.resolved["data"].get("test")
+    sources = [(d.format, d.source, d.source_text, d.labels)]
+    if d.test is not None:
+        sources.append((d.test["format"], d.test["source"], test["source"], d.test["labels"]))
+    out = []
+    for fmt, path, text, labels in sources:
+        if fmt == "builtin":
+            if missing_files(str(path)):
+                out.append(f"{text} is not yet in $DLSPEC_DATA or the cache; train "
+                           "downloads it")
+            continue
+        here = Path(path).is_dir() if fmt == "image_folder" else Path(path).is_file()
+        if not here:
+            out.append(f"data {'folder' if fmt == 'image_folder' else 'file'} {text} not "
+                       "found, data checks skipped")
+        if labels is not None and not Path(labels).is_file():
+            out.append(f"labels file {labels} not found")
+    return out
