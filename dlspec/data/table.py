@@ -55,6 +55,11 @@ class Table:
     def __len__(self) -> int:
         return len(self.lines)
 
+    def take(self, rows: np.ndarray) -> Table:
+        """The table of ``rows`` only (their file lines kept, for messages)."""
+        return Table(self.source, self.columns, {c: v[rows] for c, v in self.cells.items()},
+                     self.lines[rows], self.by_row, self.text)
+
     def error(self, message: str, line, code: str) -> DataError:
         """A DataError at a row: ``file:17: message``, or ``file: row 17: message``."""
         if self.by_row:

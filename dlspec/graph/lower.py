@@ -84,7 +84,7 @@ class _Lowering:
         y = layer.apply(gb, xs, values, dict(layer_node.params))
         n_params = sum(int(np.prod(w.shape, dtype=np.int64)) for w in built) if made else 0
         gb.end_layer(layer_node.layer, y, node.inputs,
-                     share=layer_node.name if node.share else None,
+                     share=None if made or owner == scope else owner,
                      params=tuple(v.name for v in values.values()), n_params=n_params)
         return y
 

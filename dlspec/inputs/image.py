@@ -69,6 +69,27 @@ def _remap(test: ImageSet, classes: list) -> np.ndarray:
     return lookup[test.y]
 
 
+def _select(images: ImageSet, wanted: list | None, spec: Spec) -> ImageSet:
+    """Only the images of the ``wanted`` classes (data.classes), relabelled in that order."""
+    if not wanted:
+        return images
+    have = [str(c) for c in images.classes]
+    missing = [w for w in wanted if str(w) not in have]
+    if missing:
+        raise Diagnostics([SpecError(
+            f"class {missing[0]!r} is not in {images.source} (its classes: "
+            f"{', '.join(have[:20])})", spec.locate(("data", "classes", wanted.index(missing[0])),
+                                                   False),
+            path="data.classes", code="data-classes")])
+    index = np.array([have.index(str(w)) for w in wanted])
+    lookup = np.full(len(have), -1, dtype=np.int64)
+    lookup[index] = np.arange(len(wanted))
+    mapped = lookup[images.y]
+    keep = np.flatnonzero(mapped >= 0)
+    return ImageSet(images.x[keep], mapped[keep], [images.classes[i] for i in index],
+                    images.source)
+
+
 def _subset(n: int, k: int | None, rng: np.random.Generator) -> np.ndarray:
     if k is None or k >= n:
         return np.arange(n)
@@ -83,6 +104,9 @@ def load_image_dataset(spec: Spec) -> Dataset:
     test, test_files = _read(d.test, ("data", "test"), spec) if d.test else (None, [])
     if d.format == "builtin" and d.test is None:
         test, test_files = _read({**main}, ("data", "test"), spec)
+    train = _select(train, d.classes, spec)
+    if test is not None:
+        test = _select(test, d.classes, spec)
     where = ("data", "source")
     check_classes(spec.train.loss, list(train.classes), LABEL, where, spec.locate)
     rng = np.random.default_rng([spec.seed, 0])

@@ -38,6 +38,8 @@ def load_table(spec: Spec) -> Dataset:
             f"data file not found: {path} (give another with --set data.source=PATH)",
             spec.locate(("data", "source"), False), path="data.source", code="data-file")])
     table = read_csv(path)
+    if spec.data.classes:
+        table = _only_classes(table, spec)
     resolved = plain(spec.resolved)
     errors = check_columns(resolved, table.columns, spec.data.source_text, spec.locate)
     if errors:
@@ -58,6 +60,22 @@ def load_table(spec: Spec) -> Dataset:
          for k, r in rows.items()}
     return Dataset("table", inputs, target, rows, x, {k: y[r] for k, r in rows.items()},
                    file_sha256(path), raw=table)
+
+
+def _only_classes(table, spec: Spec):
+    """The rows whose target is one of data.classes (compared as text, or by value)."""
+    name, wanted = spec.data.target, list(spec.data.classes)
+    if name not in table.cells:
+        return table  # check_columns reports the missing target
+    cells = table.strings(name)
+    keys = {str(w) for w in wanted}
+    keep = np.array([c in keys for c in cells.tolist()], dtype=bool)
+    if not keep.any():
+        raise Diagnostics([SpecError(
+            f"no row of {spec.data.source_text} has one of these classes in '{name}'",
+            spec.locate(("data", "classes"), False), path="data.classes",
+            code="data-classes")])
+    return table.take(np.flatnonzero(keep))
 
 
 def write_holdout(ds: Dataset, rows: np.ndarray) -> bytes:

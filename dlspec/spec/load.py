@@ -188,7 +188,8 @@ def input_shapes_hint(spec: Spec, canonical: dict, header: list[str] | None,
         if inp.shape is not None:
             shapes[inp.name] = inp.shape
             continue
-        hint = input_shape_hint(canonical, header, width, inp.columns)
+        hint = input_shape_hint(canonical, header, width, inp.columns,
+                                Path(spec.file).resolve().parent)
         if hint is None:
             return None
         shapes[inp.name] = (hint,) if isinstance(hint, int) else tuple(hint)
@@ -196,7 +197,8 @@ def input_shapes_hint(spec: Spec, canonical: dict, header: list[str] | None,
 
 
 def input_shape_hint(canonical: dict, header: list[str] | None,
-                     width: int | None = None, columns=None) -> int | tuple | None:
+                     width: int | None = None, columns=None,
+                     base: Path | None = None) -> int | tuple | None:
     """One example's shape as far as it is known without reading the data (None: unknown).
 
     For a table, the number of feature columns (``columns``, when the input names them;
@@ -220,6 +222,10 @@ def input_shape_hint(canonical: dict, header: list[str] | None,
         from dlspec.data.builtin import DATASETS
 
         return DATASETS[d["source"]].shape if d["source"] in DATASETS else None
+    if base is not None:
+        from dlspec.data.images import example_shape
+
+        return example_shape(base / d["source"], d["format"])
     return None
 
 

@@ -49,6 +49,7 @@ class DataSpec:
     preprocess: tuple[Mapping, ...]
     split: SplitSpec
     sequence: Mapping | None = None  # window, horizon: time-ordered data cut into windows
+    classes: tuple | None = None     # only the examples of these classes, in this order
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,8 @@ def _data(d: dict | None, base: Path) -> DataSpec | None:
         features=tuple(d["features"]) if d["features"] is not None else None,
         preprocess=tuple(_frozen(s) for s in d["preprocess"]),
         split=SplitSpec(**d["split"]),
-        sequence=_frozen(d["sequence"]) if d.get("sequence") else None)
+        sequence=_frozen(d["sequence"]) if d.get("sequence") else None,
+        classes=tuple(d["classes"]) if d.get("classes") else None)
 
 
 def _train(t: dict | None) -> TrainSpec | None:

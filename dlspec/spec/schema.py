@@ -242,6 +242,11 @@ def build_schema() -> dict:
                                   ["source"]),
                    "a separate held-out test set (built-in datasets use their own test split);"
                    " data.split.test is then not used", {"source": "t10k.npz"}),
+        "classes": _d({"type": "array", "minItems": 2, "maxItems": 100_000, "uniqueItems": True,
+                       "items": {"oneOf": [{"type": "integer"}, {"type": "string",
+                                                                 "minLength": 1}]}},
+                      "keep only the examples of these classes (the target's values, or "
+                      "image labels): e.g. digits 5 to 9 of MNIST", [5, 6, 7, 8, 9]),
         "subset": _d(_params_object({
             "train": _d({"type": "integer", "minimum": 1}, "use this many training rows "
                         "(seeded random choice)", 5000),

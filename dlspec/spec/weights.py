@@ -25,6 +25,14 @@ MAX_INLINE = 4096
 MAX_FILE_BYTES = 1 << 30
 
 
+def _described(shape: tuple) -> str:
+    if shape == ():
+        return "a number"
+    if len(shape) == 1:
+        return f"{shape[0]} value{'s' if shape[0] != 1 else ''}"
+    return "x".join(map(str, shape))
+
+
 def _rectangular(value, path: tuple) -> tuple[list, tuple | None]:
     """(problems, shape) of a nested list of numbers (problems as (path, message))."""
     if not isinstance(value, list):
@@ -40,10 +48,7 @@ def _rectangular(value, path: tuple) -> tuple[list, tuple | None]:
     first = shapes[0]
     for i, shape in enumerate(shapes[1:], 1):
         if shape != first:
-            what = "a number" if shape == () else f"{shape[0]} values" if len(shape) == 1 \
-                else "x".join(map(str, shape))
-            want = "a number" if first == () else f"{first[0]} values" if len(first) == 1 \
-                else "x".join(map(str, first))
+            what, want = _described(shape), _described(first)
             return [((*path, i), f"not a rectangular array: item {i} is {what}, item 0 "
                      f"{want}")], None
     return [], (len(value), *first)
