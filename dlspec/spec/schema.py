@@ -199,7 +199,7 @@ def _model_schema(layer_entries: dict, node_layers: dict) -> dict:
                      "named sub-graphs, applied by nodes with `call:`; every call shares the"
                      " block's parameters (named block.node.param)",
                      {"disc": {"inputs": ["x"], "nodes": {"h": {"dense": 64}}}}),
-        "init_from": _d(_params_object({
+        "init_from": _d({"oneOf": [{"type": "null"}, _params_object({
             "run": _d({"type": "string", "minLength": 1, "maxLength": 4096},
                       "a run directory (or its latest pointer), relative to the spec",
                       "../runs/mnist_cnn/latest"),
@@ -210,7 +210,7 @@ def _model_schema(layer_entries: dict, node_layers: dict) -> dict:
             "skip": _d({"type": "array", "maxItems": 1000, "items": {
                 "type": "string", "minLength": 1}}, "globs of source parameters not to load",
                 ["dense_3.*"]),
-        }, ["run"]), "start from another run's weights, matched strictly by parameter name: "
+        }, ["run"])]}, "start from another run's weights, matched strictly by parameter name: "
             "every source parameter is loaded or skipped", {"run": "../runs/base/latest",
                                                             "skip": ["out.*"]}),
     })
