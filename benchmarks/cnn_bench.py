@@ -104,15 +104,9 @@ def parity(steps: int = 5) -> float:
     with torch.no_grad():
         for tp, view, to_torch in pairs:
             tp.copy_(torch.from_numpy(np.ascontiguousarray(to_torch(view))))
-    plan, buf = d.net.train_plan, d.net.buffer
-    s = plan.new_slots()
+    s = d.net.train_plan.new_slots()
     for i in range(steps):
-        xb, yb = x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]
-        s[plan.input_slots[0]] = xb
-        plan.forward(s)
-        _, g = d.net.loss.fn(s[plan.seed_slot], yb)
-        plan.backward(s, g)
-        d.opt.step(buf.flat, buf.grad)
+        d.step(s, x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH])
         t.opt.zero_grad()
         t.loss_fn(t.model(t.x[i * BATCH:(i + 1) * BATCH]), t.y[i * BATCH:(i + 1) * BATCH]
                   ).backward()

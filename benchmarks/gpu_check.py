@@ -45,12 +45,12 @@ def mlp_model():
                                          "initializer": "glorot_uniform", "bias": True,
                                          "bias_initializer": "zeros", "trainable": True})
 
-    net = Network([dense("h1", 1024, "relu"), dense("h2", 1024, "relu"),
-                   dense("out", 10, "softmax")], 784, "categorical_crossentropy")
+    net = Network.chain([dense("h1", 1024, "relu"), dense("h2", 1024, "relu"),
+                         dense("out", 10, "softmax")], 784, "categorical_crossentropy")
     net.buffer.initialize(np.random.default_rng(0))
     b = OnnxBuilder(DEFAULT_OPSET)
     b.add_input("x", TensorProto.FLOAT, ["N", 784])
-    out = emit_network(b, net, "x")
+    (out,) = emit_network(b, net, {"features": "x"}).values()
     b.add_output(out, TensorProto.FLOAT, ["N", 10])
     model = helper.make_model(b.graph("mlp"), opset_imports=[helper.make_opsetid("",
                                                                                DEFAULT_OPSET)])

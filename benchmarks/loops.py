@@ -63,6 +63,14 @@ def load_spec_text(text: str, name: str):
     return resolve(load_yaml(text, f"<benchmark {name}>"), base=ROOT, check_data=False)
 
 
+def network_of(spec, shape: tuple):
+    """A spec's network compiled at one input's example ``shape``, its loss attached."""
+    from dlspec.engine.network import Network
+    from dlspec.spec.compile import compile_graph
+
+    return Network(compile_graph(spec, {spec.model.inputs[0].name: tuple(shape)}).graph)
+
+
 class DlspecLoop:
     """fit()'s inner loop, step for step: a shuffled batch gathered into a reused buffer;
     plan.forward, loss, isfinite, plan.backward, opt.step."""
@@ -71,9 +79,10 @@ class DlspecLoop:
         from dlspec.engine.network import Network
         from dlspec.engine.optimizers import OPTIMIZERS
 
-        self.net = Network(spec.layers, x.shape[1:], spec.train.loss)
+        self.net = Network.chain(spec.layers, x.shape[1:], spec.train.loss) \
+            if spec.model.inputs[0].shape is None else network_of(spec, x.shape[1:])
         self.make_opt = lambda: OPTIMIZERS[spec.train.optimizer].make(
-            self.net.buffer.flat.size, dict(spec.train.optimizer_params))
+            self.net.buffer.train_size, dict(spec.train.optimizer_params))
         self.x, self.y, self.bs, self.seed = x, y, spec.train.batch_size, seed
         self.reset()
 
@@ -86,12 +95,13 @@ class DlspecLoop:
     def step(self, slots: list, xb: np.ndarray, yb: np.ndarray) -> float:
         plan, buf = self.net.train_plan, self.net.buffer
         slots[plan.input_slots[0]] = xb
+        slots[plan.target_slots[0]] = yb
         plan.forward(slots)
-        loss, g = self.net.loss.fn(slots[plan.seed_slot], yb)
+        loss = slots[plan.seed_slot]
         if not np.isfinite(loss):
             raise RuntimeError("diverged")
-        plan.backward(slots, g)
-        self.opt.step(buf.flat, buf.grad)
+        plan.backward(slots)
+        self.opt.step(buf.train_flat, buf.train_grad)
         return loss
 
     def run(self, steps: int) -> float:

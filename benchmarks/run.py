@@ -2,7 +2,7 @@
 """Training throughput of dlspec's NumPy engine vs PyTorch CPU eager.
 
     python benchmarks/run.py [--quick] [--json OUT.json] [--repeats N] [--markdown] [--profile]
-                             [--workloads churn,mlp784,cnn,lstm]
+                             [--workloads churn,mlp784,cnn,lstm,residual]
 
 Workloads (identical shapes, batch size, Adam(lr=1e-3, eps=1e-7), loss, steps):
   1. churn MLP 11-6-6-1 (relu, relu, sigmoid + binary cross-entropy), batch 10, one
@@ -10,9 +10,10 @@ Workloads (identical shapes, batch size, Adam(lr=1e-3, eps=1e-7), loss, steps):
      dataset pipeline when the CSV exists, else on synthetic 8000x11 data;
   2. MLP 784-256-128-10 (relu, relu, softmax + categorical cross-entropy), batch 128,
      synthetic float32 data, one epoch of 12,800 rows (100 steps) per repetition;
-  3. the CNN of cnn_bench.py and 4. the LSTM of lstm_bench.py, 50 steps (quick: 20) per
-     repetition, as step loops;
-  5. the whole 50-epoch churn training: `dlspec train specs/churn.yaml` as a subprocess
+  3. the CNN of cnn_bench.py, 4. the LSTM of lstm_bench.py and 5. the residual block of
+     residual_bench.py (a graph spec: conv, conv, add of the two), 50 steps (quick: 20)
+     per repetition, as step loops;
+  6. the whole 50-epoch churn training: `dlspec train specs/churn.yaml` as a subprocess
      vs benchmarks/torch_churn.py (wall time, one run each), when the data exists.
 Every process runs with glibc's malloc thresholds of a long training run (see
 loops.steady_allocator), and the report names numpy's BLAS kernels.
@@ -20,8 +21,9 @@ loops.steady_allocator), and the report names numpy's BLAS kernels.
 The MLPs are timed two ways: `dlspec.engine.trainer.fit` itself for one
 epoch (which also initializes, builds the optimizer, computes the epoch's metrics and
 validates), and a raw step loop that replicates fit's inner loop (per epoch a shuffled
-order, per batch one gather into a reused buffer; plan.forward, loss.fn, isfinite,
-plan.backward, opt.step). fit() minus the raw loop is the training loop's own overhead.
+order, per batch one gather into a reused buffer; plan.forward (the loss included), isfinite,
+plan.backward, opt.step; the loss is a kernel of the plan). fit() minus the raw loop is the
+training loop's own overhead.
 PyTorch runs the idiomatic loop (zero_grad, forward, loss, backward, step) over
 per-epoch gather-then-slice batches. Every repetition starts from fresh weights and optimizer
 state (reset outside the timed region), so each one times the same first epoch.
@@ -53,6 +55,7 @@ import cnn_bench
 import loops
 import lstm_bench
 import numpy as np
+import residual_bench
 
 from dlspec.engine.kernels import aligned
 from dlspec.engine.network import Network
@@ -103,14 +106,15 @@ class DlspecRaw:
         (as in fit()); a network trained on for many epochs on random labels memorizes
         them, and its steps change speed as it does."""
         self.buf.initialize(np.random.default_rng([self.seed, 1]))
-        self.opt = OPTIMIZERS[self.spec.optimizer].make(self.buf.flat.size,
+        self.opt = OPTIMIZERS[self.spec.optimizer].make(self.buf.train_size,
                                                         dict(self.spec.optimizer_params))
         self.rng = np.random.default_rng([self.seed, 2])
 
     def run(self, steps: int) -> float:
-        net, plan, buf, opt, bs = self.net, self.plan, self.buf, self.opt, self.bs
-        loss_fn = net.loss.fn
-        in_slot, seed_slot = plan.input_slots[0], plan.seed_slot
+        plan, buf, opt, bs = self.plan, self.buf, self.opt, self.bs
+        in_slot, (target_slot,), loss_slot = plan.input_slots[0], plan.target_slots, \
+            plan.seed_slot
+        params, grads = buf.train_flat, buf.train_grad
         state_updates = getattr(plan, "state_updates", None)
         slots = plan.new_slots()
         batch = aligned((bs, *self.x.shape[1:]))
@@ -124,16 +128,16 @@ class DlspecRaw:
                 idx = order[start:start + bs]  # one gather per batch into a reused buffer,
                 xb = batch[:len(idx)]          # as fit() does
                 np.take(self.x, idx, axis=0, out=xb, mode="clip")
-                yb = ye[start:start + bs]
                 slots[in_slot] = xb
+                slots[target_slot] = ye[start:start + bs]
                 plan.forward(slots)
                 if state_updates:  # e.g. batch-norm moving statistics
                     plan.update_state(slots)
-                loss, g = loss_fn(slots[seed_slot], yb)
+                loss = slots[loss_slot]
                 if not np.isfinite(loss):
                     raise RuntimeError("diverged")
-                plan.backward(slots, g)
-                opt.step(buf.flat, buf.grad)
+                plan.backward(slots)
+                opt.step(params, grads)
                 total += loss * len(xb)
                 done += 1
         return total
@@ -323,7 +327,8 @@ def churn_workload(data: Path | None) -> dict:
 
         spec = load_spec(CHURN_SPEC, [f"data.source={data}"])
         ds = load_dataset(spec)
-        x, y, task = ds.x, ds.y, ds.target.task
+        x = {k: v["features"] for k, v in ds.x.items()}
+        y, task = ds.y, ds.target.task
         source = f"real churn data ({data}, {len(x['train'])} training rows, via dlspec's pipeline)"
     else:
         spec = load_spec(CHURN_SPEC, [], check_data=False)
@@ -356,7 +361,7 @@ def bench_workload(w: dict, repeats: int, raw_steps: int, profile: bool,
                    timer: Timer) -> dict:
     spec, x, y = w["spec"], w["x"], w["y"]
     n_feat = x["train"].shape[1]
-    mk = lambda: Network(spec.layers, n_feat, spec.train.loss, spec.locate)  # noqa: E731
+    mk = lambda: Network.chain(spec.layers, n_feat, spec.train.loss)  # noqa: E731
     parity = parity_check(mk(), spec.train, w["sizes"], w["loss"], x["train"], y["train"])
     fitter = DlspecFit(mk(), spec.train, w["task"], x, y)
     raw = DlspecRaw(mk(), spec.train, x["train"], y["train"])
@@ -485,7 +490,7 @@ def child(key: str, side: str, steps: int, data: Path) -> int:
     w = churn_workload(data) if key == "churn" else mlp_workload(steps * 128)
     spec, x, y = w["spec"], w["x"]["train"], w["y"]["train"]
     if side == "dlspec":
-        net = Network(spec.layers, x.shape[1], spec.train.loss, spec.locate)
+        net = Network.chain(spec.layers, x.shape[1], spec.train.loss)
         DlspecRaw(net, spec.train, x, y).run(steps)
     else:
         TorchLoop(w["sizes"], w["loss"], x, y, spec.train.batch_size).run(steps)
@@ -738,8 +743,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     ap.add_argument("--profile", action="store_true",
                     help="also print a cProfile of each dlspec and torch loop")
-    ap.add_argument("--workloads", default="churn,mlp784,cnn,lstm",
-                    help="which step-loop workloads to time (default: all four)")
+    ap.add_argument("--workloads", default="churn,mlp784,cnn,lstm,residual",
+                    help="which step-loop workloads to time (default: all five)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, help=argparse.SUPPRESS)
@@ -771,7 +776,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mlp784: {mlp['source']}", file=sys.stderr)
         res["workloads"]["mlp784"] = bench_workload(mlp, repeats, mlp_rows // 128, a.profile,
                                                  timer)
-    for key, module in (("cnn", cnn_bench), ("lstm", lstm_bench)):
+    for key, module in (("cnn", cnn_bench), ("lstm", lstm_bench),
+                        ("residual", residual_bench)):
         if key in chosen:
             print(f"{key}: {module.LABEL}", file=sys.stderr)
             res["workloads"][key] = bench_loops(module, repeats, a.quick, timer)

@@ -34,7 +34,7 @@ def main() -> None:
     t = time.perf_counter()
     spec = load_spec(ROOT / "specs" / "churn.yaml", [f"data.source={data}"])
     ds = load_dataset(spec)
-    x = torch.from_numpy(ds.x["train"])
+    x = torch.from_numpy(ds.x["train"]["features"])
     y = torch.from_numpy(ds.y["train"].astype(np.float32).reshape(-1, 1))
     t_data = time.perf_counter() - t
 
@@ -61,7 +61,7 @@ def main() -> None:
             steps += 1
     t_train = time.perf_counter() - t
     with torch.no_grad():
-        xt = torch.from_numpy(ds.x["test"])
+        xt = torch.from_numpy(ds.x["test"]["features"])
         acc = float(((model(xt)[:, 0] > 0).numpy() == (ds.y["test"] == 1)).mean())
     print(json.dumps({"import_s": t_import, "data_s": t_data, "train_s": t_train,
                       "steps": steps, "epochs": epochs, "last_epoch_loss": total / n,

@@ -9,7 +9,7 @@ from dlspec.version import __version__
 
 _API = {"load_spec": "dlspec.spec.load", "train": "dlspec.training",
         "export": "dlspec.exporting", "export_spec": "dlspec.exporting",
-        "predict": "dlspec.runtime.serve", "load_run": "dlspec.runs",
+        "predict": "dlspec.runtime.serve", "load_run": "dlspec.trained",
         "gradients": "dlspec.study", "Spec": "dlspec.spec.model"}
 
 __all__ = ["__version__", *_API]

@@ -14,9 +14,9 @@ export in dlspec.exporting, prediction in dlspec.runtime.serve); this module nam
 from __future__ import annotations
 
 from dlspec.exporting import export, export_spec
-from dlspec.runs import Run, load_run
 from dlspec.runtime.serve import predict
 from dlspec.study import gradients
+from dlspec.trained import Run, load_run
 from dlspec.training import TrainResult, train
 
 __all__ = ["Run", "TrainResult", "export", "export_spec", "gradients", "load_run", "predict",

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.errors import Diagnostics, ModelError, SpecError
-from dlspec.runs import load_run, model_note, write_atomic
+from dlspec.runs import write_atomic
+from dlspec.trained import load_run
 
 
 def _opset(opset: int) -> int:
@@ -29,6 +30,7 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     from dlspec.inputs import KINDS
     from dlspec.onnx.export import build_model
     from dlspec.onnx.parity import check_model_parity
+    from dlspec.onnx.portability import note_of
 
     r = load_run(run)
     opset = _opset(opset or r.spec.opset)
@@ -42,7 +44,7 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)
     return {"path": str(out), "opset": opset, "ir_version": model.ir_version, "parity": parity,
-            "bytes": len(data), "note": model_note(model)}
+            "bytes": len(data), "note": note_of(model)}
 
 
 def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None) -> dict:
@@ -57,6 +59,7 @@ def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None
     from dlspec.engine.network import Network
     from dlspec.onnx.export import build_model
     from dlspec.onnx.parity import check_tensor_parity
+    from dlspec.onnx.portability import note_of
     from dlspec.spec.compile import compile_graph
 
     if spec.data is not None:
@@ -89,4 +92,4 @@ def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None
     write_atomic(out, data)
     return {"path": str(out), "opset": model.opset_import[0].version,
             "ir_version": model.ir_version, "parity": parity, "bytes": len(data),
-            "note": model_note(model)}
+            "note": note_of(model)}

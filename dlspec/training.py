@@ -20,8 +20,6 @@ from dlspec.inputs import KINDS, Dataset, load_dataset
 from dlspec.runs import (
     check_run_dir,
     history_csv,
-    lock_yaml,
-    model_note,
     new_run_id,
     point_latest,
     preprocess_json,
@@ -102,6 +100,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     """
     from dlspec.onnx.export import build_model
     from dlspec.onnx.parity import check_model_parity
+    from dlspec.onnx.portability import note_of
 
     spec = as_spec(spec, overrides)
     _needs_training(spec)
@@ -156,7 +155,29 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         point_latest(path)
     else:
         path = write_run(Path(run_dir), files)
-    return TrainResult(path, spec, result, metrics, model_note(model))
+    return TrainResult(path, spec, result, metrics, note_of(model))
+
+
+def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:
+    """spec.lock.yaml: the resolved spec (every default filled) and the data's SHA-256,
+    its paths relative to ``run_dir`` (where the lock is written), so a checkout copied
+    elsewhere, runs included, still finds its data."""
+    import yaml
+
+    from dlspec.spec.model import thaw
+    from dlspec.spec.paths import relative_to
+    from dlspec.version import __version__
+
+    resolved = {k: v for k, v in thaw(spec.resolved).items() if v is not None}
+    relative_to(resolved, run_dir, Path(spec.file).resolve().parent)
+    resolved["lock"] = {"data_sha256": data_sha256, "spec_sha256": spec.sha256,
+                        "dlspec_version": __version__}
+    head = (f"# Written by dlspec {__version__}: the spec as trained, every default filled in.\n"
+            "# `dlspec train` on this file repeats the run (and checks the data's SHA-256).\n"
+            "# Paths are relative to this file's folder.\n")
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's is ~10x faster
+    return (head + yaml.dump(resolved, Dumper=dumper, sort_keys=False,
+                             allow_unicode=True)).encode()
 
 
 def split_report(net: Network, ds: Dataset, spec: Spec, split: str) -> dict:

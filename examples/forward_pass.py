@@ -13,8 +13,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 import dlspec
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "forward_relu.yaml"

@@ -90,8 +90,8 @@ def validate(
                                        "its opset and run it in onnxruntime.")] = False,
 ) -> None:
     """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
-    from dlspec.spec.datacheck import check_kinds, missing_data
     from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
+    from dlspec.spec.datacheck import check_kinds, missing_data
     from dlspec.spec.load import load_spec
 
     files, problems = _spec_files(paths)
@@ -133,6 +133,7 @@ def validate(
 
 def _deep(spec) -> None:
     from dlspec.onnx.check import deep_check
+    from dlspec.spec.compile import compile_graph
 
     if spec.data is not None and spec.data.source.is_file():
         from dlspec.inputs import load_dataset
@@ -140,7 +141,8 @@ def _deep(spec) -> None:
         shapes = load_dataset(spec).input_shapes
     else:
         shapes = {i.name: i.shape or (1,) for i in spec.model.inputs}
-    problems = deep_check(spec, shapes)
+    graph = compile_graph(spec, shapes, init=False).graph
+    problems = deep_check(graph, spec.opset, spec.name, spec.locate(("export", "opset"), False))
     if problems:
         raise Diagnostics(problems)
 

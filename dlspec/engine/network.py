@@ -121,7 +121,7 @@ def attach(graph: Graph, loss: str, *, classes: int | None = None, width: int = 
     task = LOSSES[loss].task
     name = output or next(iter(graph.outputs))
     shape = () if TASKS[task].classifier else (width,)
-    return attach_loss(graph, name, loss, Target(task, classes, width), shape)
+    return attach_loss(graph, name, LOSSES[loss], Target(task, classes, width), shape)
 
 
 def reachable_params(graph: Graph) -> set[str]:

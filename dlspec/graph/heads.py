@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlspec.engine.losses import LOSSES, LossDef
 from dlspec.graph.ir import Graph, Node, Value
 from dlspec.ops.registry import fmt_shape
 
@@ -72,7 +71,7 @@ class HeadErrors(ValueError):
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "softplus", "leaky_relu", "elu")
 
 
-def check_head(graph: Graph, name: str, loss: LossDef, target: Target) -> list[HeadError]:
+def check_head(graph: Graph, name: str, loss, target: Target) -> list[HeadError]:
     """Every reason ``loss`` cannot train output ``name`` against ``target``."""
     out = graph.outputs[name]
     owner = _activation(out)
@@ -92,7 +91,7 @@ def check_head(graph: Graph, name: str, loss: LossDef, target: Target) -> list[H
     return problems
 
 
-def _check_shape(graph: Graph, name: str, loss: LossDef, target: Target, last: str) -> None:
+def _check_shape(graph: Graph, name: str, loss, target: Target, last: str) -> None:
     out = graph.outputs[name]
     shape = out.shape
     units = _source(graph, out, ("dense", "conv2d", *_RECURRENT)) or last
@@ -129,17 +128,16 @@ def _check_shape(graph: Graph, name: str, loss: LossDef, target: Target, last: s
                         units, "units")
 
 
-def attach_loss(graph: Graph, name: str, loss_name: str, target: Target,
-                target_shape: tuple) -> Value:
+def attach_loss(graph: Graph, name: str, loss, target: Target, target_shape: tuple) -> Value:
     """Add the target input and the loss node reading output ``name`` (its logits, for a
-    cross-entropy) to ``graph``; returns the loss value.
+    cross-entropy) to ``graph``; returns the loss value. ``loss`` is a loss's definition
+    (``dlspec.engine.losses.LossDef``: its name, op and the activation it fuses with).
 
     Raises:
         HeadErrors: the output cannot be trained by this loss against this target.
     """
     from dlspec.graph.ir import GraphBuilder
 
-    loss = LOSSES[loss_name]
     problems = check_head(graph, name, loss, target)
     if problems:
         raise HeadErrors(problems)

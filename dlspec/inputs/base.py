@@ -15,6 +15,7 @@ from dlspec.errors import DataError, Diagnostics, Location, SpecError
 from dlspec.tasks import TASKS
 
 SPLITS = ("train", "validation", "test")
+HOLDOUT_ROWS = 512  # held-out raw rows a run keeps, for its export's parity check
 
 
 @dataclass

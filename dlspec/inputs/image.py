@@ -13,6 +13,7 @@ from dlspec.data.split import split_indices
 from dlspec.engine.losses import LOSSES
 from dlspec.errors import DataError, Diagnostics, Location, ModelError, SpecError
 from dlspec.inputs.base import (
+    HOLDOUT_ROWS,
     SPLITS,
     Dataset,
     InputKind,
@@ -146,10 +147,8 @@ def write_holdout(ds: Dataset, rows: np.ndarray) -> bytes:
     """Up to 512 held-out raw images, as an .npz."""
     import io
 
-    from dlspec.onnx.parity import MAX_ROWS
-
     buf = io.BytesIO()
-    np.savez(buf, **{_ARRAY: ds.raw[rows[:MAX_ROWS]]})
+    np.savez(buf, **{_ARRAY: ds.raw[rows[:HOLDOUT_ROWS]]})
     return buf.getvalue()
 
 

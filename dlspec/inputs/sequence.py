@@ -22,6 +22,7 @@ from dlspec.data.table import Table, read_csv
 from dlspec.engine.losses import LOSSES
 from dlspec.errors import DataError, Diagnostics, Location, SpecError
 from dlspec.inputs.base import (
+    HOLDOUT_ROWS,
     SPLITS,
     Dataset,
     InputKind,
@@ -132,10 +133,8 @@ def write_holdout(ds: Dataset, rows: np.ndarray) -> bytes:
     """Up to 512 held-out raw windows, as an .npz."""
     import io
 
-    from dlspec.onnx.parity import MAX_ROWS
-
     buf = io.BytesIO()
-    np.savez(buf, windows=ds.raw[rows[:MAX_ROWS]])
+    np.savez(buf, windows=ds.raw[rows[:HOLDOUT_ROWS]])
     return buf.getvalue()
 
 

@@ -17,7 +17,15 @@ from dlspec.data.preprocess import Preprocessor, steps_for
 from dlspec.data.split import split_indices
 from dlspec.data.table import read_csv
 from dlspec.errors import Diagnostics, SpecError
-from dlspec.inputs.base import SPLITS, Dataset, InputKind, encode_target, file_sha256, plain
+from dlspec.inputs.base import (
+    HOLDOUT_ROWS,
+    SPLITS,
+    Dataset,
+    InputKind,
+    encode_target,
+    file_sha256,
+    plain,
+)
 from dlspec.spec.model import Spec
 from dlspec.spec.semantic import check_columns, feature_columns, input_columns
 from dlspec.tasks import TASKS
@@ -80,13 +88,11 @@ def _only_classes(table, spec: Spec):
 
 def write_holdout(ds: Dataset, rows: np.ndarray) -> bytes:
     """Up to 512 held-out rows of the raw columns the model reads, as CSV."""
-    from dlspec.onnx.parity import MAX_ROWS
-
     cols = [c for pre in ds.inputs.values() for c in pre.columns]
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(cols)
-    for r in rows[:MAX_ROWS]:
+    for r in rows[:HOLDOUT_ROWS]:
         w.writerow([ds.raw.cells[c][r] for c in cols])
     return out.getvalue().encode()
 

@@ -12,49 +12,46 @@ import onnx
 from onnx import TensorProto, helper
 
 from dlspec.engine.network import Network
-from dlspec.errors import SpecError
+from dlspec.errors import Location, SpecError
+from dlspec.graph.ir import Graph
 from dlspec.onnx.builder import OnnxBuilder
 from dlspec.onnx.export import emit_network
 from dlspec.onnx.parity import ATOL, RTOL
 from dlspec.onnx.versions import ir_version_for
-from dlspec.spec.model import Spec
 
 ROWS = 3
 
 
-def deep_check(spec: Spec, shapes: dict[str, tuple]) -> list[SpecError]:
-    """Problems exporting or running the spec's network (empty when it is fine)."""
+def deep_check(graph: Graph, opset: int, name: str, where: Location) -> list[SpecError]:
+    """Problems exporting a spec's compiled ``graph`` at ``opset`` or running it in
+    onnxruntime (empty when it is fine), located at ``where`` (the spec's export.opset)."""
     import onnxruntime as ort
-
-    from dlspec.spec.compile import compile_graph
-
-    where = spec.locate(("export", "opset"), False)
 
     def problem(message: str) -> list[SpecError]:
         return [SpecError(message, where, path="export.opset", code="deep-check")]
 
-    net = Network(compile_graph(spec, shapes, init=False).graph)
+    net = Network(graph)
     net.buffer.initialize(np.random.default_rng(0))
-    b = OnnxBuilder(spec.opset)
+    b = OnnxBuilder(opset)
     feeds = {}
     for v in net.graph.inputs:
         feeds[v.name] = b.add_input(v.name, TensorProto.FLOAT, ["N", *v.shape[1:]])
     outs = emit_network(b, net, feeds)
     for name, value in outs.items():
         b.add_output(value, TensorProto.FLOAT, ["N", *net.graph.outputs[name].shape[1:]])
-    model = helper.make_model(b.graph(spec.name),
-                              opset_imports=[helper.make_opsetid("", spec.opset)])
-    model.ir_version = ir_version_for(spec.opset)
+    model = helper.make_model(b.graph(name),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version_for(opset)
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as e:  # noqa: BLE001 - checker and shape inference raise several types
-        return problem(f"the network does not export at opset {spec.opset}: "
+        return problem(f"the network does not export at opset {opset}: "
                        f"{str(e).splitlines()[0]}")
     try:
         session = ort.InferenceSession(model.SerializeToString(),
                                        providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime's errors are not one class
-        return problem(f"onnxruntime {ort.__version__} cannot load opset {spec.opset} / IR "
+        return problem(f"onnxruntime {ort.__version__} cannot load opset {opset} / IR "
                        f"{model.ir_version}: {str(e).splitlines()[0]}")
     rng = np.random.default_rng(1)
     x = {v.name: rng.standard_normal((ROWS, *v.shape[1:])).astype(np.float32)

@@ -9,10 +9,10 @@ import numpy as np
 
 from dlspec.engine.network import Network
 from dlspec.errors import ExportError
+from dlspec.inputs.base import HOLDOUT_ROWS
 from dlspec.tasks import TASKS
 
 RTOL, ATOL = 1e-3, 1e-5
-MAX_ROWS = 512
 SINGLE_ROWS = 8
 
 
@@ -61,7 +61,7 @@ def check_parity(session, output: str, net: Network, task: str, raw: RawRows,
 
     Returns a small report; raises ExportError on a mismatch beyond rtol/atol.
     """
-    rows = rows[:MAX_ROWS]
+    rows = rows[:HOLDOUT_ROWS]
     if len(rows) == 0:
         raise ExportError("no rows to check the exported model against")
     if output_name is not None:  # an exported output other than the head: as the engine

@@ -71,3 +71,8 @@ def portability_note(model: onnx.ModelProto) -> str:
         return ""
     return ("; ".join(notes) + ". onnxruntime computes this model as the training engine "
             "does (checked at export); other runtimes may not")
+
+
+def note_of(model) -> str:
+    """An exported model's portability note (empty when there is none)."""
+    return next((p.value for p in model.metadata_props if p.key == NOTE_KEY), "")

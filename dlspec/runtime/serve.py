@@ -133,8 +133,9 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
     Returns a report: rows, backend, provider, seconds, rows_per_second.
     """
     from dlspec.data.preprocess import ON_MISSING, ON_UNKNOWN
-    from dlspec.runs import LATEST, load_run, model_file, run_of_model
+    from dlspec.runs import LATEST, model_file, run_of_model
     from dlspec.runtime.session import load_model
+    from dlspec.trained import load_run
 
     if on_unknown not in ON_UNKNOWN or on_missing not in ON_MISSING:
         raise UsageError(f"on_unknown must be one of {ON_UNKNOWN} and on_missing one of "

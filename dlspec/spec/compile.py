@@ -58,7 +58,7 @@ def attach(spec: Spec, graph: Graph, classes: int | None = None, width: int = 1)
     loss = LOSSES[spec.train.loss]
     task = TASKS[loss.task]
     try:
-        attach_loss(graph, spec.model.outputs[0], loss.name, Target(loss.task, classes, width),
+        attach_loss(graph, spec.model.outputs[0], loss, Target(loss.task, classes, width),
                     () if task.classifier else (width,))
     except HeadErrors as e:
         raise Diagnostics([_head_error(spec, p) for p in e.problems]) from None

@@ -384,13 +384,15 @@ def build_schema() -> dict:
             "description": _d({"type": "string", "maxLength": 10_000}, "free text", "..."),
             "seed": _d({"type": "integer", "minimum": 0, "maximum": 2**32 - 1, "default": 0},
                        "seed of the split, and of training unless train.seed is set", 7),
-            "data": _d(data, "where the rows come from and how they are prepared",
+            "data": _d({**data, "type": ["object", "null"]}, "where the rows come from and how "
+                       "they are prepared (none, or null: a model whose weights the spec gives)",
                        {"source": "../examples/data/breast_cancer.csv", "target": "diagnosis",
                         "preprocess": [{"standardize": "all"}]}),
             "model": _d(model, "the network",
                         {"layers": [{"dense": {"units": 16, "activation": "relu"}},
                                     {"dense": {"units": 1, "activation": "sigmoid"}}]}),
-            "train": _d(train, "how the network is trained",
+            "train": _d({**train, "type": ["object", "null"]}, "how the network is trained "
+                        "(none, or null: with no data to train on)",
                         {"loss": "binary_crossentropy", "optimizer": "adam", "epochs": 50}),
             "export": _d({**export, "default": {}}, "how the model is exported to ONNX",
                          {"opset": DEFAULT_OPSET}),

@@ -174,8 +174,8 @@ train:
         (tmp_path / f"{key}.yaml").write_text(spec.replace("PARAMS", params))
         runs[key] = _weights(dlspec.train(tmp_path / f"{key}.yaml",
                                           run_dir=tmp_path / key).run_dir)
-    from dlspec.engine.trainer import INIT_STREAM, rng
     from dlspec.engine.network import Network
+    from dlspec.engine.trainer import INIT_STREAM, rng
 
     loaded = load_spec(tmp_path / "plain.yaml")
     net = Network.chain(loaded.layers, 30, None)

@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Training throughput of a residual block: dlspec's NumPy engine vs PyTorch CPU eager.
+
+    python benchmarks/residual_bench.py [--quick] [--repeats N] [--json OUT.json]
+
+A spec of the graph form: stem conv32 (3x3 same, relu) - branch conv32 (3x3 same) - add
+(the shortcut: stem + branch) - relu - maxpool 2 - flatten - dense10 (softmax +
+categorical cross-entropy), on 28x28x1 images, batch 64, Adam(lr=1e-3, eps=1e-7). PyTorch
+runs the same arithmetic as an nn.Module whose forward adds the two branches. Synthetic
+N(0, 1) images and random labels; as cnn_bench.py, in the loops of loops.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import loops
+import numpy as np
+from loops import DlspecLoop, TorchLoop, load_spec_text
+
+KEY, BATCH = "residual", 64
+LABEL = "residual block conv32-conv32+shortcut-pool-dense10, 28x28x1, batch 64"
+
+RESIDUAL_SPEC = """\
+dlspec: 1
+name: residual_bench
+data: {source: mnist}
+model:
+  inputs:
+    image: {shape: [28, 28, 1]}
+  nodes:
+    stem: {conv2d: {filters: 32, kernel_size: 3, padding: same, activation: relu}}
+    branch: {conv2d: {filters: 32, kernel_size: 3, padding: same}}
+    shortcut: {add: {}, from: [stem, branch]}
+    merged: {activation: relu}
+    pool: {max_pool2d: 2}
+    flat: {flatten: }
+    out: {dense: {units: 10, activation: softmax}}
+train:
+  loss: categorical_crossentropy
+  optimizer: {adam: {lr: 0.001, epsilon: 1.0e-7}}
+  batch_size: 64
+  epochs: 1
+"""
+
+
+def synthetic(rows: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((rows, 28, 28, 1), dtype=np.float32),
+            rng.integers(0, 10, rows).astype(np.int64))
+
+
+def _torch_model():
+    import torch
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(1, 32, 3, padding=1)
+            self.branch = nn.Conv2d(32, 32, 3, padding=1)
+            self.head = nn.Linear(32 * 14 * 14, 10)
+
+        def forward(self, x):
+            s = torch.relu(self.stem(x))
+            h = torch.relu(s + self.branch(s))
+            return self.head(torch.flatten(nn.functional.max_pool2d(h, 2), 1))
+
+    return Residual()
+
+
+def dlspec_loop(x: np.ndarray, y: np.ndarray, seed: int = 0) -> DlspecLoop:
+    return DlspecLoop(load_spec_text(RESIDUAL_SPEC, "residual"), x, y, seed)
+
+
+def torch_loop(x: np.ndarray, y: np.ndarray, seed: int = 0) -> TorchLoop:
+    import torch
+    from torch import nn
+
+    return TorchLoop(_torch_model, nn.CrossEntropyLoss(),
+                     torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
+                     torch.from_numpy(y), BATCH, seed)
+
+
+def parity(steps: int = 5) -> float:
+    """Max |dlspec - torch| over all weights after ``steps`` identical steps from the same
+    weights: evidence that both sides train the same model, loss and optimizer."""
+    import torch
+
+    x, y = synthetic(BATCH * steps, seed=7)
+    d, t = dlspec_loop(x, y, seed=3), torch_loop(x, y)
+    views = {p.value.name: v for p, v in zip(d.net.buffer.params, d.net.buffer.views,
+                                                strict=True)}
+    m = t.model
+    conv = lambda k: k.transpose(3, 2, 0, 1)  # noqa: E731 - [KH, KW, C, O] -> OIHW
+    pairs = [(m.stem.weight, views["stem.kernel"], conv),
+             (m.branch.weight, views["branch.kernel"], conv),
+             # flatten order: dlspec (h, w, c), torch (c, h, w)
+             (m.head.weight, views["out.kernel"],
+              lambda k: k.reshape(14, 14, 32, 10).transpose(3, 2, 0, 1).reshape(10, -1)),
+             (m.stem.bias, views["stem.bias"], lambda b: b),
+             (m.branch.bias, views["branch.bias"], lambda b: b),
+             (m.head.bias, views["out.bias"], lambda b: b)]
+    with torch.no_grad():
+        for tp, view, to_torch in pairs:
+            tp.copy_(torch.from_numpy(np.ascontiguousarray(to_torch(view))))
+    s = d.net.train_plan.new_slots()
+    for i in range(steps):
+        rows = slice(i * BATCH, (i + 1) * BATCH)
+        d.step(s, x[rows], y[rows])
+        t.opt.zero_grad()
+        t.loss_fn(t.model(t.x[rows]), t.y[rows]).backward()
+        t.opt.step()
+    return max(float(np.abs(to_torch(view) - tp.detach().numpy()).max())
+               for tp, view, to_torch in pairs)
+
+
+if __name__ == "__main__":
+    sys.exit(loops.main(sys.modules[__name__]))
