@@ -163,27 +163,6 @@ class OpKernel(Kernel):
                 sink.give(g, grads[k])
 
 
-class LossKernel(Kernel):
-    """A loss node, its value and its gradient in one pass (``LossDef.fn``, the same float32
-    arithmetic as the loss op's forward and vjp): the forward pass leaves the mean loss in
-    the loss's slot, and the backward pass hands the gradient it kept to the prediction."""
-
-    def __init__(self, node, slot: dict, fn) -> None:
-        self.nodes = (node,)
-        self.fn = fn
-        self.z, self.y = slot[node.inputs[0].id], slot[node.inputs[1].id]
-        self.out = slot[node.output.id]
-        self.sinks = {}
-
-    def forward(self, s, b):
-        s[self.out], b.grad = self.fn(s[self.z], s[self.y])
-
-    def backward(self, s, g, b):
-        sink = self.sinks.get(0)
-        if sink is not None:
-            sink.give(g, b.grad)
-
-
 def _rows(m: int, o: int) -> int:
     """r: an (m, o) array seen as (m / r, o * r), so elementwise passes run long rows."""
     r = 1

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlspec.engine.kernels import Kernel
+
 
 @dataclass(frozen=True)
 class LossDef:
@@ -91,3 +93,24 @@ _register(LossDef("categorical_crossentropy",
                   "multiclass", "softmax", _cce, "cce_logits"))
 _register(LossDef("mse", "mean squared error (regression)", "regression", None, _mse, "mse"))
 _register(LossDef("mae", "mean absolute error (regression)", "regression", None, _mae, "mae"))
+
+
+class LossKernel(Kernel):
+    """A loss node, its value and its gradient in one pass (``LossDef.fn``, the same float32
+    arithmetic as the loss op's forward and vjp): the forward pass leaves the mean loss in
+    the loss's slot, and the backward pass hands the gradient it kept to the prediction."""
+
+    def __init__(self, node, slot: dict, fn) -> None:
+        self.nodes = (node,)
+        self.fn = fn
+        self.z, self.y = slot[node.inputs[0].id], slot[node.inputs[1].id]
+        self.out = slot[node.output.id]
+        self.sinks = {}
+
+    def forward(self, s, b):
+        s[self.out], b.grad = self.fn(s[self.z], s[self.y])
+
+    def backward(self, s, g, b):
+        sink = self.sinks.get(0)
+        if sink is not None:
+            sink.give(g, b.grad)

@@ -24,13 +24,12 @@ from dlspec.engine.kernels import (
     ConvKernel,
     DenseKernel,
     Kernel,
-    LossKernel,
     OpKernel,
     Sink,
     aligned_zeros,
     held,
 )
-from dlspec.engine.losses import LOSSES
+from dlspec.engine.losses import LOSSES, LossKernel
 from dlspec.engine.recurrent_kernels import recurrent_kernel
 from dlspec.engine.winograd import WinogradConvKernel, winograd_fits
 from dlspec.graph.ir import Graph, Node, Value

@@ -20,40 +20,16 @@ from dlspec.engine.metrics import METRICS
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.graph.layers import LAYERS
 from dlspec.onnx.versions import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from dlspec.spec.schema_model import model_schema
+from dlspec.spec.schema_parts import SHA_EXAMPLE as _SHA_EXAMPLE
+from dlspec.spec.schema_parts import columns as _columns
+from dlspec.spec.schema_parts import d as _d
+from dlspec.spec.schema_parts import one_key as _one_key
+from dlspec.spec.schema_parts import params_object as _params_object
 
 FORMAT_VERSION = 1
 SCHEMA_FILE = f"dlspec-{FORMAT_VERSION}.schema.json"
 SCHEMA_ID = f"https://dlspec.dev/schemas/{SCHEMA_FILE}"
-MAX_LAYERS = 10_000
-_SHA_EXAMPLE = "ee2a5c9d6daf3aed0d91c4d883a84ebb77d271447bebc0f0c80aafb0f288ceab"
-
-
-def _d(schema: dict, description: str, example=None, **extra) -> dict:
-    out = {**schema, "description": description, **extra}
-    if example is not None:
-        out["examples"] = [example]
-    return out
-
-
-def _columns(description: str, example: list) -> dict:
-    return _d({"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
-               "maxItems": 100_000}, description, example)
-
-
-def _one_key(entries: dict[str, dict], what: str) -> dict:
-    """An object with exactly one key naming the entry (``{adam: {lr: 0.01}}``)."""
-    return {"type": "object", "minProperties": 1, "maxProperties": 1,
-            "properties": entries, "additionalProperties": False,
-            "description": f"one {what}, written as a single key"}
-
-
-def _params_object(props: dict, required=()) -> dict:
-    out = {"type": "object", "properties": props, "additionalProperties": False}
-    if required:
-        out["required"] = list(required)
-    return out
-
-
 def _layer_schema(layer, named: bool = True) -> dict:
     """A layer's parameters: in model.layers with its ``name``; in model.nodes the node's
     key is its name."""
@@ -106,114 +82,6 @@ def _preprocess_schema() -> dict:
         "minmax": _d({**standardize}, "(x - min) / (max - min), fitted on the training split,"
                      " so training values map onto [0, 1]", "all"),
     }, "preprocessing step")
-
-
-_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
-
-
-def _names(description: str, example: list, min_items: int = 1) -> dict:
-    return _d({"type": "array", "minItems": min_items, "maxItems": MAX_LAYERS,
-               "uniqueItems": True, "items": {"type": "string", "pattern": _NAME}},
-              description, example)
-
-
-def _node_schema(node_layers: dict) -> dict:
-    name = {"type": "string", "pattern": _NAME}
-    tensor = {"oneOf": [{"type": "number"}, {"type": "array", "maxItems": 4096,
-                                              "items": {"$ref": "#/$defs/tensor"}}]}
-    weights = {"oneOf": [
-        _params_object({
-            "file": _d({"type": "string", "minLength": 1, "maxLength": 4096},
-                       "an .npz holding one array per parameter (kernel, bias, ...), "
-                       "relative to the spec", "weights/h.npz"),
-            "sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                         "the file's SHA-256 (checked before it is read)", _SHA_EXAMPLE)},
-            ["file", "sha256"]),
-        {"type": "object", "minProperties": 1, "maxProperties": 16,
-         "propertyNames": {"pattern": "^[a-z_]{1,32}$", "not": {"enum": ["file", "sha256"]}},
-         "additionalProperties": tensor}]}
-    return {
-        "type": "object", "additionalProperties": False,
-        "description": "one node: a layer (written as its single key, as in model.layers), "
-                       "share: NODE, or call: BLOCK; with from: the nodes or inputs it reads",
-        "properties": {
-            **node_layers,
-            "from": _d({"oneOf": [name, {"type": "array", "minItems": 1, "maxItems": 64,
-                                         "items": name}]},
-                       "the input(s) or node(s) this node reads (default: the node written "
-                       "before it, or the model's only input); several for add, concat and "
-                       "multiply", ["c1", "c2"]),
-            "share": _d(name, "apply this other node's layer with its parameters again (one"
-                        " set of parameters; their gradients add up)", "encoder"),
-            "call": _d(name, "apply this block (model.blocks) with its parameters: every call"
-                       " shares them", "discriminator"),
-            "weights": _d(weights, "the node's parameters given in the spec: arrays by name "
-                          "(at most 4,096 values in all), or a file with its SHA-256; their "
-                          "shapes are checked against the layer's", {"kernel": [[1, -1]],
-                                                                     "bias": [0]}),
-        }}
-
-
-def _model_schema(layer_entries: dict, node_layers: dict) -> dict:
-    node = _node_schema(node_layers)
-    nodes = _d({"type": "object", "minProperties": 1, "maxProperties": MAX_LAYERS,
-                "propertyNames": {"pattern": _NAME}, "additionalProperties": node},
-               "the nodes, by name, in the order they are written (a node reads the one "
-               "written before it unless it says `from`)",
-               {"hidden": {"dense": {"units": 8, "activation": "relu"}, "from": "x"},
-                "out": {"dense": {"units": 1, "activation": "sigmoid"}}})
-    input_entry = _params_object({
-        "kind": _d({"type": "string", "enum": ["table", "image", "sequence", "tensor"]},
-                   "what the input holds (default: the kind of data.source; tensor: float32 "
-                   "arrays of `shape`, with no data section)", "table"),
-        "columns": _d({"oneOf": [{"type": "null"}, _columns("", [])]},
-                      "table inputs: the raw columns this input reads (default, or null: every"
-                      " feature column no other input names)", ["Age", "Balance"]),
-        "shape": _d({"oneOf": [{"type": "null"}, {"type": "array", "maxItems": 8, "items": {
-            "type": "integer", "minimum": 1, "maximum": 10**9}}]},
-            "one example's shape, without the batch axis (checked against the data where "
-            "there is data; needed where there is none)", [28, 28, 1]),
-    })
-    return _params_object({
-        "layers": _d({"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
-                      "items": _one_key(layer_entries, "layer")},
-                     "the sequential form: layers in order, from the input to the output (the"
-                     " same as model.nodes chained one after another)",
-                     [{"dense": {"units": 6, "activation": "relu"}}]),
-        "inputs": _d({"type": "object", "minProperties": 1, "maxProperties": 64,
-                      "propertyNames": {"pattern": _NAME},
-                      "additionalProperties": {"oneOf": [{"type": "null"}, input_entry]}},
-                     "named inputs (default: one, named by the data's kind: features, image"
-                     " or window)", {"numeric": {"columns": ["Age", "Balance"]},
-                                     "categorical": {"columns": ["Geography"]}}),
-        "nodes": nodes,
-        "outputs": _names("the model's outputs (default: the last node); the first is the "
-                          "one the loss trains and predictions decode", ["out"]),
-        "blocks": _d({"type": "object", "maxProperties": 256,
-                      "propertyNames": {"pattern": _NAME},
-                      "additionalProperties": _params_object({
-                          "inputs": _names("the block's input names", ["x"]),
-                          "nodes": nodes,
-                          "outputs": _names("the block's outputs (default: its last node)",
-                                            ["out"])}, ["inputs", "nodes"])},
-                     "named sub-graphs, applied by nodes with `call:`; every call shares the"
-                     " block's parameters (named block.node.param)",
-                     {"disc": {"inputs": ["x"], "nodes": {"h": {"dense": 64}}}}),
-        "init_from": _d({"oneOf": [{"type": "null"}, _params_object({
-            "run": _d({"type": "string", "minLength": 1, "maxLength": 4096},
-                      "a run directory (or its latest pointer), relative to the spec",
-                      "../runs/mnist_cnn/latest"),
-            "rename": _d({"type": "object", "maxProperties": 10_000,
-                          "additionalProperties": {"type": "string", "pattern": _NAME}},
-                         "source name -> name here: a parameter (conv1.kernel) or a node "
-                         "(conv1: all its parameters)", {"dense_3": "old_head"}),
-            "skip": _d({"type": "array", "maxItems": 1000, "items": {
-                "type": "string", "minLength": 1}}, "globs of source parameters not to load",
-                ["dense_3.*"]),
-        }, ["run"])]}, "start from another run's weights, matched strictly by parameter name: "
-            "every source parameter is loaded or skipped", {"run": "../runs/base/latest",
-                                                            "skip": ["out.*"]}),
-    })
 
 
 def build_schema() -> dict:
@@ -313,7 +181,7 @@ def build_schema() -> dict:
             " data.sequence)", {"test": 0.2, "validation": 0.1},
             default={}),
     }, ["source"])
-    model = _model_schema(layer_entries, {name: _layer_schema(layer, named=False)
+    model = model_schema(layer_entries, {name: _layer_schema(layer, named=False)
                                           for name, layer in sorted(LAYERS.items())})
     train = _params_object({
         "loss": _d({"type": "string", "enum": sorted(LOSSES)},

@@ -73,6 +73,10 @@ def node_weights(node: dict, where: tuple, base: Path, locate) -> tuple[dict, li
             errors.append(_err(locate, (*path, name), "holds NaN or an infinite value",
                                "semantic-weights"))
             continue
+        if array.size and np.abs(array).max() > np.finfo(np.float32).max:
+            errors.append(_err(locate, (*path, name), "holds a value too large for float32 "
+                               f"(|x| > {np.finfo(np.float32).max:.3g})", "semantic-weights"))
+            continue
         out[name] = array.astype(np.float32).reshape(shape)
         total += array.size
     if total > MAX_INLINE:
