@@ -3,11 +3,13 @@
 
     python benchmarks/residual_bench.py [--quick] [--repeats N] [--json OUT.json]
 
-A spec of the graph form: stem conv32 (3x3 same, relu) - branch conv32 (3x3 same) - add
-(the shortcut: stem + branch) - relu - maxpool 2 - flatten - dense10 (softmax +
-categorical cross-entropy), on 28x28x1 images, batch 64, Adam(lr=1e-3, eps=1e-7). PyTorch
-runs the same arithmetic as an nn.Module whose forward adds the two branches. Synthetic
-N(0, 1) images and random labels; as cnn_bench.py, in the loops of loops.py.
+A spec of the graph form, a residual block as ResNets place them (after a stem that
+halves the image): stem conv32 (3x3 valid, relu) - maxpool 2 - [conv32 (3x3 same, relu) -
+conv32 (3x3 same)] + the stem's output (the shortcut) - relu - maxpool 2 - flatten -
+dense10 (softmax + categorical cross-entropy), on 28x28x1 images, batch 64,
+Adam(lr=1e-3, eps=1e-7). PyTorch runs the same arithmetic as an nn.Module whose forward
+adds the shortcut. Synthetic N(0, 1) images and random labels; as cnn_bench.py, in the
+loops of loops.py.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from loops import DlspecLoop, TorchLoop, load_spec_text
 
 KEY, BATCH = "residual", 64
-LABEL = "residual block conv32-conv32+shortcut-pool-dense10, 28x28x1, batch 64"
+LABEL = "residual block conv32-pool-[conv32-conv32]+shortcut-pool-dense10, 28x28x1, batch 64"
 
 RESIDUAL_SPEC = """\
 dlspec: 1
@@ -29,9 +31,11 @@ model:
   inputs:
     image: {shape: [28, 28, 1]}
   nodes:
-    stem: {conv2d: {filters: 32, kernel_size: 3, padding: same, activation: relu}}
-    branch: {conv2d: {filters: 32, kernel_size: 3, padding: same}}
-    shortcut: {add: {}, from: [stem, branch]}
+    stem: {conv2d: {filters: 32, kernel_size: 3, activation: relu}}
+    pool0: {max_pool2d: 2}
+    branch_a: {conv2d: {filters: 32, kernel_size: 3, padding: same, activation: relu}}
+    branch_b: {conv2d: {filters: 32, kernel_size: 3, padding: same}}
+    shortcut: {add: {}, from: [pool0, branch_b]}
     merged: {activation: relu}
     pool: {max_pool2d: 2}
     flat: {flatten: }
@@ -57,13 +61,14 @@ def _torch_model():
     class Residual(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.stem = nn.Conv2d(1, 32, 3, padding=1)
-            self.branch = nn.Conv2d(32, 32, 3, padding=1)
-            self.head = nn.Linear(32 * 14 * 14, 10)
+            self.stem = nn.Conv2d(1, 32, 3)
+            self.branch_a = nn.Conv2d(32, 32, 3, padding=1)
+            self.branch_b = nn.Conv2d(32, 32, 3, padding=1)
+            self.head = nn.Linear(32 * 6 * 6, 10)
 
         def forward(self, x):
-            s = torch.relu(self.stem(x))
-            h = torch.relu(s + self.branch(s))
+            s = nn.functional.max_pool2d(torch.relu(self.stem(x)), 2)
+            h = torch.relu(s + self.branch_b(torch.relu(self.branch_a(s))))
             return self.head(torch.flatten(nn.functional.max_pool2d(h, 2), 1))
 
     return Residual()
@@ -94,12 +99,14 @@ def parity(steps: int = 5) -> float:
     m = t.model
     conv = lambda k: k.transpose(3, 2, 0, 1)  # noqa: E731 - [KH, KW, C, O] -> OIHW
     pairs = [(m.stem.weight, views["stem.kernel"], conv),
-             (m.branch.weight, views["branch.kernel"], conv),
+             (m.branch_a.weight, views["branch_a.kernel"], conv),
+             (m.branch_b.weight, views["branch_b.kernel"], conv),
              # flatten order: dlspec (h, w, c), torch (c, h, w)
              (m.head.weight, views["out.kernel"],
-              lambda k: k.reshape(14, 14, 32, 10).transpose(3, 2, 0, 1).reshape(10, -1)),
+              lambda k: k.reshape(6, 6, 32, 10).transpose(3, 2, 0, 1).reshape(10, -1)),
              (m.stem.bias, views["stem.bias"], lambda b: b),
-             (m.branch.bias, views["branch.bias"], lambda b: b),
+             (m.branch_a.bias, views["branch_a.bias"], lambda b: b),
+             (m.branch_b.bias, views["branch_b.bias"], lambda b: b),
              (m.head.bias, views["out.bias"], lambda b: b)]
     with torch.no_grad():
         for tp, view, to_torch in pairs:

@@ -29,6 +29,7 @@ from dlspec.engine.kernels import (
     aligned_zeros,
     held,
 )
+from dlspec.engine.join_kernels import JoinKernel
 from dlspec.engine.losses import LOSSES, LossKernel
 from dlspec.engine.recurrent_kernels import recurrent_kernel
 from dlspec.engine.winograd import WinogradConvKernel, winograd_fits
@@ -324,7 +325,30 @@ class _Fuser:
             return self._conv(node)
         if node.op.name in _LOSSES:
             return LossKernel(node, self.slot, _LOSSES[node.op.name]), {0: (node, 0)}
+        if node.op is _ADD:
+            return self._join(node)
         return recurrent_kernel(node, self.views, self.slot)   # lstm, gru, rnn; else None
+
+    def _join(self, node: Node):
+        """add of two activations of one shape (a shortcut), then relu and a max-pool."""
+        a, b = node.inputs
+        if a.id in self.views or b.id in self.views or a.shape != b.shape or a is b:
+            return None
+        chain = [node]
+        relu = self._next(node.output, _RELU)
+        if relu is not None:
+            chain.append(relu)
+        pool = self._next(chain[-1].output, _MAXPOOL)
+        window = None
+        if pool is not None and len(a.shape) == 4:
+            k = tuple(pool.attrs.get("kernel", (2, 2)))
+            if k == tuple(pool.attrs.get("strides", (2, 2))) \
+                    and not any(pool.attrs.get("pads", (0, 0, 0, 0))):
+                chain.append(pool)
+                window = k
+        kernel = JoinKernel(chain, self.slot[a.id], self.slot[b.id], relu is not None, window,
+                            self.slot[chain[-1].output.id], {})
+        return kernel, {0: (node, 0), 1: (node, 1)}
 
     def _chain(self, node: Node, units: int) -> tuple[list[Node], Node | None, bool]:
         chain = [node]

@@ -192,3 +192,28 @@ def test_tall_product_is_the_transposed_product(rows: int, k: int, o: int,
     product(a, b, out)
     want = a.astype(np.float64).T @ b.astype(np.float64)
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * np.sqrt(rows))
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize(("pool", "hw"), [(None, (6, 6)), (None, ()), ((2, 2), (6, 6)),
+                                          ((2, 2), (7, 5)), ((3, 3), (7, 5))])
+def test_join_kernel_matches_unfused(relu: bool, pool, hw) -> None:
+    """add of two branches (a residual shortcut), relu, max-pool: one kernel, the unfused
+    ops' values and gradients (integer data: tied windows and exact zeros for relu)."""
+    from dlspec.engine.join_kernels import JoinKernel
+
+    rng = np.random.default_rng(4)
+    gb = GraphBuilder()
+    gb.begin_layer("j")
+    x = gb.input("x", (None, *hw, 3))
+    scale = lambda r, s: r.integers(-2, 3, s).astype(np.float32)  # noqa: E731
+    left = gb.op("mul", x, gb.param("a", (3,), scale))
+    right = gb.op("mul", x, gb.param("b", (3,), scale))
+    y = gb.op("add", left, right)
+    n = 1
+    if relu:
+        y, n = gb.op("relu", y), n + 1
+    if pool:
+        y, n = gb.op("maxpool2d", y, kernel=pool, strides=pool, pads=(0, 0, 0, 0)), n + 1
+    x_val = rng.integers(-3, 4, (4, *hw, 3)).astype(np.float32)
+    _compare(gb, y, x_val, JoinKernel, n)
