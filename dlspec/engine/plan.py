@@ -20,6 +20,7 @@ from functools import partial
 import numpy as np
 
 from dlspec.autodiff import ancestors, backward_schedule
+from dlspec.engine.join_kernels import JoinKernel
 from dlspec.engine.kernels import (
     ConvKernel,
     DenseKernel,
@@ -29,7 +30,6 @@ from dlspec.engine.kernels import (
     aligned_zeros,
     held,
 )
-from dlspec.engine.join_kernels import JoinKernel
 from dlspec.engine.losses import LOSSES, LossKernel
 from dlspec.engine.recurrent_kernels import recurrent_kernel
 from dlspec.engine.winograd import WinogradConvKernel, winograd_fits
