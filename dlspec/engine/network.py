@@ -53,7 +53,7 @@ class Network:
         (default: as many as keep a chunk's activations near 256 MiB)."""
         batch = batch or self.eval_batch
         plan = self.infer_plan
-        zi = plan.slot[self.loss_input.id]
+        zi = plan.value_slot(self.loss_input)
         zs, outs = [], []
         for start in range(0, max(len(x), 1), batch):
             s = plan.new_slots()

@@ -103,6 +103,7 @@ class Plan:
         self._frames: dict[int, tuple[list, list, list]] = {}
         self.state_updates: list[tuple] = []
         self.seed_slot = self.slot[seed.id] if seed is not None else None
+        self._alias: dict[int, int] = {}   # inference: a train-only op's slot -> its input's
         if self.training:
             self._compile_training(buffer, seed, fuse)
         else:
@@ -127,6 +128,13 @@ class Plan:
             self.forward_steps.append((partial(node.op.forward, **node.attrs), ins, out))
             self._inference_nodes.append(node)
         self.output_slot = alias.get(self.output_slot, self.output_slot)
+        self._alias = alias
+
+    def value_slot(self, value: Value) -> int:
+        """The slot a forward pass leaves ``value`` in: in an inference plan, a train-only
+        op's output (a dropout, batch statistics) is its input, which has its own slot."""
+        slot = self.slot[value.id]
+        return self._alias.get(slot, slot)
 
     def _compile_training(self, buffer: ParamBuffer, seed: Value, fuse: bool) -> None:
         views = {p.value.id: v for p, v in zip(self.graph.params, buffer.views, strict=True)}
