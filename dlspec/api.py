@@ -40,6 +40,7 @@ from dlspec.runs import (
     write_atomic,
     write_run,
 )
+from dlspec.spec.heads import TargetShape
 from dlspec.spec.load import check_memory, load_spec
 from dlspec.spec.model import Spec, thaw
 from dlspec.version import __version__
@@ -139,7 +140,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     check_run_dir(target)  # before training, not after
     ds = load_dataset(spec)
     _check_lock(spec, ds)
-    check_memory(spec, ds.input_shape, max_memory)
+    check_memory(spec, ds.input_shape, max_memory, target_shape(spec, ds))
     net = Network(spec.layers, ds.input_shape, spec.train.loss, spec.locate)
     result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
                       augment=_augment(spec, ds))
@@ -180,6 +181,13 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     else:
         path = write_run(Path(run_dir), files)
     return TrainResult(path, spec, result, metrics)
+
+
+def target_shape(spec: Spec, ds: Dataset) -> TargetShape:
+    """What the output is trained against, with the classes and columns found in the data."""
+    y = ds.y["train"]
+    return TargetShape(ds.target.task, ds.target.name, len(ds.target.classes) or None,
+                       y.shape[1] if y.ndim == 2 else 1, spec.data.sequence is not None)
 
 
 def _cpu_session(model_bytes: bytes):

@@ -114,6 +114,7 @@ def inspect(
         if path.suffix == ".onnx":
             _inspect_model(path)
             return
+        from dlspec.api import target_shape
         from dlspec.data.dataset import load_dataset
         from dlspec.engine.network import Network
         from dlspec.spec.load import check_memory, load_spec
@@ -121,7 +122,7 @@ def inspect(
         limit = size_option(max_memory)
         spec = load_spec(path, overrides or [], max_memory=limit)
         ds = load_dataset(spec)
-        est = check_memory(spec, ds.input_shape, limit)
+        est = check_memory(spec, ds.input_shape, limit, target_shape(spec, ds))
         net = Network(spec.layers, ds.input_shape, spec.train.loss, spec.locate)
         out.print(layers_table(spec, net.graph))
         if ds.table is not None:

@@ -20,7 +20,7 @@ from dlspec.data.table import Table, read_csv
 from dlspec.engine.losses import LOSSES
 from dlspec.errors import DataError, Diagnostics, Location, SpecError
 from dlspec.spec.model import Spec, thaw
-from dlspec.spec.semantic import check_columns, feature_columns, output_layer
+from dlspec.spec.semantic import check_columns, feature_columns
 
 SPLITS = ("train", "validation", "test")
 
@@ -92,7 +92,8 @@ def _class_values(cells: np.ndarray) -> list:
 
 
 def check_classes(spec: Spec, classes: list, name: str) -> None:
-    """The classes found must fit the loss and the output layer's width."""
+    """The classes found must fit the loss (the output's width against them is checked on
+    the lowered model: ``dlspec.spec.heads``)."""
     task = LOSSES[spec.train.loss].task
     if task == "binary" and len(classes) != 2:
         where = ("data", "target") if spec.data.format == "csv" else ("data", "source")
@@ -100,14 +101,6 @@ def check_classes(spec: Spec, classes: list, name: str) -> None:
             f"binary_crossentropy needs exactly 2 classes in '{name}', found {len(classes)}: "
             f"{', '.join(map(str, classes[:10]))}" + (" ..." if len(classes) > 10 else ""),
             spec.locate(where, False), path=".".join(where), code="semantic-classes")])
-    if task == "multiclass":
-        i, type_, p = output_layer(thaw(spec.resolved))
-        if p.get("units") != len(classes):
-            raise Diagnostics([SpecError(
-                f"'{name}' has {len(classes)} classes, so the softmax output needs "
-                f"units: {len(classes)} (it has {p.get('units')})",
-                spec.locate(("model", "layers", i, type_, "units"), False),
-                path=f"model.layers[{i}].{type_}.units", code="semantic-classes")])
 
 
 def encode_target(spec: Spec, table: Table) -> tuple[Target, np.ndarray]:

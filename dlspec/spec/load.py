@@ -12,12 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dlspec.data.table import read_csv
+from dlspec.engine.losses import LOSSES
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.errors import DataError, Diagnostics, Location, SpecError
-from dlspec.graph.lower import lower
+from dlspec.graph.ir import Graph
+from dlspec.graph.lower import lower, output_activation
 from dlspec.graph.resources import DEFAULT_LIMIT, Estimate, estimate, human, largest_layer
+from dlspec.ops import get_op
 from dlspec.spec import semantic, sequence
-from dlspec.spec.diagnose import schema_errors
+from dlspec.spec.diagnose import path_str, schema_errors
+from dlspec.spec.heads import TargetShape, output_problems
 from dlspec.spec.model import Spec, build
 from dlspec.spec.normalize import normalize
 from dlspec.spec.schema import load_schema
@@ -149,7 +153,7 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     spec = build(canonical, loaded.file, base, locate)
     shape = input_shape_hint(canonical, header, width)
     if shape is not None:
-        check_memory(spec, shape, max_memory)
+        check_memory(spec, shape, max_memory, output_target(canonical))
     return spec
 
 
@@ -176,25 +180,72 @@ def input_shape_hint(canonical: dict, header: list[str] | None,
     return None
 
 
-def check_memory(spec: Spec, input_shape: int | tuple, limit: int = DEFAULT_LIMIT) -> Estimate:
-    """Lower the spec (shapes only, nothing allocated) and estimate a training step's memory.
+def check_memory(spec: Spec, input_shape: int | tuple, limit: int = DEFAULT_LIMIT,
+                 target: TargetShape | None = None) -> Estimate:
+    """Lower the spec (shapes only, nothing allocated), check its output against ``target``
+    when given, and estimate a training step's memory.
 
     Raises:
-        Diagnostics: a layer that cannot take its input's shape, or a step needing
-            more than ``limit`` bytes (located at the layer with the most parameters).
+        Diagnostics: a layer that cannot take its input's shape, an output that does not
+            fit the loss and the target (at the layer to change), or a step needing more
+            than ``limit`` bytes (located at the layer with the most parameters).
     """
     graph = lower(spec.layers, input_shape, spec.locate)
+    errors = check_output(spec, graph, target) if target is not None else []
     opt = OPTIMIZERS[spec.train.optimizer]
     est = estimate(graph, spec.train.batch_size,
                    opt.state_per_param(dict(spec.train.optimizer_params)))
     if est.total > limit:
         i = largest_layer(graph)
-        raise Diagnostics([SpecError(
+        errors.append(SpecError(
             f"a training step needs about {est.describe()}, more than the limit of "
             f"{human(limit)}; make the model or the batch smaller, or raise --max-memory",
             spec.locate(("model", "layers", i), False), path=f"model.layers[{i}]",
-            code="resources")])
+            code="resources"))
+    if errors:
+        raise Diagnostics(errors)
     return est
+
+
+def output_target(canonical: dict) -> TargetShape:
+    """What the spec's output is trained against, as far as the spec says (classes unknown)."""
+    d = canonical["data"]
+    name = d.get("target") or ("y" if sequence.is_sequence(canonical) else "label")
+    return TargetShape(LOSSES[canonical["train"]["loss"]].task, name,
+                       per_window=sequence.is_sequence(canonical))
+
+
+def check_output(spec: Spec, graph: Graph, target: TargetShape) -> list[SpecError]:
+    """``heads.output_problems`` of the graph's output, each at the layer that must change."""
+    problems = output_problems(graph.output.shape, output_activation(graph), spec.train.loss,
+                               target)
+    return [SpecError(p.message, spec.locate(path, False), path=path_str(path),
+                      code="semantic-classes" if p.part == "classes" else "semantic-loss-output")
+            for p in problems for path in [_output_place(spec, graph, p.part)]]
+
+
+_PART_KEYS = {"width": "units", "classes": "units", "activation": "activation",
+              "sequence": "return_sequences"}
+
+
+def _output_place(spec: Spec, graph: Graph, part: str) -> tuple:
+    """The spec path to change for an ``OutputProblem.part``: the last layer that makes the
+    output's activation, or that changes its shape (for ``sequence``, into (N, time, units))."""
+    if part == "loss":
+        return ("train", "loss")
+    shapes = [graph.inputs[0].shape, *(info.shape for info in graph.layers)]
+    if part == "activation":
+        found = [i for i, info in enumerate(graph.layers)
+                 if any(not get_op(op).train_only for op in info.ops)]
+    else:
+        found = [i for i in range(len(graph.layers)) if shapes[i + 1] != shapes[i]]
+        if part == "sequence":
+            found = [i for i in found if len(shapes[i + 1]) == 3] or found
+    i = found[-1] if found else len(spec.layers) - 1
+    if i < 0:
+        return ("model", "layers")
+    layer, key = spec.layers[i], _PART_KEYS.get(part)
+    return ("model", "layers", i, layer.type, *([key] if key in layer.params else []))
 
 
 def check_series_data(canonical: dict, base: Path, locate) -> tuple[list[SpecError], int | None]:
