@@ -151,19 +151,20 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     if errors:
         raise Diagnostics(errors)
     spec = build(canonical, loaded.file, base, locate)
-    shape = input_shape_hint(canonical, header, width)
+    shape = input_shape_hint(canonical, header, width, base if check_data else None)
     if shape is not None:
         check_memory(spec, shape, max_memory, output_target(canonical))
     return spec
 
 
-def input_shape_hint(canonical: dict, header: list[str] | None,
-                     width: int | None = None) -> int | tuple | None:
+def input_shape_hint(canonical: dict, header: list[str] | None, width: int | None = None,
+                     base: Path | None = None) -> int | tuple | None:
     """One example's shape as far as it is known without reading the data (None: unknown).
 
     For a table, the number of feature columns (one-hot encoding only widens it, so
     the memory estimate stays a lower bound); for a built-in dataset, its image shape;
-    for sequence data (window, features), with ``width`` features when the caller read
+    for images in an .npz or IDX file under ``base``, the shape its header gives; for
+    sequence data (window, features), with ``width`` features when the caller read
     them from an .npz (else 1 there, as for a CSV that is not found).
     """
     d = canonical["data"]
@@ -177,6 +178,10 @@ def input_shape_hint(canonical: dict, header: list[str] | None,
         from dlspec.data.builtin import DATASETS
 
         return DATASETS[d["source"]].shape if d["source"] in DATASETS else None
+    if base is not None:
+        from dlspec.data.images import image_shape
+
+        return image_shape(data_path(canonical, base), d["format"])
     return None
 
 

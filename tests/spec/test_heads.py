@@ -202,6 +202,15 @@ train:
 """
 
 
+def test_image_shapes_are_checked_at_validate_from_the_npz_header(tmp_path):
+    """Regression: validate did not know an .npz's image shape, so a dense layer on images
+    passed validate and failed only in train."""
+    layers = "    - conv2d: 4\n    - dense: {units: 10, activation: softmax}"
+    spec = _write(tmp_path, DIGITS_SPEC.format(digits=EXAMPLES / "digits.npz", layers=layers))
+    p = _validate_and_train(tmp_path, spec)
+    assert p["path"] == "model.layers[1]" and "(N, 6, 6, 4)" in p["message"]
+
+
 def test_image_classes_against_the_output_are_checked_once_the_labels_are_read(tmp_path):
     """Regression: with the softmax in a layer of its own, the class count was compared
     with that layer's units, which it has none of: 'needs units: 10 (it has None)'."""
