@@ -15,12 +15,25 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from dlspec.errors import Diagnostic, Diagnostics, DlspecError
 from dlspec.version import __version__
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  rich_markup_mode=None,
+
+class _Commands(TyperGroup):
+    """The top-level group: ``--debug`` is taken after the command's name as well as before
+    it (``dlspec train SPEC --debug`` is ``dlspec --debug train SPEC``), up to a ``--``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[1:end]:
+            args = ["--debug", *(a for a in args[:end] if a != "--debug"), *args[end:]]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Declarative model specs: validate, inspect, train, export, predict.")
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -114,7 +127,8 @@ def user_errors():
         if _state["debug"]:
             traceback.print_exc()
         err.print(f"internal error: {type(e).__name__}: {e}\nThis is a bug in dlspec "
-                  f"{__version__}; please report it (run with --debug for the traceback).",
+                  f"{__version__}; please report it (add --debug to the command for the "
+                  "traceback).",
                   markup=False, soft_wrap=True)
         raise typer.Exit(70) from None
 
@@ -130,7 +144,7 @@ def main_callback(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal "
-                                        "errors.")] = False,
+                                        "errors (also taken after the command).")] = False,
 ) -> None:
     _state["debug"] = debug
 

@@ -284,3 +284,36 @@ def test_unwritable_outputs_are_user_errors(trained, tmp_path, breast_cancer_csv
     r = run("train", SPECS / "breast_cancer.yaml", "--run-dir", blocker / "run")
     assert r.exit_code == 1 and "cannot write here" in r.stderr
     assert "Traceback" not in r.output and "internal error" not in r.output
+
+
+def _internal_error(monkeypatch):
+    """dlspec.api.train raising what no dlspec code means to raise: a bug."""
+    import dlspec.api
+
+    def train(*args, **kwargs):
+        raise Exception("a bug in the engine")  # noqa: TRY002 - a plain one, on purpose
+
+    monkeypatch.setattr(dlspec.api, "train", train)
+
+
+def test_an_internal_error_is_one_line_and_says_how_to_see_the_traceback(monkeypatch):
+    _internal_error(monkeypatch)
+    r = run("train", SPECS / "breast_cancer.yaml", "-q")
+    assert r.exit_code == 70 and "Traceback" not in r.output
+    assert r.stderr.startswith("internal error: Exception: a bug in the engine\n")
+    assert "add --debug to the command" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [["--debug", "train", SPECS / "breast_cancer.yaml", "-q"],
+                                  ["train", SPECS / "breast_cancer.yaml", "-q", "--debug"],
+                                  ["train", "--debug", SPECS / "breast_cancer.yaml", "-q"]],
+                         ids=["before", "after", "between"])
+def test_debug_before_or_after_the_command_shows_the_traceback(monkeypatch, args):
+    """Regression: 'dlspec train SPEC --debug' answered 'No such option: --debug', though
+    the internal-error message asked for --debug."""
+    _internal_error(monkeypatch)
+    r = run(*args)
+    assert r.exit_code == 70, r.output
+    assert "Traceback (most recent call last)" in r.stderr
+    assert "Exception: a bug in the engine" in r.stderr
+
