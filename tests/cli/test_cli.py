@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -317,3 +319,41 @@ def test_debug_before_or_after_the_command_shows_the_traceback(monkeypatch, args
     assert "Traceback (most recent call last)" in r.stderr
     assert "Exception: a bug in the engine" in r.stderr
 
+
+
+def _terminal_safe(text: str) -> bool:
+    """Nothing a terminal would act on: no ESC, NUL, BEL, carriage return, ..."""
+    return all(c == "\n" or c.isprintable() for c in text)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_predict_on_random_bytes_echoes_the_line_escaped(trained, tmp_path, seed):
+    """Regression: a file of random bytes was reported as 'not valid UTF-8', then its line
+    was echoed raw, escape sequences and NULs included, to the terminal."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, 120, dtype=np.uint8).tobytes()
+    data = tmp_path / "binary.csv"
+    data.write_bytes(b"mean_radius,x\n1,\x1b[31m\x00\x07\x1b]0;title\x07\r" + noise + b"\n")
+    r = run("predict", trained / "model.onnx", data)
+    assert r.exit_code == 1, r.output
+    assert "not valid UTF-8" in r.stderr and f"{data}:2:" in r.stderr
+    assert _terminal_safe(r.stderr), repr(r.stderr)
+    echoed = next(ln for ln in r.stderr.splitlines() if ln.startswith("2 | "))
+    assert echoed.startswith(r"2 | 1,\x1b[31m\x00\x07\x1b]0;title\x07\r")
+
+
+def test_a_spec_line_with_control_characters_is_echoed_escaped_with_the_caret_aligned(
+        tmp_path):
+    spec = tmp_path / "spec.yaml"
+    text = (SPECS / "breast_cancer.yaml").read_text()
+    spec.write_text(text.replace("name: breast_cancer", "name: breast\tcancer\x1b[2J\x07"))
+    r = run("validate", spec)
+    assert r.exit_code == 1 and _terminal_safe(r.stderr), repr(r.stderr)
+    lines = r.stderr.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.endswith(r"name: breast\tcancer\x1b[2J\x07"))
+    caret = lines[i + 1].index("^")
+    col = int(re.match(rf"{re.escape(str(spec))}:\d+:(\d+):", lines[i - 1])[1])
+    # the caret sits under the escaped form of the character the column names
+    raw = "name: breast\tcancer\x1b[2J\x07"
+    prefix = len(raw[:col - 1].encode("unicode_escape").decode())
+    assert caret == lines[i].index("| ") + 2 + prefix, (lines[i - 1:i + 2], col)
