@@ -43,7 +43,8 @@ def diagnostics_text(console: Console, items: list[Diagnostic]) -> None:
     for d in items[:MAX_SHOWN]:
         where, path = printable(str(d.location or "")), printable(d.path + ": " if d.path else "")
         console.print(f"[bold]{escape(where)}[/]{': ' if d.location else ''}[red]{escape(path)}"
-                      f"[/]{escape(printable(d.message))}", highlight=False, soft_wrap=True)
+                      f"[/]{escape(printable(d.message))}", markup=True, highlight=False,
+                      soft_wrap=True)
         loc = d.location
         if loc and loc.line and loc.col and Path(loc.file).is_file():
             text = _source_line(loc.file, loc.line)
@@ -52,10 +53,10 @@ def diagnostics_text(console: Console, items: list[Diagnostic]) -> None:
                 pad = " " * (len(str(loc.line)) + 1)
                 caret = " " * len(printable(text[:loc.col - 1]))
                 # never wrapped: the caret must stay under its column
-                console.print(f"[dim]{loc.line} |[/] {escape(shown)}", highlight=False,
-                              soft_wrap=True)
-                console.print(f"[dim]{pad}|[/] {caret}[red]^[/]", highlight=False,
-                              soft_wrap=True)
+                console.print(f"[dim]{loc.line} |[/] {escape(shown)}", markup=True,
+                              highlight=False, soft_wrap=True)
+                console.print(f"[dim]{pad}|[/] {caret}[red]^[/]", markup=True,
+                              highlight=False, soft_wrap=True)
     if len(items) > MAX_SHOWN:
         console.print(f"... and {len(items) - MAX_SHOWN} more", highlight=False)
 
@@ -115,8 +116,9 @@ def confusion_table(cm: list[list[int]], classes: list, split: str) -> Table:
     t = Table(title=f"{split} confusion matrix", caption="rows: true, columns: predicted",
               title_justify="left", caption_justify="left")
     t.add_column("")
-    for c in classes:
-        t.add_column(str(c), justify="right")
-    for c, row in zip(classes, cm, strict=True):
-        t.add_row(str(c), *(str(v) for v in row))
+    names = [printable(str(c)) for c in classes]
+    for c in names:
+        t.add_column(c, justify="right")
+    for c, row in zip(names, cm, strict=True):
+        t.add_row(c, *(str(v) for v in row))
     return t

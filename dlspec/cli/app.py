@@ -35,8 +35,10 @@ class _Commands(TyperGroup):
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Declarative model specs: validate, inspect, train, export, predict.")
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# No markup unless a call asks for it: names and values from users' files (a class
+# '[/x]', a column '[bold]') are printed as they are, never parsed as Rich markup.
+err = Console(stderr=True, highlight=False, markup=False)
+out = Console(highlight=False, markup=False)
 _state = {"debug": False}
 
 Overrides = Annotated[list[str] | None, typer.Option(
@@ -96,14 +98,16 @@ DeviceOpt = Annotated[Device, typer.Option(help="cpu, cuda or auto.")]
 
 
 def _report(e: DlspecError) -> int:
-    from dlspec.render import diagnostics_text
+    from rich.markup import escape
+
+    from dlspec.render import diagnostics_text, printable
 
     if isinstance(e, Diagnostics):
         diagnostics_text(err, e.items)
     elif isinstance(e, Diagnostic):
         diagnostics_text(err, [e])
     else:
-        err.print(f"[red]error[/]: {e}", markup=True, soft_wrap=True)
+        err.print(f"[red]error[/]: {escape(printable(str(e)))}", markup=True, soft_wrap=True)
     return e.exit_code
 
 

@@ -45,7 +45,9 @@ def validate(
                                        "its opset and run it in onnxruntime.")] = False,
 ) -> None:
     """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
-    from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
+    from rich.markup import escape
+
+    from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text, printable
     from dlspec.spec.load import load_spec
 
     problems: list[Diagnostic] = []
@@ -66,7 +68,8 @@ def validate(
             if fmt is Format.text:
                 note = "" if spec.data.source.is_file() else \
                     f" (data file {spec.data.source_text} not found: column checks skipped)"
-                err.print(f"[green]ok[/] {f}{note}", soft_wrap=True)
+                err.print(f"[green]ok[/] {escape(printable(f'{f}{note}'))}", markup=True,
+                          soft_wrap=True)
     if fmt is Format.json:
         sys.stdout.write(diagnostics_json(problems) + "\n")
     elif fmt is Format.github:
@@ -108,7 +111,7 @@ def inspect(
     max_memory: MaxMemory = "8GiB",
 ) -> None:
     """Show a spec's layers (ops, output shapes, parameters), or a model's contract."""
-    from dlspec.render import layers_table
+    from dlspec.render import layers_table, printable
 
     with user_errors():
         if path.suffix == ".onnx":
@@ -126,14 +129,14 @@ def inspect(
         net = Network(spec.layers, ds.input_shape, spec.train.loss, spec.locate)
         out.print(layers_table(spec, net.graph))
         if ds.table is not None:
-            names = ", ".join(ds.preprocessor.feature_names)
+            names = printable(", ".join(ds.preprocessor.feature_names))
             out.print(f"features: {ds.input_shape} ({names})", soft_wrap=True)
         elif spec.data.sequence is not None:
             out.print(f"sequences: {ds.preprocessor.sequence_input.describe()}", soft_wrap=True)
         else:
             out.print(f"images: {' x '.join(map(str, ds.input_shape))} (height x width x "
                       "channels), raw uint8 pixels in the exported model")
-        out.print(f"target: {ds.target.name} ({ds.target.task}"
+        out.print(f"target: {printable(ds.target.name)} ({ds.target.task}"
                   + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")")
         out.print(f"rows: train {len(ds.x['train'])}, validation {len(ds.x['validation'])}, "
                   f"test {len(ds.x['test'])}")
@@ -143,6 +146,7 @@ def inspect(
 def _inspect_model(path: Path) -> None:
     from rich.table import Table
 
+    from dlspec.render import printable
     from dlspec.runtime.session import load_model
 
     m = load_model(path)
@@ -150,7 +154,7 @@ def _inspect_model(path: Path) -> None:
     for c in ("column", "kind", "categories"):
         t.add_column(c)
     for c in m.contract.inputs:
-        t.add_row(c.name, c.kind, ", ".join(c.categories))
+        t.add_row(printable(c.name), c.kind, printable(", ".join(c.categories)))
     out.print(t)
     if m.contract.sequence:
         out.print(f"sequences: {m.contract.sequence.describe()}", soft_wrap=True)

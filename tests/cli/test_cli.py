@@ -357,3 +357,30 @@ def test_a_spec_line_with_control_characters_is_echoed_escaped_with_the_caret_al
     raw = "name: breast\tcancer\x1b[2J\x07"
     prefix = len(raw[:col - 1].encode("unicode_escape").decode())
     assert caret == lines[i].index("| ") + 2 + prefix, (lines[i - 1:i + 2], col)
+
+
+@pytest.fixture
+def odd_names_csv(tmp_path, breast_cancer_csv):
+    """The breast-cancer table with a column and the classes renamed to Rich markup and
+    terminal escape sequences."""
+    text = breast_cancer_csv.read_text()
+    text = text.replace("mean_radius", "[bold]radius").replace("benign", "[/bad]")
+    path = tmp_path / "odd.csv"
+    path.write_text(text.replace("malignant", "mal\x1b[31mignant"))
+    return path
+
+
+def test_names_from_the_data_are_printed_as_they_are(tmp_path, odd_names_csv):
+    """Regression: a class named '[/bad]' ended training in 'internal error: MarkupError:
+    closing tag '[/bad]' ... doesn't match any open tag', after the run was written."""
+    r = run("train", SPECS / "breast_cancer.yaml", "--set", f"data.source={odd_names_csv}",
+            "--set", "train.epochs=1", "--run-dir", tmp_path / "run")
+    assert r.exit_code == 0, r.output
+    assert _terminal_safe(r.output), repr(r.output)
+    assert "[/bad]" in r.stdout and r"mal\x1b[31mignant" in r.stdout
+    r = run("inspect", SPECS / "breast_cancer.yaml", "--set", f"data.source={odd_names_csv}")
+    assert r.exit_code == 0, r.output
+    assert "[bold]radius" in r.stdout and _terminal_safe(r.output)
+    r = run("inspect", tmp_path / "run" / "model.onnx")
+    assert r.exit_code == 0, r.output
+    assert "[bold]radius" in r.stdout and _terminal_safe(r.output)
