@@ -1,0 +1,67 @@
+"""The export's parity gate against a stand-in onnxruntime session: what it lets through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlspec.engine.network import Network
+from dlspec.errors import ExportError
+from dlspec.onnx.parity import RawRows, check_parity
+from dlspec.spec.model import LayerSpec
+
+
+class Session:
+    """Answers like onnxruntime would: the engine's outputs, changed by ``tamper``."""
+
+    def __init__(self, net: Network, x: np.ndarray, tamper) -> None:
+        self.net, self.x, self.tamper = net, x, tamper
+
+    def run(self, names, feeds):
+        _, out = self.net.forward(feeds["features"])
+        rows = [next(j for j, seen in enumerate(self.x) if np.array_equal(row, seen))
+                for row in feeds["features"]]   # the data rows in this batch
+        return [self.tamper(out.copy(), rows)]
+
+
+def _net():
+    params = {"name": "out", "units": 2, "activation": "linear", "initializer": "ones",
+              "bias": True, "bias_initializer": "zeros", "trainable": True}
+    net = Network([LayerSpec("dense", "out", params)], 3, "mse")
+    net.buffer.initialize(np.random.default_rng(0))
+    return net
+
+
+def _check(tamper):
+    net = _net()
+    x = np.random.default_rng(1).standard_normal((20, 3)).astype(np.float32)
+    raw = RawRows(feeds=lambda rows: {"features": x[rows]}, features=lambda rows: x[rows])
+    return check_parity(Session(net, x, tamper), "out", net, "regression", raw,
+                        np.arange(len(x)))
+
+
+def _set(value, row=0):
+    """Data row ``row``'s second output becomes ``value``, in any batch that holds it."""
+    def tamper(out, rows):
+        if row in rows:
+            out[rows.index(row), 1] = value
+        return out
+    return tamper
+
+
+def test_an_exact_export_passes():
+    assert _check(lambda out, rows: out)["max_abs_diff"] == 0.0
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e6])
+def test_a_non_finite_or_distant_output_fails(value):
+    """Regression: an exported model answering NaN passed the gate (NaN compares false
+    with every bound) and was written, with max_abs_diff 0.0."""
+    with pytest.raises(ExportError, match="disagree at batch size 1: data row 0 gives"):
+        _check(_set(value))
+
+
+def test_a_nan_in_the_whole_batch_fails_too():
+    with pytest.raises(ExportError, match="disagree at batch size 20: data row 19"):
+        _check(_set(np.nan, row=19))
+
