@@ -27,7 +27,7 @@ from dlspec.data.table import read_csv
 from dlspec.engine import metrics as M
 from dlspec.engine.network import Network
 from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
-from dlspec.errors import Diagnostics, Location, ModelError, SpecError
+from dlspec.errors import Diagnostics, ExportError, Location, ModelError, SpecError
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.runs import (
     check_run_dir,
@@ -148,8 +148,9 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
                         spec_sha256=spec.sha256)
     held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
     contract = _contract(model)
-    parity = check_parity(_cpu_session(model.SerializeToString()), contract.outputs[0], net,
-                          ds.target.task, _raw_rows(ds.preprocessor, contract, ds.raw), held)
+    parity = _located(spec, net, check_parity, _cpu_session(model.SerializeToString()),
+                      contract.outputs[0], net, ds.target.task,
+                      _raw_rows(ds.preprocessor, contract, ds.raw), held)
     metrics = {
         "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
         "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
@@ -188,6 +189,29 @@ def target_shape(spec: Spec, ds: Dataset) -> TargetShape:
     y = ds.y["train"]
     return TargetShape(ds.target.task, ds.target.name, len(ds.target.classes) or None,
                        y.shape[1] if y.ndim == 2 else 1, spec.data.sequence is not None)
+
+
+def _located(spec: Spec, net: Network, check, *args) -> dict:
+    """``check(*args)`` (the parity gate); a mismatch in a model with a recurrent activation
+    that onnxruntime computes by an overflowing formula is located at that activation."""
+    from dlspec.onnx.parity import overflowing_activations
+
+    try:
+        return check(*args)
+    except ExportError as e:
+        found = overflowing_activations(net.graph)
+        if not found:
+            raise
+        name, attr, act = found[0]
+        i = next(k for k, layer in enumerate(spec.layers) if layer.name == name)
+        path = ("model", "layers", i, spec.layers[i].type, attr)
+        raise Diagnostics([SpecError(
+            f"{e}: layer '{name}' uses {act.name}, which onnxruntime's recurrent ops compute "
+            f"as {act.onnx_formula}, infinite past x = {act.onnx_overflow} where the engine's "
+            f"stays finite; scale the inputs (e.g. preprocess: - standardize: all) or use "
+            f"another {attr}", spec.locate(path, False),
+            path=f"model.layers[{i}].{spec.layers[i].type}.{attr}", code="export-parity")]) \
+            from None
 
 
 def _cpu_session(model_bytes: bytes):
@@ -348,8 +372,9 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     data = model.SerializeToString()
     contract = _contract(model)
     raw = _read_holdout(r.path, r.preprocessor.kind)
-    parity = check_parity(_cpu_session(data), contract.outputs[0], r.net, r.target.task,
-                          _raw_rows(r.preprocessor, contract, raw), np.arange(len(raw)))
+    parity = _located(r.spec, r.net, check_parity, _cpu_session(data), contract.outputs[0],
+                      r.net, r.target.task, _raw_rows(r.preprocessor, contract, raw),
+                      np.arange(len(raw)))
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)
     return {"path": str(out), "opset": opset, "ir_version": model.ir_version, "parity": parity,

@@ -220,3 +220,36 @@ def test_dense_after_images_asks_for_flatten(tmp_path):
     with pytest.raises(Diagnostics) as info:
         dlspec.train(spec, run_dir=tmp_path / "run")
     assert "add a flatten" in str(info.value) and f"{spec}:13:7" in str(info.value)
+
+
+def test_an_export_mismatch_from_softplus_in_a_recurrent_layer_is_located(tmp_path):
+    """Regression: a recurrent softplus over unscaled inputs of ~100 trained, then stopped
+    with an unlocated 'error: onnxruntime and the engine disagree': onnxruntime's LSTM
+    computes softplus as log(1 + exp(x)), infinite past 88.7, the engine's stays finite."""
+    data = tmp_path / "series.csv"
+    data.write_text("t,v\n" + "\n".join(f"{i},{100 + i % 7}" for i in range(60)) + "\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""\
+dlspec: 1
+name: softplus
+data:
+  source: {data}
+  target: v
+  drop: [t]
+  sequence: {{window: 4}}
+model:
+  layers:
+    - lstm: {{units: 2, activation: softplus, kernel_initializer: ones}}
+    - dense: 1
+train: {{loss: mse, epochs: 1, optimizer: {{adam: {{lr: 0.0001}}}}}}
+""")
+    with pytest.raises(Diagnostics) as info:
+        dlspec.train(spec, run_dir=tmp_path / "run")
+    (e,) = info.value.items
+    line = 1 + spec.read_text().splitlines().index(
+        "    - lstm: {units: 2, activation: softplus, kernel_initializer: ones}")
+    assert (e.location.file, e.location.line, e.path, e.code) == \
+        (str(spec), line, "model.layers[0].lstm.activation", "export-parity")
+    assert e.message.startswith("onnxruntime and the engine disagree")
+    assert "log(1 + exp(x)), infinite past x = 88.72" in e.message
+    assert not (tmp_path / "run").exists()

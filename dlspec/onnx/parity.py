@@ -9,6 +9,8 @@ import numpy as np
 
 from dlspec.engine.network import Network
 from dlspec.errors import ExportError
+from dlspec.graph.ir import Graph
+from dlspec.ops.rnn_activations import RNN_ACTIVATIONS, RecurrentActivation
 
 RTOL, ATOL = 1e-3, 1e-5
 MAX_ROWS = 512
@@ -87,3 +89,16 @@ def check_parity(session, output: str, net: Network, task: str, raw: RawRows,
     return {"rows": int(n), "batch_sizes": [1, int(n)], "max_abs_diff": worst, "rtol": RTOL,
             "atol": ATOL}
 
+
+def overflowing_activations(graph: Graph) -> list[tuple[str, str, RecurrentActivation]]:
+    """The recurrent activations of ``graph`` that onnxruntime computes by a formula that
+    overflows where the engine's does not (``RecurrentActivation.onnx_overflow``): a likely
+    cause of a parity failure. Each as (layer name, attribute, activation), in graph order."""
+    found = []
+    for node in graph.nodes:
+        for attr in ("activation", "recurrent_activation"):
+            act = RNN_ACTIVATIONS.get(node.attrs.get(attr)) \
+                if isinstance(node.attrs.get(attr), str) else None
+            if act is not None and act.onnx_overflow is not None:
+                found.append((node.layer, attr, act))
+    return found

@@ -15,7 +15,8 @@ command line, in process:
   rejects too; and when train rejects a spec with a ``SpecError`` (a problem located in
   the spec, not a ``DataError`` in a data file), validate must have rejected it as well,
   unless the error's code is in ``NEEDS_VALUES``: reasons only the data's values give
-  (the classes found), which validate does not read. Everything else a SpecError says is
+  (the classes found, what the trained model computes on them), which validate does
+  not read. Everything else a SpecError says is
   knowable from the spec and the data's header (a CSV's columns, an array file's
   shapes; for a series, validate reads its values too), so validate must report it.
 
@@ -54,8 +55,9 @@ CI_EXAMPLES = 300
 SLOW_EXAMPLES = int(os.environ.get("DLSPEC_TRAIN_FUZZ", "0"))
 # SpecError codes whose reason is in the data's values, which validate does not read: the
 # classes of a target column, a label array or a series' target (their number against
-# binary_crossentropy's two, or against the softmax output's units).
-NEEDS_VALUES = {"semantic-classes"}
+# binary_crossentropy's two, or against the softmax output's units); an exported model
+# that disagrees with the engine on the held-out rows (export-parity).
+NEEDS_VALUES = {"semantic-classes", "export-parity"}
 LOCATED = re.compile(r"^(?!\d+ \|)(?P<file>\S.*?):(?P<line>\d+)(:\d+)?: ")
 BREAST_CANCER = EXAMPLES / "breast_cancer.csv"
 DIGITS = EXAMPLES / "digits.npz"

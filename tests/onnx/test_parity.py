@@ -7,7 +7,8 @@ import pytest
 
 from dlspec.engine.network import Network
 from dlspec.errors import ExportError
-from dlspec.onnx.parity import RawRows, check_parity
+from dlspec.graph.lower import lower
+from dlspec.onnx.parity import RawRows, check_parity, overflowing_activations
 from dlspec.spec.model import LayerSpec
 
 
@@ -65,3 +66,15 @@ def test_a_nan_in_the_whole_batch_fails_too():
     with pytest.raises(ExportError, match="disagree at batch size 20: data row 19"):
         _check(_set(np.nan, row=19))
 
+
+def test_recurrent_softplus_is_named_as_a_likely_cause():
+    def rnn(name, **p):
+        return LayerSpec("lstm", name, {
+            "name": name, "units": 2, "return_sequences": True, "activation": "tanh",
+            "recurrent_activation": "sigmoid", "use_bias": True, "unit_forget_bias": True,
+            "kernel_initializer": "ones", "recurrent_initializer": "zeros",
+            "bias_initializer": "zeros", "trainable": True, **p})
+    graph = lower([rnn("a"), rnn("b", activation="softplus"),
+                   rnn("c", recurrent_activation="softplus")], (4, 1))
+    assert [(layer, attr, act.name) for layer, attr, act in overflowing_activations(graph)] \
+        == [("b", "activation", "softplus"), ("c", "recurrent_activation", "softplus")]
