@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -158,6 +159,44 @@ def test_divergence_stops_training(tmp_path):
         dlspec.train(_regression(tmp_path, 10), run_dir=tmp_path / "run")
     assert "diverged at epoch 1" in str(info.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_validation_loss_that_overflows_stops_training(tmp_path):
+    """Regression: a model whose outputs overflow on the validation rows (but not on the
+    training rows) trained on with val_loss inf or nan, exported, and printed NumPy's
+    RuntimeWarnings, source lines and all, to the terminal. It is a divergence (exit 3)."""
+    data = tmp_path / "series.csv"
+    values = ["1"] * 85 + ["1e37"] * 15   # only the validation windows reach the huge ones
+    data.write_text("t,v\n" + "\n".join(f"{i},{v}" for i, v in enumerate(values)) + "\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""\
+dlspec: 1
+name: overflow
+data:
+  source: {data}
+  target: v
+  drop: [t]
+  sequence: {{window: 3}}
+  split: {{test: 0.0, validation: 0.2}}
+model:
+  layers:
+    - flatten:
+    - dense: {{units: 1, initializer: ones}}
+train: {{loss: mse, epochs: 3, optimizer: {{sgd: {{lr: 0.0001}}}}}}
+""")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TrainingDiverged) as info:
+            dlspec.train(spec, run_dir=tmp_path / "run")
+    assert str(info.value).startswith("training diverged at epoch 1: the validation "
+                                      "loss is inf")
+    assert not (tmp_path / "run").exists()
+    # held out for the test instead, the overflow is reported in the metrics, not warned
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = dlspec.train(spec, ["data.split={test: 0.2, validation: 0.0}"],
+                              run_dir=tmp_path / "run")
+    assert result.metrics["test"]["loss"] == float("inf")
 
 
 def test_regression_exports_its_prediction(tmp_path):

@@ -10,7 +10,7 @@ command line, in process:
 
 - ``dlspec train`` exits 0; or 1, every problem it prints located (``FILE:LINE[:COL]:``,
   in the spec or the data file); or 3, a diverged run, which is a result. Never 70 (an
-  internal error), never a traceback.
+  internal error), never a traceback, never a Python warning.
 - ``dlspec validate`` and ``dlspec train`` agree: a spec that validate rejects, train
   rejects too; and when train rejects a spec with a ``SpecError`` (a problem located in
   the spec, not a ``DataError`` in a data file), validate must have rejected it as well,
@@ -34,6 +34,7 @@ import itertools
 import json
 import os
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
 from unittest import mock
@@ -327,10 +328,15 @@ def run_spec(spec: dict, folder: Path) -> str:
         return report(e)
 
     run_dir = folder / "run"
-    with mock.patch.object(cli_app, "_report", record):
+    with mock.patch.object(cli_app, "_report", record), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         r = runner.invoke(app, ["train", str(path), "--run-dir", str(run_dir)])
     out = f"\n--- output ---\n{r.output}{why}"
     assert "Traceback" not in r.output and "internal error" not in r.output, out
+    # a warning is printed with its source file and line: not a message for users
+    shown = [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
+    assert not shown, f"warnings: {shown}{out}"
     assert r.exit_code in (0, 1, 3), f"train exit {r.exit_code}{out}"
     if v.exit_code == 1:
         assert r.exit_code == 1, f"validate rejected ({validate_codes}), train did not{out}"
