@@ -62,6 +62,21 @@ def test_a_non_finite_or_distant_output_fails(value):
         _check(_set(value))
 
 
+def test_a_nan_from_both_is_agreement():
+    """(Passes before the NaN fix too: it pins that the fix counts only a one-sided NaN.)"""
+    def both(out, rows):
+        out[:, 1] = np.nan
+        return out
+    net = _net()
+    x = np.random.default_rng(1).standard_normal((20, 3)).astype(np.float32)
+    w = net.buffer.views[0]
+    w[:, 1] = np.nan   # the engine's second output is NaN for every row
+    raw = RawRows(feeds=lambda rows: {"features": x[rows]}, features=lambda rows: x[rows])
+    report = check_parity(Session(net, x, both), "out", net, "regression", raw,
+                          np.arange(len(x)))
+    assert report["max_abs_diff"] == 0.0
+
+
 def test_a_nan_in_the_whole_batch_fails_too():
     with pytest.raises(ExportError, match="disagree at batch size 20: data row 19"):
         _check(_set(np.nan, row=19))
