@@ -47,7 +47,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dlspec.cli import app
+from dlspec.engine.losses import LOSSES
+from dlspec.engine.metrics import METRICS
+from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.errors import Diagnostic, Diagnostics, SpecError
+from dlspec.graph.layers import ACTIVATIONS, LAYERS
+from dlspec.ops.rnn_activations import RNN_ACTIVATIONS
 from tests.conftest import EXAMPLES
 
 runner = CliRunner()
@@ -64,13 +69,18 @@ BREAST_CANCER = EXAMPLES / "breast_cancer.csv"
 DIGITS = EXAMPLES / "digits.npz"
 FEATURES = ["mean_radius", "mean_texture", "mean_area", "worst_radius", "se_area"]
 
-DENSE_ACTS = ["relu", "linear", "sigmoid", "tanh", "softmax", "softplus", "leaky_relu", "elu"]
-RNN_ACTS = ["tanh", "relu", "sigmoid", "linear", "leaky_relu", "elu", "softplus"]
-OPTIMIZERS = ["adam", "sgd", "rmsprop", "adagrad"]
-METRICS = ["accuracy", "precision", "recall", "f1", "auc", "mse", "mae"]
-LOSS_OF = {"binary": ["binary_crossentropy"], "multiclass": ["categorical_crossentropy"],
-           "regression": ["mse", "mae"]}
+# Choices come from the registries (the first of each is where hypothesis shrinks to), so
+# a new activation, optimizer, metric or loss is drawn without a change here.
+DENSE_ACTS = ["relu", *sorted(set(ACTIVATIONS) - {"relu"})]
+RNN_ACTS = ["tanh", *sorted(set(RNN_ACTIVATIONS) - {"tanh"})]
+OPTIMIZER_NAMES = ["adam", *sorted(set(OPTIMIZERS) - {"adam"})]
+METRIC_NAMES = sorted(METRICS)
+LOSS_OF = {task: sorted(n for n, loss in LOSSES.items() if loss.task == task)
+           for task in ("binary", "multiclass", "regression")}
 OUT_ACT = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
+# Layer types the generator draws; test_every_layer_type_is_drawn keeps it the registry's.
+DRAWN_LAYERS = {"dense", "dropout", "activation", "batch_norm", "flatten", "reshape", "conv2d",
+                "max_pool2d", "avg_pool2d", "global_avg_pool2d", "lstm", "gru", "simple_rnn"}
 
 
 # ------------------------------------------------------------------------------ the data
@@ -270,7 +280,7 @@ def draw_data(d: Draw, files: dict[str, Path], task: str) -> tuple[str, dict, in
 
 def draw_train(d: Draw, task: str) -> dict:
     loss = d.pick(LOSS_OF[task]) if d.coin(85) else d.pick(sum(LOSS_OF.values(), []))
-    name = d.pick(OPTIMIZERS)
+    name = d.pick(OPTIMIZER_NAMES)
     params = {}
     if d.coin(60):
         params["lr"] = d.pick([0.01, 0.001, 0.1, 0.05])
@@ -280,8 +290,8 @@ def draw_train(d: Draw, task: str) -> dict:
     train = {"loss": loss, "optimizer": {name: params} if params else name,
              "batch_size": d.pick([16, 32, 8, 1, 64, 1000]), "epochs": d.pick([1, 2])}
     if d.coin(50):
-        fits = [m for m in METRICS if (m in ("mse", "mae")) == (task == "regression")]
-        train["metrics"] = [d.pick(fits if d.coin(80) else METRICS)
+        fits = [m for m in METRIC_NAMES if task in METRICS[m].tasks]
+        train["metrics"] = [d.pick(fits if d.coin(80) else METRIC_NAMES)
                             for _ in range(d.int(1, 2))]
         train["metrics"] = list(dict.fromkeys(train["metrics"]))
     if d.coin(20):
@@ -381,6 +391,10 @@ def fuzz(files: dict[str, Path], folder: Path, examples: int) -> Counter:
 
     one()
     return tally
+
+
+def test_every_layer_type_is_drawn():
+    assert set(LAYERS) == DRAWN_LAYERS, "teach the generator the new layer type"
 
 
 def test_generated_specs_train_or_stop_with_located_messages(files, tmp_path):
