@@ -64,9 +64,9 @@ def output_problems(shape: tuple, producer: str | None, loss: str,
 
     Returns the problems (empty when the output fits), each with what would fit.
     """
-    spec = LOSSES[loss]
-    if spec.task != target.task:
-        return [OutputProblem("loss", f"{loss} trains {TASK_WORDS[spec.task]}, but "
+    trains = LOSSES[loss]
+    if trains.task != target.task:
+        return [OutputProblem("loss", f"{loss} trains {TASK_WORDS[trains.task]}, but "
                               f"'{target.name}' is the target of {TASK_WORDS[target.task]}")]
     want = {"binary": 1, "multiclass": target.classes,
             "regression": target.columns}[target.task]
@@ -99,11 +99,11 @@ def output_problems(shape: tuple, producer: str | None, loss: str,
         out.append(OutputProblem("width", f"{loss} fits one output per target column: "
                                  f"'{target.name}' is {cols}, but the output has {width} "
                                  f"values per example; end with a dense layer of units: {want}"))
-    if spec.fuses and producer != spec.fuses:
+    if trains.fuses and producer != trains.fuses:
         made = f"'{producer}'" if producer else "the input itself"
-        out.append(OutputProblem("activation", f"{loss} needs a {spec.fuses} output, but the "
-                                 f"output comes from {made}; end with a dense (or activation) "
-                                 f"layer with activation: {spec.fuses}"))
+        out.append(OutputProblem("activation", f"{loss} needs a {trains.fuses} output, but "
+                                 f"the output comes from {made}; end with a dense (or "
+                                 f"activation) layer with activation: {trains.fuses}"))
     elif producer == "softmax" and width == 1 and not out:
         out.append(OutputProblem("activation", "a softmax over one unit is always 1, so "
                                  f"nothing can be learned; use activation: "
