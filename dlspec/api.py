@@ -27,7 +27,7 @@ from dlspec.data.table import read_csv
 from dlspec.engine import metrics as M
 from dlspec.engine.network import Network
 from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
-from dlspec.errors import Diagnostics, ExportError, Location, ModelError, SpecError
+from dlspec.errors import Diagnostics, Location, ModelError, ParityError, SpecError
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.runs import (
     check_run_dir,
@@ -192,16 +192,21 @@ def target_shape(spec: Spec, ds: Dataset) -> TargetShape:
 
 
 def _located(spec: Spec, net: Network, check, *args) -> dict:
-    """``check(*args)`` (the parity gate); a mismatch in a model with a recurrent activation
-    that onnxruntime computes by an overflowing formula is located at that activation."""
+    """``check(*args)`` (the parity gate), its mismatch located in the spec: at a recurrent
+    activation that onnxruntime computes by an overflowing formula, else at the model."""
     from dlspec.onnx.parity import overflowing_activations
 
     try:
         return check(*args)
-    except ExportError as e:
+    except ParityError as e:
         found = overflowing_activations(net.graph)
         if not found:
-            raise
+            raise Diagnostics([SpecError(
+                f"{e}: the trained model is computed differently by the two, most likely "
+                "because its values grow too large for float32 to agree (unscaled inputs, "
+                "unbounded activations such as linear or relu recurrent gates); scale the "
+                "inputs, bound the activations, or lower the learning rate",
+                spec.locate(("model",), True), path="model", code="export-parity")]) from None
         name, attr, act = found[0]
         i = next(k for k, layer in enumerate(spec.layers) if layer.name == name)
         path = ("model", "layers", i, spec.layers[i].type, attr)

@@ -292,3 +292,29 @@ train: {{loss: mse, epochs: 1, optimizer: {{adam: {{lr: 0.0001}}}}}}
     assert e.message.startswith("onnxruntime and the engine disagree")
     assert "log(1 + exp(x)), infinite past x = 88.72" in e.message
     assert not (tmp_path / "run").exists()
+
+
+def test_any_export_mismatch_in_train_is_located_at_the_model(tmp_path, monkeypatch):
+    """Regression: an LSTM with linear gates grew its cell state to 1e10, where two float32
+    computations differ by 0.01 in a probability; train stopped with an unlocated 'error:
+    onnxruntime and the engine disagree'. Here onnxruntime is made to answer 1% off."""
+    import dlspec.api
+
+    real = dlspec.api._cpu_session
+
+    class Off:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, names, feeds):
+            return [out * 1.01 for out in self.session.run(names, feeds)]
+
+    monkeypatch.setattr(dlspec.api, "_cpu_session", lambda data: Off(real(data)))
+    with pytest.raises(Diagnostics) as info:
+        dlspec.train(SPECS / "breast_cancer.yaml", ["train.epochs=1"], run_dir=tmp_path / "r")
+    (e,) = info.value.items
+    line = 1 + (SPECS / "breast_cancer.yaml").read_text().splitlines().index("model:")
+    assert (e.location.line, e.location.col, e.path, e.code) == (line, 1, "model",
+                                                                 "export-parity")
+    assert e.message.startswith("onnxruntime and the engine disagree at batch size 1")
+    assert "scale the inputs" in e.message

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlspec.engine.network import Network
-from dlspec.errors import ExportError
+from dlspec.errors import ExportError, ParityError
 from dlspec.graph.ir import Graph
 from dlspec.ops.rnn_activations import RNN_ACTIVATIONS, RecurrentActivation
 
@@ -62,7 +62,7 @@ def check_parity(session, output: str, net: Network, task: str, raw: RawRows,
                  rows: np.ndarray) -> dict:
     """Compare onnxruntime's ``output`` with the engine at batch size 1 and a larger batch.
 
-    Returns a small report; raises ExportError on a mismatch beyond rtol/atol.
+    Returns a small report; raises ParityError on a mismatch beyond rtol/atol.
     """
     rows = rows[:MAX_ROWS]
     if len(rows) == 0:
@@ -84,7 +84,7 @@ def check_parity(session, output: str, net: Network, task: str, raw: RawRows,
         excess = np.where(close, -np.inf, diff - RTOL * np.abs(ref))
         if (excess > -np.inf).any():
             i = int(np.argmax(excess.max(axis=1)))
-            raise ExportError(
+            raise ParityError(
                 f"onnxruntime and the engine disagree at batch size {len(pos)}: data row "
                 f"{int(rows[pos][i])} gives {got[i].tolist()} vs {ref[i].tolist()} "
                 f"(rtol {RTOL}, atol {ATOL})")
