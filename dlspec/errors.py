@@ -122,6 +122,10 @@ class ExportError(DlspecError):
     """The exported model failed a check (onnx.checker, parity with the engine)."""
 
 
+class ParityError(ExportError):
+    """The exported model and the engine disagree on held-out rows."""
+
+
 class TrainingDiverged(DlspecError):
     """A non-finite loss or gradient stopped training."""
 

@@ -31,6 +31,7 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     from dlspec.onnx.export import build_model
     from dlspec.onnx.parity import check_model_parity
     from dlspec.onnx.portability import note_of
+    from dlspec.training import located_parity
 
     r = load_run(run)
     opset = _opset(opset or r.spec.opset)
@@ -38,8 +39,8 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
                         spec_sha256=r.spec.sha256)
     kind = KINDS[r.kind]
     raw = kind.read_holdout(r.path / kind.holdout)
-    parity = check_model_parity(model, r.net, r.kind, r.inputs, r.target.task, raw,
-                                np.arange(len(raw)))
+    parity = located_parity(r.spec, r.net, check_model_parity, model, r.net, r.kind, r.inputs,
+                            r.target.task, raw, np.arange(len(raw)))
     data = model.SerializeToString()
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)

@@ -15,34 +15,49 @@ from dlspec.errors import Diagnostic
 MAX_SHOWN = 20
 
 
+def printable(text: str) -> str:
+    """``text`` with each character a terminal would act on or hide (ESC, NUL, BEL, a tab,
+    a carriage return, ...) written as its escape (``\\x1b``, ``\\t``): what a user's file
+    holds is shown, and cannot recolour, retitle or clear the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _source_line(file: str, line: int) -> str | None:
+    """Line ``line`` of ``file``, lines ending at each newline byte (as the readers count)."""
     try:
-        with open(file, encoding="utf-8", errors="replace") as fh:
-            for i, text in enumerate(fh, 1):
+        with open(file, "rb") as fh:
+            for i, raw in enumerate(fh, 1):
                 if i == line:
-                    return text.rstrip("\n")
-                if i > line:
-                    break
+                    return raw.decode("utf-8", errors="replace").rstrip("\r\n")
     except OSError:
         return None
     return None
 
 
 def diagnostics_text(console: Console, items: list[Diagnostic]) -> None:
-    """``FILE:LINE:COL: path: message``, then the line and a caret; at most 20, then a count."""
+    """``FILE:LINE:COL: path: message``, then the line and a caret; at most 20, then a count.
+
+    Everything taken from the user's files (names, echoed lines) is ``printable``."""
     for d in items[:MAX_SHOWN]:
-        console.print(f"[bold]{escape(str(d.location or ''))}[/]"
-                      f"{': ' if d.location else ''}[red]{escape(d.path + ': ' if d.path else '')}"
-                      f"[/]{escape(d.message)}", highlight=False, soft_wrap=True)
+        where, path = printable(str(d.location or "")), printable(d.path + ": " if d.path else "")
+        console.print(f"[bold]{escape(where)}[/]{': ' if d.location else ''}[red]{escape(path)}"
+                      f"[/]{escape(printable(d.message))}", markup=True, highlight=False,
+                      soft_wrap=True)
         loc = d.location
         if loc and loc.line and loc.col and Path(loc.file).is_file():
             text = _source_line(loc.file, loc.line)
-            if text is not None and len(text) < 300:
+            shown = printable(text) if text is not None else None
+            if shown is not None and len(shown) < 300:
                 pad = " " * (len(str(loc.line)) + 1)
-                console.print(f"[dim]{loc.line} |[/] {escape(text)}", highlight=False,
-                              soft_wrap=True)
-                console.print(f"[dim]{pad}|[/] {' ' * (loc.col - 1)}[red]^[/]", highlight=False,
-                              soft_wrap=True)
+                caret = " " * len(printable(text[:loc.col - 1]))
+                # never wrapped: the caret must stay under its column
+                console.print(f"[dim]{loc.line} |[/] {escape(shown)}", markup=True,
+                              highlight=False, soft_wrap=True)
+                console.print(f"[dim]{pad}|[/] {caret}[red]^[/]", markup=True,
+                              highlight=False, soft_wrap=True)
     if len(items) > MAX_SHOWN:
         console.print(f"... and {len(items) - MAX_SHOWN} more", highlight=False)
 
@@ -58,7 +73,7 @@ def diagnostics_github(items: list[Diagnostic]) -> str:
         loc = d.location
         props = f"file={loc.file},line={loc.line or 1},col={loc.col or 1}" if loc else ""
         msg = (f"{d.path}: " if d.path else "") + d.message
-        msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        msg = printable(msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
         out.append(f"::error {props}::{msg}")
     return "\n".join(out)
 
@@ -144,8 +159,9 @@ def metrics_table(metrics: dict) -> Group:
 def confusion_table(cm: list[list[int]], classes: list, split: str) -> Group:
     t = Table()
     t.add_column("")
-    for c in classes:
-        t.add_column(str(c), justify="right")
-    for c, row in zip(classes, cm, strict=True):
-        t.add_row(str(c), *(str(v) for v in row))
+    names = [printable(str(c)) for c in classes]
+    for c in names:
+        t.add_column(c, justify="right")
+    for c, row in zip(names, cm, strict=True):
+        t.add_row(c, *(str(v) for v in row))
     return titled(f"{split} confusion matrix", t, "rows: true, columns: predicted")

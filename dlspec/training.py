@@ -14,7 +14,7 @@ import numpy as np
 from dlspec.engine import metrics as M
 from dlspec.engine.network import Network
 from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
-from dlspec.errors import Diagnostics, SpecError
+from dlspec.errors import Diagnostics, SpecError, path_str
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.inputs import KINDS, Dataset, load_dataset
 from dlspec.runs import (
@@ -119,7 +119,8 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
                         spec_sha256=spec.sha256)
     held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
-    parity = check_model_parity(model, net, ds.kind, ds.inputs, ds.target.task, ds.raw, held)
+    parity = located_parity(spec, net, check_model_parity, model, net, ds.kind, ds.inputs,
+                            ds.target.task, ds.raw, held)
     metrics = {
         "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
         "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
@@ -178,6 +179,36 @@ def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's is ~10x faster
     return (head + yaml.dump(resolved, Dumper=dumper, sort_keys=False,
                              allow_unicode=True)).encode()
+
+
+def located_parity(spec: Spec, net: Network, check, *args) -> dict:
+    """``check(*args)`` (the parity gate), its mismatch located in the spec: at a recurrent
+    activation that onnxruntime computes by an overflowing formula, else at the model."""
+    from dlspec.errors import ParityError
+    from dlspec.onnx.parity import overflowing_activations
+    from dlspec.spec.compile import node_where
+
+    try:
+        return check(*args)
+    except ParityError as e:
+        found = overflowing_activations(net.graph)
+        if not found:
+            raise Diagnostics([SpecError(
+                f"{e}: the trained model is computed differently by the two, most likely "
+                "because its values grow too large for float32 to agree (unscaled inputs, "
+                "unbounded activations such as linear or relu recurrent gates); scale the "
+                "inputs, bound the activations, or lower the learning rate",
+                spec.locate(("model",), True), path="model", code="export-parity")]) from None
+        name, attr, act = found[0]
+        where = node_where(spec, name)
+        node = next((n for n in spec.model.nodes if n.where == where), None)
+        path = (*where, node.layer, attr) if node is not None and node.layer else where
+        raise Diagnostics([SpecError(
+            f"{e}: layer '{name}' uses {act.name}, which onnxruntime's recurrent ops compute "
+            f"as {act.onnx_formula}, infinite past x = {act.onnx_overflow} where the engine's "
+            f"stays finite; scale the inputs (e.g. preprocess: - standardize: all) or use "
+            f"another {attr}", spec.locate(path, False), path=path_str(path),
+            code="export-parity")]) from None
 
 
 def split_report(net: Network, ds: Dataset, spec: Spec, split: str) -> dict:

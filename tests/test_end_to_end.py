@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -171,6 +172,44 @@ def test_divergence_stops_training(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_validation_loss_that_overflows_stops_training(tmp_path):
+    """Regression: a model whose outputs overflow on the validation rows (but not on the
+    training rows) trained on with val_loss inf or nan, exported, and printed NumPy's
+    RuntimeWarnings, source lines and all, to the terminal. It is a divergence (exit 3)."""
+    data = tmp_path / "series.csv"
+    values = ["1"] * 85 + ["1e37"] * 15   # only the validation windows reach the huge ones
+    data.write_text("t,v\n" + "\n".join(f"{i},{v}" for i, v in enumerate(values)) + "\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""\
+dlspec: 1
+name: overflow
+data:
+  source: {data}
+  target: v
+  drop: [t]
+  sequence: {{window: 3}}
+  split: {{test: 0.0, validation: 0.2}}
+model:
+  layers:
+    - flatten:
+    - dense: {{units: 1, initializer: ones}}
+train: {{loss: mse, epochs: 3, optimizer: {{sgd: {{lr: 0.0001}}}}}}
+""")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TrainingDiverged) as info:
+            dlspec.train(spec, run_dir=tmp_path / "run")
+    assert str(info.value).startswith("training diverged at epoch 1: the validation "
+                                      "loss is inf")
+    assert not (tmp_path / "run").exists()
+    # held out for the test instead, the overflow is reported in the metrics, not warned
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = dlspec.train(spec, ["data.split={test: 0.2, validation: 0.0}"],
+                              run_dir=tmp_path / "run")
+    assert result.metrics["test"]["loss"] == float("inf")
+
+
 def test_regression_exports_its_prediction(tmp_path):
     spec = _regression(tmp_path, 1e-4)
     result = dlspec.train(spec, ["data.preprocess=[{standardize: all}]",
@@ -231,3 +270,63 @@ def test_dense_after_images_asks_for_flatten(tmp_path):
     with pytest.raises(Diagnostics) as info:
         dlspec.train(spec, run_dir=tmp_path / "run")
     assert "add a flatten" in str(info.value) and f"{spec}:13:7" in str(info.value)
+
+
+def test_an_export_mismatch_from_softplus_in_a_recurrent_layer_is_located(tmp_path):
+    """Regression: a recurrent softplus over unscaled inputs of ~100 trained, then stopped
+    with an unlocated 'error: onnxruntime and the engine disagree': onnxruntime's LSTM
+    computes softplus as log(1 + exp(x)), infinite past 88.7, the engine's stays finite."""
+    data = tmp_path / "series.csv"
+    data.write_text("t,v\n" + "\n".join(f"{i},{100 + i % 7}" for i in range(60)) + "\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""\
+dlspec: 1
+name: softplus
+data:
+  source: {data}
+  target: v
+  drop: [t]
+  sequence: {{window: 4}}
+model:
+  layers:
+    - lstm: {{units: 2, activation: softplus, kernel_initializer: ones}}
+    - dense: 1
+train: {{loss: mse, epochs: 1, optimizer: {{adam: {{lr: 0.0001}}}}}}
+""")
+    with pytest.raises(Diagnostics) as info:
+        dlspec.train(spec, run_dir=tmp_path / "run")
+    (e,) = info.value.items
+    line = 1 + spec.read_text().splitlines().index(
+        "    - lstm: {units: 2, activation: softplus, kernel_initializer: ones}")
+    assert (e.location.file, e.location.line, e.path, e.code) == \
+        (str(spec), line, "model.layers[0].lstm.activation", "export-parity")
+    assert e.message.startswith("onnxruntime and the engine disagree")
+    assert "log(1 + exp(x)), infinite past x = 88.72" in e.message
+    assert not (tmp_path / "run").exists()
+
+
+def test_any_export_mismatch_in_train_is_located_at_the_model(tmp_path, monkeypatch):
+    """Regression: an LSTM with linear gates grew its cell state to 1e10, where two float32
+    computations differ by 0.01 in a probability; train stopped with an unlocated 'error:
+    onnxruntime and the engine disagree'. Here onnxruntime is made to answer 1% off."""
+    import dlspec.onnx.parity
+
+    real = dlspec.onnx.parity.cpu_session
+
+    class Off:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, names, feeds):
+            return [out * 1.01 for out in self.session.run(names, feeds)]
+
+    monkeypatch.setattr(dlspec.onnx.parity, "cpu_session", lambda data: Off(real(data)))
+    with pytest.raises(Diagnostics) as info:
+        dlspec.train(SPECS / "breast_cancer.yaml", ["train.epochs=1"], run_dir=tmp_path / "r")
+    (e,) = info.value.items
+    line = 1 + (SPECS / "breast_cancer.yaml").read_text().splitlines().index("model:")
+    assert (e.location.line, e.location.col, e.path, e.code) == (line, 1, "model",
+                                                                 "export-parity")
+    assert e.message.startswith("onnxruntime and the engine disagree on 'probabilities' at "
+                                "batch size 1")
+    assert "scale the inputs" in e.message

@@ -15,12 +15,25 @@ from typing import Annotated
 
 import typer
 from rich.console import Console, ConsoleDimensions
+from typer.core import TyperGroup
 
 from dlspec.errors import Diagnostic, Diagnostics, DlspecError
 from dlspec.version import __version__
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  rich_markup_mode=None,
+
+class _Commands(TyperGroup):
+    """The top-level group: ``--debug`` is taken after the command's name as well as before
+    it (``dlspec train SPEC --debug`` is ``dlspec --debug train SPEC``), up to a ``--``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[1:end]:
+            args = ["--debug", *(a for a in args[:end] if a != "--debug"), *args[end:]]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Declarative model specs: validate, inspect, train, export, predict.")
 UNWRAPPED = 1 << 16  # columns of a console that writes to a file or a pipe
 
@@ -41,8 +54,10 @@ class _Console(Console):
         Console.size.fset(self, new_size)
 
 
-err = _Console(stderr=True, highlight=False)
-out = _Console(highlight=False)
+# No markup unless a call asks for it: names and values from users' files (a class
+# '[/x]', a column '[bold]') are printed as they are, never parsed as Rich markup.
+err = _Console(stderr=True, highlight=False, markup=False)
+out = _Console(highlight=False, markup=False)
 _state = {"debug": False}
 
 Overrides = Annotated[list[str] | None, typer.Option(
@@ -102,14 +117,16 @@ DeviceOpt = Annotated[Device, typer.Option(help="cpu, cuda or auto.")]
 
 
 def _report(e: DlspecError) -> int:
-    from dlspec.render import diagnostics_text
+    from rich.markup import escape
+
+    from dlspec.render import diagnostics_text, printable
 
     if isinstance(e, Diagnostics):
         diagnostics_text(err, e.items)
     elif isinstance(e, Diagnostic):
         diagnostics_text(err, [e])
     else:
-        err.print(f"[red]error[/]: {e}", markup=True, soft_wrap=True)
+        err.print(f"[red]error[/]: {escape(printable(str(e)))}", markup=True, soft_wrap=True)
     return e.exit_code
 
 
@@ -133,7 +150,8 @@ def user_errors():
         if _state["debug"]:
             traceback.print_exc()
         err.print(f"internal error: {type(e).__name__}: {e}\nThis is a bug in dlspec "
-                  f"{__version__}; please report it (run with --debug for the traceback).",
+                  f"{__version__}; please report it (add --debug to the command for the "
+                  "traceback).",
                   markup=False, soft_wrap=True)
         raise typer.Exit(70) from None
 
@@ -149,7 +167,7 @@ def main_callback(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal "
-                                        "errors.")] = False,
+                                        "errors (also taken after the command).")] = False,
 ) -> None:
     _state["debug"] = debug
 

@@ -90,7 +90,9 @@ def validate(
                                        "its opset and run it in onnxruntime.")] = False,
 ) -> None:
     """Check specs: schema and semantics, every problem located. Exit 0 when all are valid."""
-    from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text
+    from rich.markup import escape
+
+    from dlspec.render import diagnostics_github, diagnostics_json, diagnostics_text, printable
     from dlspec.spec.datacheck import check_kinds, missing_data
     from dlspec.spec.load import load_spec
 
@@ -117,7 +119,8 @@ def validate(
                 continue
             if fmt is Format.text:
                 note = f" ({'; '.join(missing)})" if missing else ""
-                err.print(f"[green]ok[/] {f}{note}", soft_wrap=True)
+                err.print(f"[green]ok[/] {escape(printable(f'{f}{note}'))}", markup=True,
+                          soft_wrap=True)
     if fmt is Format.json:
         sys.stdout.write(diagnostics_json(problems) + "\n")
     elif fmt is Format.github:
@@ -164,7 +167,7 @@ def inspect(
                                         "their inputs and output shapes.")] = False,
 ) -> None:
     """Show a spec's nodes (layers, inputs, output shapes, parameters), or a model's contract."""
-    from dlspec.render import graph_table, layers_table
+    from dlspec.render import graph_table, layers_table, printable
 
     with user_errors():
         if path.suffix == ".onnx":
@@ -198,8 +201,8 @@ def inspect(
         if frozen:
             out.print(f"frozen: {', '.join(frozen)}", soft_wrap=True)
         if ds is not None:
-            out.print(KINDS[ds.kind].describe(ds.inputs), soft_wrap=True)
-            out.print(f"target: {ds.target.name} ({ds.target.task}"
+            out.print(printable(KINDS[ds.kind].describe(ds.inputs)), soft_wrap=True)
+            out.print(f"target: {printable(ds.target.name)} ({ds.target.task}"
                       + (f"; classes {ds.target.classes}" if ds.target.classes else "") + ")",
                       soft_wrap=True)
             out.print(f"rows: train {len(ds.y['train'])}, validation "
@@ -212,7 +215,7 @@ def inspect(
 def _inspect_model(path: Path) -> None:
     from rich.table import Table
 
-    from dlspec.render import titled
+    from dlspec.render import printable, titled
     from dlspec.runtime.session import load_model
 
     m = load_model(path)
@@ -220,7 +223,7 @@ def _inspect_model(path: Path) -> None:
     for c in ("column", "kind", "categories"):
         t.add_column(c)
     for c in m.contract.inputs:
-        t.add_row(c.name, c.kind, ", ".join(c.categories))
+        t.add_row(printable(c.name), c.kind, printable(", ".join(c.categories)))
     out.print(titled(f"{path}: inputs", t))
     if m.contract.sequence:
         out.print(f"sequences: {m.contract.sequence.describe()}", soft_wrap=True)

@@ -171,6 +171,35 @@ def load_npz(path: str | os.PathLike, x_key: str = "x", y_key: str = "y",
     return _labelled(x, y, source)
 
 
+def image_shape(path: str | os.PathLike, fmt: str) -> tuple[int, ...] | None:
+    """One image's (height, width, channels) as the header of an .npz's ``x`` or of an IDX
+    file says, reading no pixels; None when the header does not tell (training reads the
+    file, and reports what is wrong with it)."""
+    source = os.fspath(path)
+    try:
+        if fmt == "npz":
+            with zipfile.ZipFile(source) as z, z.open("x.npy") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                    else np.lib.format.read_array_header_2_0
+                shape = read(f)[0]
+        elif fmt == "idx":
+            with open(source, "rb") as raw:
+                gz = raw.read(2) == b"\x1f\x8b"
+                raw.seek(0)
+                shape = _idx_header(gzip.GzipFile(fileobj=raw) if gz else raw, source,
+                                    MAX_BYTES)[1]
+        else:
+            return None
+    except (DataError, OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+            zlib.error):
+        return None
+    shape = tuple(shape)
+    if len(shape) == 3:
+        shape = (*shape, 1)
+    return shape[1:] if len(shape) == 4 and 0 not in shape else None
+
+
 def _npz_arrays(source: str, keys: tuple[str, ...], limit: int) -> list[np.ndarray]:
     """The arrays ``keys`` of an .npz, each header checked before it is read."""
     def err(message: str) -> DataError:
@@ -320,29 +349,3 @@ def read_images_for_predict(path: str | os.PathLike, *,
     else:
         x = _as_nhwc(read_idx(source, limit=limit), source, "data-idx")
     return x, [str(i) for i in range(len(x))]
-
-
-def example_shape(path: str | os.PathLike, fmt: str) -> tuple[int, ...] | None:
-    """One image's shape (height, width, channels) read from the file's header alone, or
-    None where that cannot be told without reading the images (a folder, a bad file)."""
-    source = os.fspath(path)
-    try:
-        if fmt == "idx":
-            with open(source, "rb") as raw:
-                gz = raw.read(2) == b"\x1f\x8b"
-                raw.seek(0)
-                _, dims, _ = _idx_header(gzip.GzipFile(fileobj=raw) if gz else raw, source,
-                                         1 << 62)
-            return (*dims[1:3], 1) if len(dims) == 3 else tuple(dims[1:]) if len(dims) == 4 \
-                else None
-        if fmt == "npz" and zipfile.is_zipfile(source):
-            with zipfile.ZipFile(source) as z, z.open("x.npy") as f:
-                version = np.lib.format.read_magic(f)
-                read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                    else np.lib.format.read_array_header_2_0
-                shape = read(f)[0]
-            return (*shape[1:3], 1) if len(shape) == 3 else tuple(shape[1:]) \
-                if len(shape) == 4 else None
-    except (OSError, KeyError, ValueError, EOFError, zlib.error, gzip.BadGzipFile, DataError):
-        return None
-    return None

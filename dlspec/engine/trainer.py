@@ -48,13 +48,15 @@ def _by_input(net: Network, x) -> dict:
 
 def evaluate(net: Network, x, y: np.ndarray, task: str,
              names: tuple[str, ...]) -> dict[str, float]:
-    """Loss and metrics of ``net`` on one split (empty dict for an empty split)."""
+    """Loss and metrics of ``net`` on one split (empty dict for an empty split); outputs
+    that overflow give an infinite or NaN loss, reported rather than warned about."""
     if _rows(x) == 0:
         return {}
-    z, out = net.forward(x)
-    loss, _ = net.loss.fn(z, y)
-    t = TASKS[task]
-    return {"loss": loss, **M.compute(names, task, t.truth(y, out), t.scores(out))}
+    with np.errstate(over="ignore", invalid="ignore"):
+        z, out = net.forward(x)
+        loss, _ = net.loss.fn(z, y)
+        t = TASKS[task]
+        return {"loss": loss, **M.compute(names, task, t.truth(y, out), t.scores(out))}
 
 
 def predict_classes(net: Network, x) -> np.ndarray:
@@ -184,6 +186,8 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
             t = TASKS[task]
             logs.update(M.compute(train_spec.metrics, task, t.truth(ye, out), t.scores(out)))
         scores = evaluate(net, x["validation"], y["validation"], task, train_spec.metrics)
+        if scores and not math.isfinite(scores["loss"]):  # the outputs overflow there
+            raise _diverged(net, epoch, None, scores["loss"], "validation loss")
         logs.update({f"val_{k}": v for k, v in scores.items()})
         logs["seconds"] = time.perf_counter() - t0
         result.history.append(logs)
@@ -202,11 +206,13 @@ def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
     return result, opt
 
 
-def _diverged(net: Network, epoch: int, step: int, loss: float) -> TrainingDiverged:
+def _diverged(net: Network, epoch: int, step: int | None, loss: float,
+              what: str = "loss") -> TrainingDiverged:
     buf = net.buffer
     bad = next((p.value.name for p, v, g in zip(buf.params, buf.views, buf.grad_views,
                                                   strict=True)
                 if not (np.isfinite(v).all() and np.isfinite(g).all())), None)
     where = f"; first non-finite parameter or gradient: {bad}" if bad else ""
-    return TrainingDiverged(f"training diverged at epoch {epoch}, step {step}: the loss is "
-                            f"{loss}{where} (try a smaller learning rate)")
+    at = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
+    return TrainingDiverged(f"training diverged at {at}: the {what} is {loss}{where} (try a "
+                            "smaller learning rate)")

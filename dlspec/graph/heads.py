@@ -26,15 +26,22 @@ class Target:
     task: str
     classes: int | None = None
     width: int = 1
+    name: str = "the target"
+
+    @property
+    def called(self) -> str:
+        return self.name if self.name == "the target" else f"'{self.name}'"
 
 
 class HeadError(ValueError):
     """A head that cannot train: ``layer`` is the node to change, ``param`` its parameter
     (units, activation, return_sequences) where one is to blame."""
 
-    def __init__(self, message: str, layer: str, param: str | None = None) -> None:
+    def __init__(self, message: str, layer: str, param: str | None = None,
+                 classes: bool = False) -> None:
         super().__init__(message)
         self.layer, self.param = layer, param
+        self.classes = classes   # known only from the data's values (its classes)
 
 
 def _layer_types(graph: Graph) -> dict[str, str]:
@@ -79,7 +86,13 @@ def check_head(graph: Graph, name: str, loss, target: Target) -> list[HeadError]
     problems = []
     if loss.fuses:
         act = owner.op.name if owner is not None else "the input"
-        if act != loss.fuses:
+        kind = _layer_types(graph).get(last)
+        if act != loss.fuses and kind in _RECURRENT:
+            problems.append(HeadError(
+                f"{loss.name} reads the logits of a final {loss.fuses}, but the output comes "
+                f"from '{last}' ({kind}), whose activation is inside its recurrent cell; end "
+                f"with a dense layer of activation: {loss.fuses}", last, "activation"))
+        elif act != loss.fuses:
             act = act if act in _ACTIVATIONS or owner is None else "linear"
             problems.append(HeadError(f"{loss.name} needs a {loss.fuses} output, but the last "
                                       f"layer '{last}' ends in '{act}'; set activation: "
@@ -99,9 +112,10 @@ def _check_shape(graph: Graph, name: str, loss, target: Target, last: str) -> No
         rnn = _source(graph, out, _RECURRENT)
         if rnn is not None:
             raise HeadError(f"'{rnn}' returns every time step, so the output is "
-                            f"{fmt_shape(shape)}, but the target is one per window; set "
-                            f"return_sequences: false on '{rnn}' (or add flatten before the "
-                            "output layer)", rnn, "return_sequences")
+                            f"{fmt_shape(shape)}, but {target.called} is one value per window;"
+                            f" set return_sequences: false on '{rnn}' and end with units: "
+                            f"{target.width if target.task == 'regression' else 1} (or "
+                            "flatten before the output layer)", rnn, "return_sequences")
     if len(shape) != 2:
         raise HeadError(f"the output '{name}' is {fmt_shape(shape)}, but {loss.name} needs "
                         "one vector per example (N, units); add flatten (or "
@@ -118,14 +132,14 @@ def _check_shape(graph: Graph, name: str, loss, target: Target, last: str) -> No
                             "classes, use units: 1 with sigmoid and binary_crossentropy)",
                             units, "units")
         if target.classes is not None and width != target.classes:
-            raise HeadError(f"the target has {target.classes} classes, so the softmax output"
-                            f" needs units: {target.classes} ('{units}' has {width})",
-                            units, "units")
+            raise HeadError(f"{target.called} has {target.classes} classes, so the softmax "
+                            f"output needs units: {target.classes} ('{units}' has {width})",
+                            units, "units", classes=True)
     if target.task == "regression" and width != target.width:
-        cols = "1 target column" if target.width == 1 else f"{target.width} target columns"
-        raise HeadError(f"{loss.name} compares each output with its target: '{units}' gives"
-                        f" {width} values per example for {cols}; use units: {target.width}",
-                        units, "units")
+        cols = "1 column" if target.width == 1 else f"{target.width} columns"
+        raise HeadError(f"{target.called} is {cols}, but the output has {width} values per "
+                        f"example ('{units}'); {loss.name} compares them one to one: end with "
+                        f"units: {target.width}", units, "units")
 
 
 def attach_loss(graph: Graph, name: str, loss, target: Target, target_shape: tuple) -> Value:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlspec.engine.network import Network
-from dlspec.errors import ExportError
+from dlspec.errors import ExportError, ParityError
+from dlspec.graph.ir import Graph
 from dlspec.inputs.base import HOLDOUT_ROWS
 from dlspec.tasks import TASKS
 
@@ -59,7 +60,7 @@ def check_parity(session, output: str, net: Network, task: str, raw: RawRows,
                  rows: np.ndarray, output_name: str | None = None) -> dict:
     """Compare onnxruntime's ``output`` with the engine at batch size 1 and a larger batch.
 
-    Returns a small report; raises ExportError on a mismatch beyond rtol/atol.
+    Returns a small report; raises ParityError on a mismatch beyond rtol/atol.
     """
     rows = rows[:HOLDOUT_ROWS]
     if len(rows) == 0:
@@ -75,12 +76,17 @@ def check_parity(session, output: str, net: Network, task: str, raw: RawRows,
     for pos in [np.array([i]) for i in range(min(SINGLE_ROWS, n))] + [np.arange(n)]:
         got = session.run([output], raw.feeds(rows[pos]))[0]
         ref = want[pos]
-        diff = np.abs(got - ref)
+        # A NaN compares false with every bound: count it as the largest difference, unless
+        # both give it (they agree; a model the engine trained into NaN is not export's to
+        # judge).
+        close = np.isclose(got, ref, rtol=RTOL, atol=ATOL, equal_nan=True)
+        diff = np.where(close, np.nan_to_num(np.abs(got - ref)), np.abs(got - ref))
+        diff = np.nan_to_num(diff, nan=np.inf)
         worst = max(worst, float(diff.max(initial=0.0)))
-        excess = (diff - RTOL * np.abs(ref)).reshape(len(pos), -1)
-        if (excess > ATOL).any():
+        excess = np.where(close, -np.inf, diff - RTOL * np.abs(ref)).reshape(len(pos), -1)
+        if (excess > -np.inf).any():
             i = int(np.argmax(excess.max(axis=1)))
-            raise ExportError(
+            raise ParityError(
                 f"onnxruntime and the engine disagree on '{output}' at batch size "
                 f"{len(pos)}: data row {int(rows[pos][i])} gives {got[i].tolist()} vs "
                 f"{ref[i].tolist()} (rtol {RTOL}, atol {ATOL})")
@@ -143,3 +149,19 @@ def check_tensor_parity(model, net: Network, inputs: dict, rows: int = 16) -> di
                            output_name=name)
         report = one if report is None else _worse(report, one)
     return report
+
+
+def overflowing_activations(graph: Graph) -> list[tuple[str, str, object]]:
+    """The recurrent activations of ``graph`` that onnxruntime computes by a formula that
+    overflows where the engine's does not (``RecurrentActivation.onnx_overflow``): a likely
+    cause of a parity failure. Each as (layer name, attribute, activation), in graph order."""
+    from dlspec.ops.rnn_activations import RNN_ACTIVATIONS
+
+    found = []
+    for node in graph.nodes:
+        for attr in ("activation", "recurrent_activation"):
+            value = node.attrs.get(attr)
+            act = RNN_ACTIVATIONS.get(value) if isinstance(value, str) else None
+            if act is not None and act.onnx_overflow is not None:
+                found.append((node.layer, attr, act))
+    return found

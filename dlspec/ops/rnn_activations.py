@@ -28,6 +28,11 @@ class RecurrentActivation:
     description: str
     prescale: float = 1.0
     onnx_attrs: dict = field(default_factory=dict)   # ONNX activation_alpha / _beta
+    # onnxruntime's recurrent ops compute some activations by their textbook formula
+    # (``onnx_formula``), infinite in float32 past ``onnx_overflow``, where the engine's
+    # stable form stays finite: an exported model then disagrees with the engine.
+    onnx_overflow: float | None = None
+    onnx_formula: str = ""
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         y = x * x.dtype.type(self.prescale) if self.prescale != 1 else x.copy()
@@ -112,7 +117,8 @@ RNN_ACTIVATIONS: dict[str, RecurrentActivation] = {a.name: a for a in [
     RecurrentActivation("elu", _elu, _elu_deriv, "Elu", "x if x > 0 else exp(x) - 1",
                         onnx_attrs={"alpha": 1.0}),
     RecurrentActivation("softplus", lambda v: np.logaddexp(v, 0, out=v), _softplus_deriv,
-                        "Softplus", "log(1 + exp(x))"),
+                        "Softplus", "log(1 + exp(x))", onnx_overflow=88.72,
+                        onnx_formula="log(1 + exp(x))"),
 ]}
 
 

@@ -47,19 +47,22 @@ def _head_error(spec: Spec, e: HeadError) -> SpecError:
     where = node_where(spec, e.layer)
     node = next((n for n in spec.model.nodes if n.where == where), None)
     path = where
-    if e.param and node is not None and node.layer and e.param in node.params:
-        path = (*where, node.layer, e.param)
+    if node is not None and node.layer:  # the layer's key, or the parameter to change
+        path = (*where, node.layer, e.param) if e.param and e.param in node.params \
+            else (*where, node.layer)
     return SpecError(str(e), spec.locate(path, False), path=path_str(path),
-                     code="semantic-loss-output")
+                     code="semantic-classes" if e.classes else "semantic-loss-output")
 
 
 def attach(spec: Spec, graph: Graph, classes: int | None = None, width: int = 1) -> None:
     """Attach the spec's loss to its first output (raises located Diagnostics)."""
     loss = LOSSES[spec.train.loss]
     task = TASKS[loss.task]
+    d = spec.data
+    name = (d.target or ("y" if d.sequence else "label")) if d is not None else "the target"
     try:
-        attach_loss(graph, spec.model.outputs[0], loss, Target(loss.task, classes, width),
-                    () if task.classifier else (width,))
+        attach_loss(graph, spec.model.outputs[0], loss,
+                    Target(loss.task, classes, width, name), () if task.classifier else (width,))
     except HeadErrors as e:
         raise Diagnostics([_head_error(spec, p) for p in e.problems]) from None
 

@@ -223,9 +223,9 @@ def input_shape_hint(canonical: dict, header: list[str] | None,
 
         return DATASETS[d["source"]].shape if d["source"] in DATASETS else None
     if base is not None:
-        from dlspec.data.images import example_shape
+        from dlspec.data.images import image_shape
 
-        return example_shape(base / d["source"], d["format"])
+        return image_shape(base / d["source"], d["format"])
     return None
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -284,3 +286,101 @@ def test_unwritable_outputs_are_user_errors(trained, tmp_path, breast_cancer_csv
     r = run("train", SPECS / "breast_cancer.yaml", "--run-dir", blocker / "run")
     assert r.exit_code == 1 and "cannot write here" in r.stderr
     assert "Traceback" not in r.output and "internal error" not in r.output
+
+
+def _internal_error(monkeypatch):
+    """dlspec.api.train raising what no dlspec code means to raise: a bug."""
+    import dlspec.api
+
+    def train(*args, **kwargs):
+        raise Exception("a bug in the engine")  # noqa: TRY002 - a plain one, on purpose
+
+    monkeypatch.setattr(dlspec.api, "train", train)
+
+
+def test_an_internal_error_is_one_line_and_says_how_to_see_the_traceback(monkeypatch):
+    _internal_error(monkeypatch)
+    r = run("train", SPECS / "breast_cancer.yaml", "-q")
+    assert r.exit_code == 70 and "Traceback" not in r.output
+    assert r.stderr.startswith("internal error: Exception: a bug in the engine\n")
+    assert "add --debug to the command" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [["--debug", "train", SPECS / "breast_cancer.yaml", "-q"],
+                                  ["train", SPECS / "breast_cancer.yaml", "-q", "--debug"],
+                                  ["train", "--debug", SPECS / "breast_cancer.yaml", "-q"]],
+                         ids=["before", "after", "between"])
+def test_debug_before_or_after_the_command_shows_the_traceback(monkeypatch, args):
+    """Regression: 'dlspec train SPEC --debug' answered 'No such option: --debug', though
+    the internal-error message asked for --debug."""
+    _internal_error(monkeypatch)
+    r = run(*args)
+    assert r.exit_code == 70, r.output
+    assert "Traceback (most recent call last)" in r.stderr
+    assert "Exception: a bug in the engine" in r.stderr
+
+
+
+def _terminal_safe(text: str) -> bool:
+    """Nothing a terminal would act on: no ESC, NUL, BEL, carriage return, ..."""
+    return all(c == "\n" or c.isprintable() for c in text)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_predict_on_random_bytes_echoes_the_line_escaped(trained, tmp_path, seed):
+    """Regression: a file of random bytes was reported as 'not valid UTF-8', then its line
+    was echoed raw, escape sequences and NULs included, to the terminal."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, 120, dtype=np.uint8).tobytes()
+    data = tmp_path / "binary.csv"
+    data.write_bytes(b"mean_radius,x\n1,\x1b[31m\x00\x07\x1b]0;title\x07\r" + noise + b"\n")
+    r = run("predict", trained / "model.onnx", data)
+    assert r.exit_code == 1, r.output
+    assert "not valid UTF-8" in r.stderr and f"{data}:2:" in r.stderr
+    assert _terminal_safe(r.stderr), repr(r.stderr)
+    echoed = next(ln for ln in r.stderr.splitlines() if ln.startswith("2 | "))
+    assert echoed.startswith(r"2 | 1,\x1b[31m\x00\x07\x1b]0;title\x07\r")
+
+
+def test_a_spec_line_with_control_characters_is_echoed_escaped_with_the_caret_aligned(
+        tmp_path):
+    spec = tmp_path / "spec.yaml"
+    text = (SPECS / "breast_cancer.yaml").read_text()
+    spec.write_text(text.replace("name: breast_cancer", "name: breast\tcancer\x1b[2J\x07"))
+    r = run("validate", spec)
+    assert r.exit_code == 1 and _terminal_safe(r.stderr), repr(r.stderr)
+    lines = r.stderr.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.endswith(r"name: breast\tcancer\x1b[2J\x07"))
+    caret = lines[i + 1].index("^")
+    col = int(re.match(rf"{re.escape(str(spec))}:\d+:(\d+):", lines[i - 1])[1])
+    # the caret sits under the escaped form of the character the column names
+    raw = "name: breast\tcancer\x1b[2J\x07"
+    prefix = len(raw[:col - 1].encode("unicode_escape").decode())
+    assert caret == lines[i].index("| ") + 2 + prefix, (lines[i - 1:i + 2], col)
+
+
+@pytest.fixture
+def odd_names_csv(tmp_path, breast_cancer_csv):
+    """The breast-cancer table with a column and the classes renamed to Rich markup and
+    terminal escape sequences."""
+    text = breast_cancer_csv.read_text()
+    text = text.replace("mean_radius", "[bold]radius").replace("benign", "[/bad]")
+    path = tmp_path / "odd.csv"
+    path.write_text(text.replace("malignant", "mal\x1b[31mignant"))
+    return path
+
+
+def test_names_from_the_data_are_printed_as_they_are(tmp_path, odd_names_csv):
+    """Regression: a class named '[/bad]' ended training in 'internal error: MarkupError:
+    closing tag '[/bad]' ... doesn't match any open tag', after the run was written."""
+    r = run("train", SPECS / "breast_cancer.yaml", "--set", f"data.source={odd_names_csv}",
+            "--set", "train.epochs=1", "--run-dir", tmp_path / "run")
+    assert r.exit_code == 0, r.output
+    assert _terminal_safe(r.output), repr(r.output)
+    assert "[/bad]" in r.stdout and r"mal\x1b[31mignant" in r.stdout
+    r = run("inspect", SPECS / "breast_cancer.yaml", "--set", f"data.source={odd_names_csv}")
+    assert r.exit_code == 0, r.output
+    assert "[bold]radius" in r.stdout and _terminal_safe(r.output)
+    r = run("inspect", tmp_path / "run" / "model.onnx")
+    assert r.exit_code == 0, r.output
+    assert "[bold]radius" in r.stdout and _terminal_safe(r.output)

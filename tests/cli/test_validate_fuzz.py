@@ -31,6 +31,8 @@ def _check(tmp_path, text: str) -> None:
     r = runner.invoke(app, ["validate", str(path)])
     assert r.exit_code in (0, 1), (r.exit_code, r.output, text)
     assert "Traceback" not in r.output and "internal error" not in r.output, r.output
+    # echoed lines show control characters escaped, never raw to the terminal
+    assert all(c == "\n" or c.isprintable() for c in r.output), repr(r.output)
     if r.exit_code == 1:
         problems = [ln for ln in r.stderr.splitlines() if LOCATED.match(ln)]
         assert problems and all(ln.startswith(f"{path}:") for ln in problems), r.stderr

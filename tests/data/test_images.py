@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dlspec.data.images import (
+    image_shape,
     load_idx_pair,
     load_image_folder,
     load_npz,
@@ -303,3 +304,27 @@ def test_images_for_predict(tmp_path, Image):
     assert names == [str(paths[1])] and got.shape == (1, 3, 4, 1)
     (tmp_path / "none").mkdir()
     refused("no images", read_images_for_predict, tmp_path / "none")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_image_shape_reads_headers_only(tmp_path, gz):
+    """validate learns one image's shape from a header, as training will read it."""
+    x = np.zeros((5, 7, 3), np.uint8)
+    assert image_shape(write(tmp_path / "i.idx", idx_bytes(x), gz), "idx") == (7, 3, 1)
+    # a forged header: its shape, never its 2**31-pixel data, is all that is read
+    forged = write(tmp_path / "f.idx", idx_bytes(x, (2, 2**15, 2**15)), gz)
+    assert image_shape(forged, "idx") == (2**15, 2**15, 1)
+    np.savez_compressed(tmp_path / "c.npz", x=np.zeros((4, 6, 5, 3), np.uint8), y=np.arange(4))
+    assert image_shape(tmp_path / "c.npz", "npz") == (6, 5, 3)
+    np.savez(tmp_path / "g.npz", x=np.zeros((4, 6, 5), np.uint8), y=np.arange(4))
+    assert image_shape(tmp_path / "g.npz", "npz") == (6, 5, 1)
+
+
+def test_image_shape_is_none_where_the_header_does_not_tell(tmp_path):
+    np.savez(tmp_path / "k.npz", images=np.zeros((2, 3, 3), np.uint8))
+    np.savez(tmp_path / "v.npz", x=np.zeros((2, 3), np.uint8))
+    for path, fmt in [(tmp_path / "k.npz", "npz"), (tmp_path / "v.npz", "npz"),
+                      (write(tmp_path / "p.npz", b"\x80\x04garbage"), "npz"),
+                      (write(tmp_path / "n.idx", b"\x00\x00\x08"), "idx"),
+                      (tmp_path / "missing.npz", "npz"), (tmp_path / "v.npz", "image_folder")]:
+        assert image_shape(path, fmt) is None, path

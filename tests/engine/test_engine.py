@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dlspec.engine.network import Network
 from dlspec.engine.trainer import fit
@@ -121,3 +122,29 @@ def test_an_lstm_training_step_is_float32_throughout():
         {str(a.dtype) for a in arrays}
     assert net.buffer.grad.dtype == np.float32
     assert all(np.abs(gv).sum() > 0 for gv in net.buffer.grad_views)
+
+
+@pytest.mark.parametrize(("overrides", "activation"), [
+    # a regression model ending in dropout: the loss reads the dropout's output
+    (["data.target=mean_radius", "data.drop=[diagnosis]", "train.loss=mse",
+      "train.metrics=[]", "train.early_stopping=", "model.layers=[{dense: 1}, {dropout: 0.2}]"],
+     None),
+    # the logits the fused sigmoid reads come from a dropout or from batch statistics
+    (["model.layers=[{dense: 1}, {dropout: 0.2}, {activation: sigmoid}]"], "sigmoid"),
+    (["model.layers=[{dense: 1}, {batch_norm: {activation: sigmoid}}]"], "sigmoid"),
+], ids=["regression-ending-in-dropout", "dropout-before-sigmoid", "batch-norm-sigmoid"])
+def test_evaluation_reads_a_loss_input_made_by_a_train_only_op(overrides, activation):
+    """Regression: these evaluated to ``zero-dimensional arrays cannot be concatenated``
+    (exit 70): the inference plan skips the dropout or batch-statistics op whose output
+    the loss reads, and forward() read that op's never-written slot."""
+    spec, ds, net = _net([*overrides, "train.epochs=1"])
+    fit(net, spec.train, ds.target.task, ds.x, ds.y)
+    x = ds.x["validation"]["features"]
+    z, out = net.forward(x, batch=7)
+    assert z.shape == out.shape == (len(x), 1)
+    dense = net.buffer.state()
+    expected = x @ dense["dense_1.kernel"] + dense["dense_1.bias"]
+    if activation is None:
+        np.testing.assert_allclose(z, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(-z)) if activation else z, rtol=1e-5,
+                               atol=1e-6)
