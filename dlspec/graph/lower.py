@@ -102,8 +102,7 @@ class _Lowering:
             owner = (f"{block}." if block else "") + layer_node.name
             given = node.weights if node.share is None else {}
             env[node.name] = self.apply(node, layer_node, owner, scope, xs, given)
-            if not prefix:
-                self.gb.graph.node_values[node.name] = env[node.name]
+            self.gb.graph.node_values[scope] = env[node.name]  # a block's: call.node
         except _GivenError as e:
             raise self.fail((*node.where, "weights", *e.where), str(e), "semantic-weights") \
                 from None

@@ -55,8 +55,7 @@ class _Scope:
                 options = [v for v in self.values if v not in self.inputs]
                 self.err(("outputs", i), f"output '{out}' is not a node"
                          f"{did_you_mean(out, options)}; nodes: {_listed(options)}")
-        if not self.errors:
-            self.cycles()
+        self.cycles()
         if not self.errors:
             self.unread()
         return self.errors

@@ -144,3 +144,64 @@ def test_a_shared_layer_has_one_set_of_parameters_and_its_gradients_add_up(tmp_p
     numeric = finite_differences(path, x, "both")
     for name, g in grads.items():
         np.testing.assert_allclose(g, numeric[name], rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+BLOCKS = f"""\
+dlspec: 1
+name: blocks
+data:
+  source: {BREAST}
+  target: diagnosis
+  preprocess: [{{standardize: all}}]
+model:
+  inputs:
+    left: {{columns: [mean_radius, mean_texture, mean_perimeter, mean_area, mean_smoothness]}}
+    right: {{columns: [worst_radius, worst_texture, worst_perimeter, worst_area,
+                      worst_smoothness]}}
+  nodes:
+    l: {{call: encoder, from: left}}
+    r: {{call: encoder, from: right}}
+    both: {{concat: {{}}, from: [l, r]}}
+    out: {{dense: {{units: 1, activation: sigmoid}}}}
+  blocks:
+    encoder:
+      inputs: [x]
+      nodes:
+        h: {{dense: {{units: 6, activation: relu}}, from: x}}
+        code: {{dense: {{units: 3, activation: tanh}}}}
+train: {{loss: binary_crossentropy, optimizer: {{adam: {{lr: 0.02}}}}, epochs: 6,
+        metrics: [accuracy]}}
+"""
+
+
+def test_a_block_called_twice_trains_one_set_of_parameters_and_exports_it_once(tmp_path):
+    import onnx
+
+    result = dlspec.train(write(tmp_path, BLOCKS), run_dir=tmp_path / "run")
+    assert result.metrics["test"]["accuracy"] > 0.85
+    with np.load(tmp_path / "run" / "weights.npz", allow_pickle=False) as z:
+        assert sorted(z.files) == ["encoder.code.bias", "encoder.code.kernel",
+                                   "encoder.h.bias", "encoder.h.kernel", "out.bias",
+                                   "out.kernel"]
+    model = onnx.load(tmp_path / "run" / "model.onnx")
+    names = [i.name for i in model.graph.initializer]
+    assert names.count("encoder.h.kernel") == 1 and "encoder.h.kernel_2" not in names
+    assert {i.name for i in model.graph.input} >= {"mean_radius", "worst_area"}
+
+
+def test_block_calls_have_their_own_values_and_one_gradient(tmp_path):
+    spec = BLOCKS.split("data:")[0] + "model:" + BLOCKS.split("model:")[1].split("train:")[0]
+    spec = spec.replace("    left: {columns: [mean_radius, mean_texture, mean_perimeter, "
+                        "mean_area, mean_smoothness]}", "    left: {shape: [5]}")
+    spec = spec.replace("""    right: {columns: [worst_radius, worst_texture, worst_perimeter, worst_area,
+                      worst_smoothness]}""", "    right: {shape: [5]}")
+    path = write(tmp_path, spec)
+    rng = np.random.default_rng(0)
+    x = {"left": rng.standard_normal(5), "right": rng.standard_normal(5)}
+    values, grads = dlspec.gradients(path, x, "out")
+    assert {"l", "r", "l.h", "r.h", "l.code", "r.code"} <= set(values)
+    assert not np.allclose(values["l"], values["r"])
+    numeric = finite_differences(path, x, "out")
+    for name in ("encoder.h.kernel", "encoder.code.bias", "left", "right"):
+        np.testing.assert_allclose(grads[name], numeric[name], rtol=1e-5, atol=1e-8,
+                                   err_msg=name)
