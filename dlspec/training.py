@@ -63,10 +63,11 @@ def _needs_training(spec: Spec) -> None:
             spec.locate((), False), code="semantic-sections")])
 
 
-def compile_network(spec: Spec, ds: Dataset, limit: int = DEFAULT_LIMIT):
-    """The spec's graph at the data's shapes (the one lowering of a run) and its network."""
+def compile_network(spec: Spec, ds: Dataset, limit: int = DEFAULT_LIMIT, *, init: bool = True):
+    """The spec's graph at the data's shapes (the one lowering of a run) and its network;
+    ``init=False`` plans model.init_from only when its run exists."""
     compiled = compile_graph(spec, ds.input_shapes, classes=ds.target.n_classes,
-                             width=1, limit=limit)
+                             width=1, limit=limit, init=init)
     return compiled, Network(compiled.graph)
 
 

@@ -181,13 +181,13 @@ def inspect(
             from dlspec.spec.compile import compile_graph
 
             compiled, ds = compile_graph(spec, {i.name: i.shape for i in spec.model.inputs},
-                                         limit=limit), None
+                                         limit=limit, init=False), None
         else:
             from dlspec.inputs import KINDS, load_dataset
             from dlspec.training import compile_network
 
             ds = load_dataset(spec)
-            compiled, _ = compile_network(spec, ds, limit)
+            compiled, _ = compile_network(spec, ds, limit, init=False)
         out.print(layers_table(spec, compiled.graph))
         if graph:
             out.print(graph_table(compiled.graph))
@@ -197,6 +197,10 @@ def inspect(
                       f"({', '.join(init.loads.values()) or 'none'}); skipped: "
                       f"{', '.join(init.skipped) or 'none'}; freshly initialised: "
                       f"{', '.join(init.fresh) or 'none'}", soft_wrap=True)
+        elif spec.model.init_from is not None:
+            out.print(f"init_from {printable(str(spec.model.init_from.run))}: no run there "
+                      "yet (training needs it; inspect shows the graph without it)",
+                      soft_wrap=True)
         frozen = [p.name for p in compiled.graph.params if p.frozen]
         if frozen:
             out.print(f"frozen: {', '.join(frozen)}", soft_wrap=True)

@@ -48,8 +48,10 @@ def _pointing(problem: DataError, spec: Spec, path: tuple) -> DataError:
     return DataError(f"{problem.message}; fix it at {where} ({'.'.join(path)})",
                      problem.location, code=problem.code)
 
+
 def missing_data(spec: Spec) -> list[str]:
-    """What of the spec's data is not here, one phrase each (empty: all of it is).
+    """What of the spec's data (and model.init_from's run) is not here, one phrase each
+    (empty: all of it is).
 
     Files are looked for where training reads them (paths resolved as the spec and
     --set say); a built-in dataset in $DLSPEC_DATA, then the cache, each file verified
@@ -60,14 +62,17 @@ def missing_data(spec: Spec) -> list[str]:
     """
     from dlspec.data.builtin import missing_files
 
+    out = []
+    init = spec.model.init_from
+    if init is not None and not init.run.exists():
+        out.append(f"init_from's run {init.run} does not exist yet; train needs it")
     d = spec.data
     if d is None:
-        return []
+        return out
     test = spec.resolved["data"].get("test")
     sources = [(d.format, d.source, d.source_text, d.labels)]
     if d.test is not None:
         sources.append((d.test["format"], d.test["source"], test["source"], d.test["labels"]))
-    out = []
     for fmt, path, text, labels in sources:
         if fmt == "builtin":
             if missing_files(str(path)):

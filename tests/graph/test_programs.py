@@ -193,8 +193,11 @@ def test_block_calls_have_their_own_values_and_one_gradient(tmp_path):
     spec = BLOCKS.split("data:")[0] + "model:" + BLOCKS.split("model:")[1].split("train:")[0]
     spec = spec.replace("    left: {columns: [mean_radius, mean_texture, mean_perimeter, "
                         "mean_area, mean_smoothness]}", "    left: {shape: [5]}")
-    spec = spec.replace("""    right: {columns: [worst_radius, worst_texture, worst_perimeter, worst_area,
-                      worst_smoothness]}""", "    right: {shape: [5]}")
+    right = ("    right: {columns: [worst_radius, worst_texture, worst_perimeter, worst_area,\n"
+             "                      worst_smoothness]}")
+    assert right in spec
+    spec = spec.replace(right, "    right: {shape: [5]}")
+    assert "left: {shape: [5]}" in spec and "columns" not in spec
     path = write(tmp_path, spec)
     rng = np.random.default_rng(0)
     x = {"left": rng.standard_normal(5), "right": rng.standard_normal(5)}

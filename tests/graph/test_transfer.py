@@ -148,6 +148,27 @@ def test_a_missing_run_and_a_glob_matching_nothing(tmp_path):
         dlspec.train(tmp_path / "t.yaml", run_dir=tmp_path / "run")
 
 
+def test_before_its_base_is_trained_validate_notes_and_inspect_shows_the_graph(tmp_path):
+    """A transfer spec lives in version control before its base run exists: validate passes
+    with a note, inspect shows the graph and says the run is not there, train refuses."""
+    from typer.testing import CliRunner
+
+    from dlspec.cli import app
+
+    (tmp_path / "t.yaml").write_text(TRANSFER.replace("base_run", "nowhere"))
+    runner = CliRunner()
+    checked = runner.invoke(app, ["validate", str(tmp_path / "t.yaml")])
+    assert checked.exit_code == 0, checked.output
+    assert "nowhere does not exist yet; train needs it" in checked.output
+    shown = runner.invoke(app, ["inspect", str(tmp_path / "t.yaml")])
+    assert shown.exit_code == 0, shown.output
+    assert "new_head" in shown.output and "no run there yet" in shown.output
+    assert "frozen: conv1.kernel, conv1.bias, conv2.kernel, conv2.bias" in shown.output
+    trained = runner.invoke(app, ["train", str(tmp_path / "t.yaml"), "--run-dir",
+                                  str(tmp_path / "run")])
+    assert trained.exit_code != 0 and "not a run directory" in trained.output
+
+
 def test_lr_mult_scales_each_parameters_steps(tmp_path):
     """With SGD, a parameter of lr_mult 0.5 moves half as far in the first step; of lr_mult
     0 not at all (while it still gets its gradient)."""
