@@ -88,8 +88,7 @@ def parity(steps: int = 5) -> float:
 
     x, y = synthetic(BATCH * steps, seed=7)
     d, t = dlspec_loop(x, y, seed=3), torch_loop(x, y)
-    views = {p.value.name: v for p, v in zip(d.net.buffer.params, d.net.buffer.views,
-                                                strict=True)}
+    views = loops.param_views(d)
     convs = [m for m in t.model if isinstance(m, torch.nn.Conv2d)]
     denses = [m for m in t.model if isinstance(m, torch.nn.Linear)]
     # dlspec: kernels [KH, KW, C, O], images NHWC (flatten in h, w, c order); torch: OIHW,
@@ -101,18 +100,8 @@ def parity(steps: int = 5) -> float:
              (denses[1].weight, views["dense_2.kernel"], lambda k: k.T)]
     pairs += [(m.bias, views[f"{name}.bias"], lambda b: b) for m, name in
               zip(convs + denses, ["conv2d_1", "conv2d_2", "dense_1", "dense_2"], strict=True)]
-    with torch.no_grad():
-        for tp, view, to_torch in pairs:
-            tp.copy_(torch.from_numpy(np.ascontiguousarray(to_torch(view))))
-    s = d.net.train_plan.new_slots()
-    for i in range(steps):
-        d.step(s, x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH])
-        t.opt.zero_grad()
-        t.loss_fn(t.model(t.x[i * BATCH:(i + 1) * BATCH]), t.y[i * BATCH:(i + 1) * BATCH]
-                  ).backward()
-        t.opt.step()
-    return max(float(np.abs(to_torch(view) - tp.detach().numpy()).max())
-               for tp, view, to_torch in pairs)
+    loops.copy_to_torch(pairs)
+    return loops.lockstep(d, t, pairs, x, y, steps, BATCH)
 
 
 if __name__ == "__main__":

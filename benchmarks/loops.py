@@ -8,6 +8,8 @@
 - ``workload`` / ``main``: a benchmark module's numbers and its command line. The module
   gives ``KEY``, ``LABEL``, ``BATCH``, ``synthetic(rows)``, ``dlspec_loop(x, y)``,
   ``torch_loop(x, y)`` and ``parity()``.
+- ``param_views`` / ``copy_to_torch`` / ``lockstep``: what every ``parity()`` does: the
+  same weights on both sides, identical steps, the largest parameter difference.
 """
 
 from __future__ import annotations
@@ -164,6 +166,36 @@ class TorchLoop:
                 total += loss.item()
                 done += 1
         return total / steps
+
+
+def param_views(loop: DlspecLoop) -> dict[str, np.ndarray]:
+    """Each parameter of a DlspecLoop's network (``node.param``) as a view of its buffer."""
+    buf = loop.net.buffer
+    return {p.value.name: v for p, v in zip(buf.params, buf.views, strict=True)}
+
+
+def copy_to_torch(pairs: list) -> None:
+    """Copy dlspec's weights into PyTorch's: ``pairs`` of (torch parameter, dlspec view,
+    a function from dlspec's layout to torch's)."""
+    import torch
+
+    with torch.no_grad():
+        for tp, view, to_torch in pairs:
+            tp.copy_(torch.from_numpy(np.ascontiguousarray(to_torch(view))))
+
+
+def lockstep(d: DlspecLoop, t: TorchLoop, pairs: list, x, y, steps: int, batch: int) -> float:
+    """``steps`` identical steps on both sides (batches of ``batch`` rows in order); the
+    largest |dlspec - torch| over the ``pairs``' parameters after them."""
+    slots = d.net.train_plan.new_slots()
+    for i in range(steps):
+        rows = slice(i * batch, (i + 1) * batch)
+        d.step(slots, x[rows], y[rows])
+        t.opt.zero_grad()
+        t.loss_fn(t.model(t.x[rows]), t.y[rows]).backward()
+        t.opt.step()
+    return max(float(np.abs(to_torch(view) - tp.detach().numpy()).max())
+               for tp, view, to_torch in pairs)
 
 
 def interleave(runners: dict, steps: int, repeats: int, gap: float = 0.25) -> dict:

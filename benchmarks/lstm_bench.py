@@ -86,9 +86,8 @@ def parity(steps: int = 5) -> float:
 
     x, y = synthetic(BATCH * steps, seed=7)
     d, t = dlspec_loop(x, y, seed=3), torch_loop(x, y)
-    views = {p.value.name.split(".", 1)[1] if p.value.name.startswith("lstm") else
-             "dense." + p.value.name.split(".", 1)[1]: v
-             for p, v in zip(d.net.buffer.params, d.net.buffer.views, strict=True)}
+    views = {name.split(".", 1)[1] if name.startswith("lstm") else
+             "dense." + name.split(".", 1)[1]: v for name, v in loops.param_views(d).items()}
     lstm, dense = t.model.lstm, t.model.dense
     # Keras and PyTorch order the LSTM's gates alike (input, forget, cell, output);
     # dlspec keeps (in, out) matrices, PyTorch (out, in), and one bias where PyTorch has
@@ -98,22 +97,13 @@ def parity(steps: int = 5) -> float:
              (lstm.bias_ih_l0, views["bias"], lambda b: b),
              (dense.weight, views["dense.kernel"], lambda k: k.T),
              (dense.bias, views["dense.bias"], lambda b: b)]
+    loops.copy_to_torch(pairs)
     with torch.no_grad():
-        for tp, view, to_torch in pairs:
-            tp.copy_(torch.from_numpy(np.ascontiguousarray(to_torch(view))))
         lstm.bias_hh_l0.zero_()
     lstm.bias_hh_l0.requires_grad_(False)
     t.opt = torch.optim.Adam([p for p in t.model.parameters() if p.requires_grad], lr=1e-3,
                              betas=(0.9, 0.999), eps=1e-7)
-    slots = d.net.train_plan.new_slots()
-    for i in range(steps):
-        rows = slice(i * BATCH, (i + 1) * BATCH)
-        d.step(slots, x[rows], y[rows])
-        t.opt.zero_grad()
-        t.loss_fn(t.model(t.x[rows]), t.y[rows]).backward()
-        t.opt.step()
-    return max(float(np.abs(to_torch(view) - tp.detach().numpy()).max())
-               for tp, view, to_torch in pairs)
+    return loops.lockstep(d, t, pairs, x, y, steps, BATCH)
 
 
 if __name__ == "__main__":

@@ -90,12 +90,9 @@ def torch_loop(x: np.ndarray, y: np.ndarray, seed: int = 0) -> TorchLoop:
 def parity(steps: int = 5) -> float:
     """Max |dlspec - torch| over all weights after ``steps`` identical steps from the same
     weights: evidence that both sides train the same model, loss and optimizer."""
-    import torch
-
     x, y = synthetic(BATCH * steps, seed=7)
     d, t = dlspec_loop(x, y, seed=3), torch_loop(x, y)
-    views = {p.value.name: v for p, v in zip(d.net.buffer.params, d.net.buffer.views,
-                                                strict=True)}
+    views = loops.param_views(d)
     m = t.model
     conv = lambda k: k.transpose(3, 2, 0, 1)  # noqa: E731 - [KH, KW, C, O] -> OIHW
     pairs = [(m.stem.weight, views["stem.kernel"], conv),
@@ -108,18 +105,8 @@ def parity(steps: int = 5) -> float:
              (m.branch_a.bias, views["branch_a.bias"], lambda b: b),
              (m.branch_b.bias, views["branch_b.bias"], lambda b: b),
              (m.head.bias, views["out.bias"], lambda b: b)]
-    with torch.no_grad():
-        for tp, view, to_torch in pairs:
-            tp.copy_(torch.from_numpy(np.ascontiguousarray(to_torch(view))))
-    s = d.net.train_plan.new_slots()
-    for i in range(steps):
-        rows = slice(i * BATCH, (i + 1) * BATCH)
-        d.step(s, x[rows], y[rows])
-        t.opt.zero_grad()
-        t.loss_fn(t.model(t.x[rows]), t.y[rows]).backward()
-        t.opt.step()
-    return max(float(np.abs(to_torch(view) - tp.detach().numpy()).max())
-               for tp, view, to_torch in pairs)
+    loops.copy_to_torch(pairs)
+    return loops.lockstep(d, t, pairs, x, y, steps, BATCH)
 
 
 if __name__ == "__main__":

@@ -81,28 +81,15 @@ def torch_loop(x: np.ndarray, y: np.ndarray, seed: int = 0) -> TorchLoop:
 def parity(steps: int = 5) -> float:
     """Max |dlspec - torch| over all weights after ``steps`` identical steps from the same
     weights."""
-    import torch
-
     x, y = synthetic(BATCH * steps, seed=7)
     d, t = dlspec_loop(x, y, seed=3), torch_loop(x, y)
-    views = {p.value.name: v for p, v in zip(d.net.buffer.params, d.net.buffer.views,
-                                                strict=True)}
+    views = loops.param_views(d)
     pairs = [(getattr(t.model, n).weight, views[f"{n}.kernel"], lambda k: k.T)
              for n in ("h", "a", "b", "out")]
     pairs += [(getattr(t.model, n).bias, views[f"{n}.bias"], lambda b: b)
               for n in ("h", "a", "b", "out")]
-    with torch.no_grad():
-        for tp, view, to_torch in pairs:
-            tp.copy_(torch.from_numpy(np.ascontiguousarray(to_torch(view))))
-    s = d.net.train_plan.new_slots()
-    for i in range(steps):
-        rows = slice(i * BATCH, (i + 1) * BATCH)
-        d.step(s, x[rows], y[rows])
-        t.opt.zero_grad()
-        t.loss_fn(t.model(t.x[rows]), t.y[rows]).backward()
-        t.opt.step()
-    return max(float(np.abs(to_torch(view) - tp.detach().numpy()).max())
-               for tp, view, to_torch in pairs)
+    loops.copy_to_torch(pairs)
+    return loops.lockstep(d, t, pairs, x, y, steps, BATCH)
 
 
 if __name__ == "__main__":

@@ -609,6 +609,7 @@ def _fmt(d: dict) -> str:
 
 def print_report(res: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     con = Console(width=None if sys.stdout.isatty() else 150)
@@ -627,13 +628,13 @@ def print_report(res: dict) -> None:
                         ("dlspec_loop", "raw step loop")):
             if k not in u:
                 continue
-            t.add_row(w["label"], path, str(w["steps_per_rep"][k]), _fmt(u[k]),
+            t.add_row(escape(w["label"]), path, str(w["steps_per_rep"][k]), _fmt(u[k]),
                       _fmt(u["torch"]), f"{torch_med / u[k]['median']:.2f}× "
                       f"(paired {u[k]['paired_ratio']['median']:.2f}×)")
     con.print(t)
     for w in res["workloads"].values():
         rss = w["peak_rss_mib"]
-        con.print(f"  {w['label']}: {w['data']}; dlspec-vs-torch max |Δparam| after 5 "
+        con.print(f"  {escape(w['label'])}: {w['data']}; dlspec-vs-torch max |Δparam| after 5 "
                   f"identical steps {w['parity_max_abs_diff_after_5_steps']:.1e}; peak RSS "
                   f"of training alone: dlspec {rss['dlspec']:.0f} MiB, torch "
                   f"{rss['torch']:.0f} MiB"
@@ -694,9 +695,9 @@ def print_report(res: dict) -> None:
               f"MKL {env['torch_mkl']}, oneDNN {env['torch_mkldnn']}); thread pools: {pools}")
     for w in res["workloads"].values():
         if "profile_dlspec_loop" in w:
-            con.print(f"\n[bold]cProfile, dlspec raw loop — {w['label']}[/bold]")
+            con.print(f"\n[bold]cProfile, dlspec raw loop — {escape(w['label'])}[/bold]")
             con.print(w["profile_dlspec_loop"], markup=False, highlight=False)
-            con.print(f"[bold]cProfile, torch loop — {w['label']}[/bold]")
+            con.print(f"[bold]cProfile, torch loop — {escape(w['label'])}[/bold]")
             con.print(w["profile_torch"], markup=False, highlight=False)
 
 
