@@ -134,8 +134,18 @@ class _Lowering:
         for inp in self.model.inputs:
             env[inp.name] = self.gb.input(inp.name, (None, *inp.shape))
         nodes = {n.name: n for n in self.model.nodes}
+        problems: list = []
         for node in _order(self.model.nodes, env):
-            self.node(node, env, nodes)
+            # A node downstream of one that failed has no inputs to check: skipped, so
+            # that each independent mistake is reported once.
+            if not all(name in env for name in node.inputs):
+                continue
+            try:
+                self.node(node, env, nodes)
+            except Diagnostics as d:
+                problems.extend(d.items)
+        if problems:
+            raise Diagnostics(problems)
         graph = self.gb.graph
         graph.outputs = {name: env[name] for name in self.model.outputs}
         return graph
