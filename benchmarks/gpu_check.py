@@ -37,7 +37,7 @@ def mlp_model():
     from dlspec.engine.network import Network
     from dlspec.onnx.builder import OnnxBuilder
     from dlspec.onnx.export import emit_network
-    from dlspec.onnx.versions import DEFAULT_OPSET, ir_version_for
+    from dlspec.opsets import DEFAULT_OPSET, ir_version_for
     from dlspec.spec.model import LayerSpec
 
     def dense(name, units, act):

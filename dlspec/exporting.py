@@ -13,7 +13,7 @@ from dlspec.trained import load_run
 
 
 def _opset(opset: int) -> int:
-    from dlspec.onnx.versions import MAX_OPSET, MIN_OPSET
+    from dlspec.opsets import MAX_OPSET, MIN_OPSET
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ModelError(f"--opset {opset}: dlspec exports opsets {MIN_OPSET} to {MAX_OPSET}",

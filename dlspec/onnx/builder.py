@@ -2,7 +2,7 @@
 
 Every emitter (ops, preprocessing, output decoding) writes through one
 ``OnnxBuilder``, which hands out unique value names and collects nodes and
-initializers. The ONNX opset and IR version live in ``dlspec.onnx.versions``.
+initializers. The ONNX opset and IR version live in ``dlspec.opsets``.
 """
 
 from __future__ import annotations

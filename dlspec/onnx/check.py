@@ -17,7 +17,7 @@ from dlspec.graph.ir import Graph
 from dlspec.onnx.builder import OnnxBuilder
 from dlspec.onnx.export import emit_network
 from dlspec.onnx.parity import ATOL, RTOL
-from dlspec.onnx.versions import ir_version_for
+from dlspec.opsets import ir_version_for
 
 ROWS = 3
 

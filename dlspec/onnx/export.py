@@ -23,7 +23,7 @@ from dlspec.inputs.base import Target
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
 from dlspec.onnx.portability import NOTE_KEY, portability_note
 from dlspec.onnx.preprocess import EMITTERS, OUTPUT_EMITTERS
-from dlspec.onnx.versions import ML_OPSET, ir_version_for
+from dlspec.opsets import ML_OPSET, ir_version_for
 from dlspec.runtime.contract import CONTRACT_KEY, Contract, contract_inputs
 from dlspec.tasks import TASKS
 from dlspec.version import __version__

@@ -16,7 +16,7 @@ from pathlib import Path
 from dlspec.data.sources import IMAGE_FORMATS, infer_format
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.graph.layers import LAYERS
-from dlspec.onnx.versions import DEFAULT_OPSET
+from dlspec.opsets import DEFAULT_OPSET
 
 # The input a spec's data feeds when the model does not name its inputs: the names the
 # exported model has always given them.

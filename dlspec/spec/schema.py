@@ -19,7 +19,7 @@ from dlspec.engine.losses import LOSSES
 from dlspec.engine.metrics import METRICS
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.graph.layers import LAYERS
-from dlspec.onnx.versions import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from dlspec.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from dlspec.spec.schema_model import model_schema
 from dlspec.spec.schema_parts import SHA_EXAMPLE as _SHA_EXAMPLE
 from dlspec.spec.schema_parts import columns as _columns

@@ -16,7 +16,7 @@ from dlspec.data.table import Table, read_csv
 from dlspec.errors import DataError, ModelError
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
 from dlspec.onnx.preprocess import emit_table
-from dlspec.onnx.versions import DEFAULT_OPSET, ML_OPSET, ir_version_for
+from dlspec.opsets import DEFAULT_OPSET, ML_OPSET, ir_version_for
 
 CHURN = Path(__file__).resolve().parents[3] / "shared" / "data" / "churn" / "Churn_Modelling.csv"
 DROP = ("RowNumber", "CustomerId", "Surname", "Exited")

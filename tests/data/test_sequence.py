@@ -22,7 +22,7 @@ from dlspec.data.split import chronological_split, split_indices
 from dlspec.errors import ModelError
 from dlspec.onnx.builder import OnnxBuilder
 from dlspec.onnx.preprocess import emit_sequence, emit_sequence_output
-from dlspec.onnx.versions import DEFAULT_OPSET, ir_version_for
+from dlspec.opsets import DEFAULT_OPSET, ir_version_for
 
 SCALER = {"minmax": MinMaxScaler, "standardize": StandardScaler}
 

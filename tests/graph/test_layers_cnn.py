@@ -22,7 +22,7 @@ from dlspec.graph.layers import LAYERS
 from dlspec.graph.lower import lower
 from dlspec.onnx.builder import OnnxBuilder
 from dlspec.onnx.export import emit_network
-from dlspec.onnx.versions import DEFAULT_OPSET, ir_version_for
+from dlspec.opsets import DEFAULT_OPSET, ir_version_for
 from dlspec.spec.model import LayerSpec
 from dlspec.spec.schema import schema_path
 from tests.conftest import train_step

@@ -21,8 +21,8 @@ from dlspec.graph.lower import lower
 from dlspec.onnx.builder import OnnxBuilder
 from dlspec.onnx.export import emit_network
 from dlspec.onnx.parity import RawRows, check_parity
-from dlspec.onnx.versions import DEFAULT_OPSET, MIN_OPSET, ir_version_for
 from dlspec.ops.rnn_activations import RNN_ACTIVATIONS
+from dlspec.opsets import DEFAULT_OPSET, MIN_OPSET, ir_version_for
 from dlspec.spec.model import LayerSpec
 from dlspec.spec.schema import schema_path
 from tests.conftest import train_step

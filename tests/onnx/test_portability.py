@@ -13,8 +13,8 @@ from dlspec.engine.network import Network
 from dlspec.onnx.builder import OnnxBuilder
 from dlspec.onnx.export import emit_network
 from dlspec.onnx.portability import portability_note
-from dlspec.onnx.versions import DEFAULT_OPSET, ir_version_for
 from dlspec.ops.rnn_activations import RNN_ACTIVATIONS
+from dlspec.opsets import DEFAULT_OPSET, ir_version_for
 from tests.graph.test_layers_rnn import RECURRENT, layer
 
 CASES = [(cell, act, rec) for cell in RECURRENT for act in RNN_ACTIVATIONS

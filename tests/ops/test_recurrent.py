@@ -20,10 +20,10 @@ from dlspec.engine.recurrent_kernels import GRUKernel, LSTMKernel, RNNKernel
 from dlspec.errors import ShapeError
 from dlspec.graph.ir import GraphBuilder
 from dlspec.onnx.builder import OnnxBuilder
-from dlspec.onnx.versions import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ir_version_for
 from dlspec.ops import get_op
 from dlspec.ops.recurrent import GATES, bias_shape
 from dlspec.ops.rnn_activations import RNN_ACTIVATIONS
+from dlspec.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ir_version_for
 from tests.ops.test_fused import _compare
 
 CELLS = tuple(GATES)

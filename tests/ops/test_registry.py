@@ -16,9 +16,9 @@ from onnx import TensorProto, helper
 from dlspec.errors import ShapeError
 from dlspec.graph.ir import GraphBuilder
 from dlspec.onnx.builder import OnnxBuilder
-from dlspec.onnx.versions import DEFAULT_OPSET, ir_version_for
 from dlspec.ops import OPS, get_op
 from dlspec.ops.registry import unbroadcast
+from dlspec.opsets import DEFAULT_OPSET, ir_version_for
 
 EPS = 1e-6
 RTOL, ATOL = 1e-3, 1e-5

@@ -17,8 +17,8 @@ from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.errors import Diagnostics, Location
 from dlspec.graph.initializers import INITIALIZERS
 from dlspec.graph.layers import ACTIVATIONS, LAYERS
-from dlspec.onnx.versions import DEFAULT_OPSET
 from dlspec.ops.rnn_activations import RNN_ACTIVATIONS
+from dlspec.opsets import DEFAULT_OPSET
 from dlspec.spec import schema as schema_mod
 from dlspec.spec.load import load_spec, parse_override, resolve
 from dlspec.spec.model import thaw

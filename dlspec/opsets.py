@@ -1,4 +1,5 @@
-"""The one place that knows which ONNX opset and IR version dlspec writes."""
+"""The one place that knows which ONNX opsets and IR version dlspec writes: a leaf module
+(no dlspec imports), read by the spec schema (export.opset) and by onnx/ alike."""
 
 from __future__ import annotations
 
