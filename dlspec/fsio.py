@@ -1,8 +1,10 @@
-"""Durable file writes shared by the run directory, exports and the dataset cache."""
+"""Durable file writes shared by the run directory, exports and the dataset cache, and the
+SHA-256 of a file (data files, weights files)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -38,3 +40,12 @@ def atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks. Raises OSError."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

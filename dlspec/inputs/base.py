@@ -3,10 +3,8 @@ the fitted transform of each of the model's inputs."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -75,23 +73,6 @@ class Dataset:
 
 def _shape(shape) -> tuple:
     return (shape,) if isinstance(shape, int) else tuple(shape)
-
-
-def plain(x):
-    """Frozen spec mappings as plain dicts and lists."""
-    if isinstance(x, Mapping):
-        return {k: plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [plain(v) for v in x]
-    return x
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def class_values(cells: np.ndarray) -> list:

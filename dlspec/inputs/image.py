@@ -12,6 +12,7 @@ from dlspec.data.images import ImageSet, load_idx_pair, load_image_folder, load_
 from dlspec.data.split import split_indices
 from dlspec.engine.losses import LOSSES
 from dlspec.errors import DataError, Diagnostics, Location, ModelError, SpecError
+from dlspec.fsio import file_sha256
 from dlspec.inputs.base import (
     HOLDOUT_ROWS,
     SPLITS,
@@ -19,10 +20,8 @@ from dlspec.inputs.base import (
     InputKind,
     Target,
     check_classes,
-    file_sha256,
-    plain,
 )
-from dlspec.spec.model import Spec
+from dlspec.spec.model import Spec, thaw
 
 LABEL = "label"
 
@@ -131,7 +130,7 @@ def load_image_dataset(spec: Spec) -> Dataset:
         tr, val, te = split_indices(len(keep), test=s.test, validation=s.validation,
                                     seed=spec.seed, stratify_labels=stratify)
     rows = dict(zip(SPLITS, (tr, val, te), strict=True))
-    pre = ImagePreprocessor.fit(x_all[tr], [plain(st) for st in d.preprocess])
+    pre = ImagePreprocessor.fit(x_all[tr], [thaw(st) for st in d.preprocess])
     name = spec.model.inputs[0].name
     x = {k: {name: pre.transform(x_all[r])} for k, r in rows.items()}
     return Dataset("image", {name: pre}, Target(LABEL, task, list(train.classes)), rows, x,

@@ -21,6 +21,7 @@ from dlspec.data.split import chronological_split
 from dlspec.data.table import Table, read_csv
 from dlspec.engine.losses import LOSSES
 from dlspec.errors import DataError, Diagnostics, Location, SpecError
+from dlspec.fsio import file_sha256
 from dlspec.inputs.base import (
     HOLDOUT_ROWS,
     SPLITS,
@@ -29,12 +30,10 @@ from dlspec.inputs.base import (
     Target,
     check_classes,
     encode_target,
-    file_sha256,
-    plain,
 )
 from dlspec.inputs.image import read_holdout
 from dlspec.spec import sequence as checks
-from dlspec.spec.model import Spec
+from dlspec.spec.model import Spec, thaw
 from dlspec.tasks import TASKS
 
 ARRAY_TARGET = "y"
@@ -67,7 +66,7 @@ def load_sequence_dataset(spec: Spec) -> Dataset:
         raise Diagnostics([SpecError(
             f"data file not found: {path} (give another with --set data.source=PATH)",
             spec.locate(("data", "source"), False), path="data.source", code="data-file")])
-    resolved = plain(spec.resolved)
+    resolved = thaw(spec.resolved)
     task = LOSSES[spec.train.loss].task
     seq = resolved["data"]["sequence"]
     window, horizon = seq["window"], seq["horizon"]
@@ -101,7 +100,7 @@ def load_sequence_dataset(spec: Spec) -> Dataset:
     else:
         fit_rows = values[:rows_y[last] + 1]
         fit_target = table.numeric(name)[:rows_y[last] + 1] if regression else None
-    pre = SequencePreprocessor.fit(fit_rows, columns, [plain(st) for st in d.preprocess],
+    pre = SequencePreprocessor.fit(fit_rows, columns, [thaw(st) for st in d.preprocess],
                                    window=window, horizon=horizon, target=name,
                                    target_values=fit_target, named=d.format != "npz")
     name_in = spec.model.inputs[0].name

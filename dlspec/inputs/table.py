@@ -17,16 +17,15 @@ from dlspec.data.preprocess import Preprocessor, steps_for
 from dlspec.data.split import split_indices
 from dlspec.data.table import read_csv
 from dlspec.errors import Diagnostics, SpecError
+from dlspec.fsio import file_sha256
 from dlspec.inputs.base import (
     HOLDOUT_ROWS,
     SPLITS,
     Dataset,
     InputKind,
     encode_target,
-    file_sha256,
-    plain,
 )
-from dlspec.spec.model import Spec
+from dlspec.spec.model import Spec, thaw
 from dlspec.spec.semantic import check_columns, feature_columns, input_columns
 from dlspec.tasks import TASKS
 
@@ -48,7 +47,7 @@ def load_table(spec: Spec) -> Dataset:
     table = read_csv(path)
     if spec.data.classes:
         table = _only_classes(table, spec)
-    resolved = plain(spec.resolved)
+    resolved = thaw(spec.resolved)
     errors = check_columns(resolved, table.columns, spec.data.source_text, spec.locate)
     if errors:
         raise Diagnostics(errors)
@@ -60,7 +59,7 @@ def load_table(spec: Spec) -> Dataset:
                                      seed=spec.seed, stratify_labels=stratify)
     rows = dict(zip(SPLITS, (train, val, test), strict=True))
     features = feature_columns(resolved, table.columns)
-    steps = [plain(st) for st in spec.data.preprocess]
+    steps = [thaw(st) for st in spec.data.preprocess]
     inputs = {}
     for name, columns in input_columns(resolved, features).items():
         inputs[name] = Preprocessor.fit(table, train, columns, steps_for(steps, columns))

@@ -12,13 +12,13 @@ against the layer's when the graph is lowered.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from dlspec.errors import DataError
+from dlspec.fsio import file_sha256
 from dlspec.spec.diagnose import spec_error as _err
 
 MAX_INLINE = 4096
@@ -95,12 +95,9 @@ def _from_file(given: dict, path: tuple, base: Path, locate) -> tuple[dict, list
     file = (base / given["file"]).resolve()
     if not file.is_file():
         return problem(f"weights file not found: {file}")
-    h = hashlib.sha256()
-    with open(file, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    if h.hexdigest() != given["sha256"]:
-        return problem(f"{given['file']} has SHA-256 {h.hexdigest()}, the spec expects "
+    digest = file_sha256(file)
+    if digest != given["sha256"]:
+        return problem(f"{given['file']} has SHA-256 {digest}, the spec expects "
                        f"{given['sha256']}", "sha256")
     try:
         if not zipfile.is_zipfile(file):
