@@ -108,13 +108,13 @@ def load_image_dataset(spec: Spec) -> Dataset:
     if test is not None:
         test = _select(test, d.classes, spec)
     where = ("data", "source")
-    check_classes(spec.train.loss, list(train.classes), LABEL, where, spec.locate)
+    check_classes(spec.train.target_loss, list(train.classes), LABEL, where, spec.locate)
     rng = np.random.default_rng([spec.seed, 0])
     subset = dict(d.subset or {})
     keep = _subset(len(train), subset.get("train"), rng)
     x_all, y_all = train.x[keep], train.y[keep]
     s = d.split
-    task = LOSSES[spec.train.loss].task
+    task = LOSSES[spec.train.target_loss].task
     stratify = y_all if s.stratify else None
     if test is not None:
         if test.x.shape[1:] != train.x.shape[1:]:

@@ -15,6 +15,8 @@ from dlspec.errors import Location, SpecError
 from dlspec.spec import sequence
 from dlspec.spec.diagnose import did_you_mean, missing_column, named_columns_missing
 from dlspec.spec.diagnose import spec_error as _err
+from dlspec.spec.program import target_loss
+from dlspec.spec.program_check import check_program
 
 Locate = Callable[[tuple, bool], Location]
 TASK_WORDS = {"binary": "a binary classifier", "multiclass": "a multi-class classifier",
@@ -111,16 +113,21 @@ def check_model_form(raw: dict, locate: Locate) -> list[SpecError]:
 def check_metrics(spec: dict, locate: Locate) -> list[SpecError]:
     if spec["train"] is None:
         return []
-    task = LOSSES[spec["train"]["loss"]].task
+    loss = target_loss(spec["train"])
+    task = LOSSES[loss].task
     fits = sorted(m for m, d in METRICS.items() if task in d.tasks)
     return [_err(locate, ("train", "metrics", i),
                  f"metric '{m}' does not apply to {TASK_WORDS[task]} (trained with "
-                 f"{spec['train']['loss']}); use one of: {', '.join(fits)}", "semantic-metric")
+                 f"{loss}); use one of: {', '.join(fits)}", "semantic-metric")
             for i, m in enumerate(spec["train"]["metrics"]) if task not in METRICS[m].tasks]
 
 
 def monitor_names(spec: dict) -> list[str]:
-    names = ["loss", *spec["train"]["metrics"]]
+    t = spec["train"]
+    named = [n for losses in [t.get("losses") or {}, *[p.get("losses") or {}
+                                                      for p in t.get("phases") or ()]]
+             for n in losses]
+    names = list(dict.fromkeys(["loss", *named, *t["metrics"]]))
     return names + [f"val_{n}" for n in names]
 
 
@@ -207,7 +214,7 @@ def check_data_format(spec: dict, locate: Locate) -> list[SpecError]:
             out.append(_err(locate, (*where, "source"), f"unknown built-in dataset "
                             f"'{src['source']}'{did_you_mean(src['source'], DATASETS)}; known: "
                             f"{', '.join(sorted(DATASETS))}", "semantic-format"))
-    if spec["train"] and LOSSES[spec["train"]["loss"]].task == "regression":
+    if spec["train"] and LOSSES[target_loss(spec["train"])].task == "regression":
         out.append(_err(locate, ("train", "loss"), "images are classified here: use "
                         "categorical_crossentropy (or binary_crossentropy for two classes)",
                         "semantic-loss-output"))
@@ -245,7 +252,7 @@ def check_features(spec: dict, locate: Locate) -> list[SpecError]:
 
 CHECKS = [check_sections, check_inputs, check_metrics, check_early_stopping, check_split,
           check_optimizer, check_data_format, check_target, check_features,
-          sequence.check_sequence]
+          sequence.check_sequence, check_program]
 
 
 def check_spec(spec: dict, locate: Locate) -> list[SpecError]:
