@@ -83,7 +83,8 @@ class ModelSpec:
 
     def program(self, shapes: Mapping[str, tuple]) -> ModelDef:
         """The graph to lower, with each input's example shape from ``shapes``."""
-        return ModelDef(tuple(InputDef(i.name, tuple(shapes[i.name]),
+        return ModelDef(tuple(InputDef(i.name, tuple(shapes[i.name] if i.kind != "noise"
+                                                     else i.shape),
                                        ("model", "inputs", i.name)) for i in self.inputs),
                         self.nodes, self.outputs, self.blocks)
 

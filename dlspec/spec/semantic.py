@@ -47,6 +47,8 @@ def check_inputs(spec: dict, locate: Locate) -> list[SpecError]:
     for name, entry in inputs.items():
         path = ("model", "inputs", name)
         k = entry["kind"]
+        if k == "noise":   # drawn by the trainer, whatever the data is
+            continue
         if kind is None and k != "tensor":
             out.append(_err(locate, (*path, "kind"), f"a {k} input needs data: with no data "
                             "section, inputs are tensors of a declared shape (e.g. x: {shape: "
@@ -76,9 +78,10 @@ def check_inputs(spec: dict, locate: Locate) -> list[SpecError]:
         out.append(_err(locate, ("model", "inputs", rest[1]), f"inputs '{rest[0]}' and "
                         f"'{rest[1]}' both take the remaining columns; list the columns of all"
                         " but one", "semantic-input", key=True))
-    if kind in ("image", "sequence") and len(inputs) > 1:
+    fed = [n for n, e in inputs.items() if e["kind"] != "noise"]
+    if kind in ("image", "sequence") and len(fed) > 1:
         out.append(_err(locate, ("model", "inputs"), f"{kind} data feeds one input; the model "
-                        f"declares {len(inputs)}", "semantic-input", key=True))
+                        f"declares {len(fed)} (besides noise)", "semantic-input", key=True))
     return out
 
 
