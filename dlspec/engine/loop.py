@@ -186,13 +186,16 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
         seen = aligned((n, *net.loss_input.shape[1:])) if train_spec.metrics else None
     consts: dict = {}
     label = program.multi_phase
+    # an optimizer of several losses: their weighted sum is logged too, as <name>_loss
+    sums_of = {f"{name}_loss": st for name, st in steps.items()
+               if len(st.objective.losses) > 1}
     start_epoch = len(result.history)
     for e in range(1, phase.epochs + 1):
         epoch = start_epoch + e
         order = shuffle_rng.permutation(n) if train_spec.shuffle else None
         ye = yt[order] if order is not None else yt
         total = 0.0
-        sums = dict.fromkeys(program.losses, 0.0) if not sup else None
+        sums = dict.fromkeys([*program.losses, *sums_of], 0.0) if not sup else None
         for start in range(0, n, bs):
             rows = min(bs, n - start)
             batch = []
@@ -242,6 +245,10 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
                         if name not in done:
                             sums[name] += value * rows
                             done.add(name)
+                    total_name = f"{st.objective.name}_loss"
+                    if total_name in sums_of and total_name not in done:
+                        sums[total_name] += float(s[st.plan.seed_slot]) * rows
+                        done.add(total_name)
                 st.plan.backward(s)
                 st.opt.step(st.params, st.grads)
             result.steps += 1
@@ -259,7 +266,8 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
         else:
             logs.update({name: v / max(n, 1) for name, v in sums.items()})
             scores = evaluate_losses(net, program, x["validation"], y["validation"],
-                                     state.seed)
+                                     state.seed, {n: st.objective.seed
+                                                  for n, st in sums_of.items()})
         bad = next((k for k, v in scores.items() if k in program.losses and
                     not math.isfinite(v)), None)
         if bad is not None:  # the outputs overflow there
@@ -296,15 +304,18 @@ def _targets(plan: Plan, program: Program) -> list[tuple[int, LossTerm | None]]:
 
 
 def evaluate_losses(net: Network, program: Program, x: dict, y: np.ndarray,
-                    seed: int) -> dict[str, float]:
-    """Every named loss on one split (empty: an empty split), noise inputs drawn from a
-    fixed stream, so epochs compare on the same draws."""
+                    seed: int, extra: dict | None = None) -> dict[str, float]:
+    """Every named loss (and each value of ``extra``, by name) on one split (empty: an
+    empty split), noise inputs drawn from a fixed stream, so epochs compare on the same
+    draws."""
     if not x or _rows(x) == 0:
         return {}
-    plan = Plan(net.graph, net.buffer, wanted=[t.value for t in program.losses.values()])
+    values = {name: t.value for name, t in program.losses.items()}
+    values.update(extra or {})
+    plan = Plan(net.graph, net.buffer, wanted=list(values.values()))
     gen = rng(seed, EVAL_STREAM)
     n = _rows(x)
-    sums = dict.fromkeys(program.losses, 0.0)
+    sums = dict.fromkeys(values, 0.0)
     consts: dict = {}
     targets = _targets(plan, program)
     for start in range(0, n, net.eval_batch):
@@ -320,8 +331,8 @@ def evaluate_losses(net: Network, program: Program, x: dict, y: np.ndarray,
             s[slot] = y[start:start + rows] if term is None else \
                 constant_target(term, rows, consts)
         plan.forward(s)
-        for name, term in program.losses.items():
-            sums[name] += float(s[plan.slot_of(term.value)]) * rows
+        for name, value in values.items():
+            sums[name] += float(s[plan.slot_of(value)]) * rows
     return {name: v / n for name, v in sums.items()}
 
 

@@ -117,12 +117,12 @@ def expand_recipe(t: dict, model: dict) -> dict:
                                   "target": real},
                        "d_fake": {"loss": "binary_crossentropy", "output": r["fake"],
                                   "target": 0.0},
-                       "g": {"loss": "binary_crossentropy", "output": r["fake"],
-                             "target": 1.0}},
+                       "g_loss": {"loss": "binary_crossentropy", "output": r["fake"],
+                                  "target": 1.0}},
             "optimizers": {"d": {**adam, "params": r["discriminator"],
                                  "minimize": ["d_real", "d_fake"]},
                            "g": {**copy.deepcopy(adam), "params": r["generator"],
-                                 "minimize": ["g"]}},
+                                 "minimize": ["g_loss"]}},
             "step": ["d"] * int(r.get("d_steps", 1)) + ["g"]}
     if kind == "dbn":
         sgd = {"sgd": {"lr": r.get("lr", 0.05), "momentum": r.get("momentum", 0.5)}}

@@ -130,7 +130,10 @@ def monitor_names(spec: dict) -> list[str]:
     named = [n for losses in [t.get("losses") or {}, *[p.get("losses") or {}
                                                       for p in t.get("phases") or ()]]
              for n in losses]
-    names = list(dict.fromkeys(["loss", *named, *t["metrics"]]))
+    sums = [f"{n}_loss" for opts in [t.get("optimizers") or {}, *[p.get("optimizers") or {}
+                                                             for p in t.get("phases") or ()]]
+            for n, e in opts.items() if len(e.get("minimize") or ()) > 1]
+    names = list(dict.fromkeys(["loss", *named, *sums, *t["metrics"]]))
     return names + [f"val_{n}" for n in names]
 
 
