@@ -214,6 +214,11 @@ def inspect(
         if compiled.estimate is not None:
             out.print(f"memory of a training step: {compiled.estimate.describe()}",
                       soft_wrap=True)
+        if compiled.program is not None:
+            from dlspec.render import program_lines
+
+            for line in program_lines(spec, compiled.program):
+                out.print(printable(line), soft_wrap=True, markup=False, highlight=False)
 
 
 def _inspect_model(path: Path) -> None:
