@@ -263,7 +263,7 @@ def train(
 
         limit = size_option(max_memory)
         spec = load_spec(spec_path, overrides or [], max_memory=limit)
-        with _progress(spec.train.epochs, quiet) as on_epoch:
+        with _progress(spec.train.total_epochs, quiet) as on_epoch:
             result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch, max_memory=limit)
         m = result.metrics
         if not quiet:
@@ -297,7 +297,9 @@ def _progress(epochs: int, quiet: bool):
 
         def log_line(epoch: int, logs: dict) -> None:
             if epoch % every == 0 or epoch in (1, epochs):
-                err.print(f"epoch {epoch}/{epochs}  {_epoch_line(logs)}", soft_wrap=True)
+                phase = f"  [{logs['phase']}]" if "phase" in logs else ""
+                err.print(f"epoch {epoch}/{epochs}{phase}  {_epoch_line(logs)}",
+                          soft_wrap=True)
         yield log_line
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -307,8 +309,13 @@ def _progress(epochs: int, quiet: bool):
         task = bar.add_task("train", total=epochs, logs="")
 
         def on_epoch(epoch: int, logs: dict) -> None:
-            shown = ("loss", "val_loss", *[k for k in logs if k not in ("loss", "val_loss")][:2])
-            bar.update(task, completed=epoch, logs=_epoch_line(logs, shown))
+            if "loss" in logs:
+                shown = ("loss", "val_loss",
+                         *[k for k in logs if k not in ("loss", "val_loss")][:2])
+            else:   # named losses: the first few, as they come
+                shown = tuple(k for k in logs if k not in ("epoch", "seconds"))[:4]
+            phase = f"[{logs['phase']}] " if "phase" in logs else ""
+            bar.update(task, completed=epoch, logs=phase + _epoch_line(logs, shown))
         yield on_epoch
 
 

@@ -124,6 +124,12 @@ class TrainSpec:
     program: Mapping | None = None   # losses, optimizers, step, phases (canonical)
 
     @property
+    def total_epochs(self) -> int:
+        """Epochs of the whole run: every phase's, or train.epochs."""
+        phases = (self.program or {}).get("phases")
+        return sum(p["epochs"] for p in phases) if phases else self.epochs
+
+    @property
     def target_loss(self) -> str:
         """The loss whose task encodes the data's target: the supervised one, else the
         first named loss of the data's target, else class labels (categorical)."""
