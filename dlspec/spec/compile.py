@@ -154,9 +154,10 @@ def compile_graph(spec: Spec, shapes: Mapping[str, tuple], *, classes: int | Non
     if spec.train is not None:
         if spec.train.loss is not None:
             attach(spec, graph, classes, width)
-        if spec.train.program is None:
-            unreached(spec, graph)
-        else:
+        prog = spec.train.program or {}
+        if spec.train.loss is not None and not prog.get("losses"):
+            unreached(spec, graph)   # train.loss trains every trainable parameter
+        if prog:
             from dlspec.spec.objectives import build_program
 
             program = build_program(spec, graph, classes, width)
