@@ -230,6 +230,16 @@ class RBM:
             self._visible_means(h, out)
         return out
 
+    def hidden_probs(self, v: np.ndarray) -> np.ndarray:
+        """p(h = 1 | v) = sigmoid(v W + b), float32 (n, n_hidden): what the layer passes on
+        to the next one in a deep belief net; a new array."""
+        v = self._check(v, "hidden_probs")
+        out = np.empty((len(v), self.n_hidden), np.float32)
+        np.negative(self.bias, out=self._neg_b)
+        with np.errstate(over="ignore"):
+            self._hidden_probs(v, out)
+        return out
+
     def free_energy(self, v: np.ndarray) -> np.ndarray:
         """F(v) per row, float32 (n,): -v.c - sum_j softplus(v W_j + b_j) for binary
         visible units, 0.5 |v - c|^2 - sum_j softplus(...) for gaussian ones."""

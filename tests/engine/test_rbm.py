@@ -267,7 +267,7 @@ def test_free_energy_is_minus_log_of_the_summed_joint():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_reconstruct_is_deterministic_mean_field():
+def test_reconstruct_and_hidden_probs_are_deterministic_mean_field():
     W, b, c = tiny()
     for visible in ("binary", "gaussian"):
         rbm = RBM(W, b, visible_bias=c, visible=visible, rng=np.random.default_rng(0))
@@ -276,6 +276,8 @@ def test_reconstruct_is_deterministic_mean_field():
         want = sig(x) if visible == "binary" else x
         before = rbm.rng.bit_generator.state
         np.testing.assert_allclose(rbm.reconstruct(v), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(rbm.hidden_probs(v), sig(v @ W.astype(np.float64) + b),
+                                   rtol=1e-5, atol=1e-7)
         assert rbm.rng.bit_generator.state == before
 
 
