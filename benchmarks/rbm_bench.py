@@ -2,7 +2,8 @@
 """A CD-1 step of an RBM 784 -> 500 on MNIST: dlspec's RBM engine vs the same arithmetic in
 PyTorch CPU eager.
 
-    python benchmarks/rbm_bench.py [--batch 100] [--quick] [--repeats N] [--json OUT.json]
+    python benchmarks/rbm_bench.py [--batch 100] [--threads N] [--quick] [--repeats N]
+                                   [--json OUT.json]
 
 One step: p(h|v0) = sigmoid(v0 W + b), hidden states sampled (uniforms compared with the
 probabilities), the reconstruction's probabilities p(v|h0) = sigmoid(h0 W^T + c),
@@ -150,15 +151,23 @@ def parity(steps: int = 5) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=BATCH, help="rows per step (default 100)")
+    ap.add_argument("--threads", type=int, help="BLAS / OpenMP threads of both sides (default: "
+                    "each library's own, one per CPU)")
     ap.add_argument("--quick", action="store_true", help="3 reps of 20 steps")
     ap.add_argument("--repeats", type=int, help="interleaved repetitions (default 7, quick 3)")
     ap.add_argument("--json", type=Path, help="write every number here")
     ap.add_argument("--only", choices=("dlspec", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    if a.batch != BATCH:  # the module's BATCH (and LABEL) follow the environment
-        os.environ["DLSPEC_RBM_BATCH"] = str(a.batch)
-        return subprocess.call([sys.executable, __file__, *(argv or sys.argv[1:])])
+    # BATCH (and LABEL) follow the environment, and the libraries read their thread counts
+    # from it when they load: a new process with it set
+    env = {"DLSPEC_RBM_BATCH": str(a.batch)}
+    if a.threads:
+        env |= {k: str(a.threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                             "MKL_NUM_THREADS")}
+    if any(os.environ.get(k) != v for k, v in env.items()):
+        return subprocess.call([sys.executable, __file__, *(argv or sys.argv[1:])],
+                               env={**os.environ, **env})
     loops.steady_allocator()
     if a.only:  # a child measured for peak RSS
         x, y = synthetic(BATCH * a.steps)
@@ -168,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
 
     res = loops.workload(sys.modules[__name__], a.repeats or (3 if a.quick else 7), a.quick)
     res["data"] = DATA
+    from dlspec import blas
+
     res["torch_threads"] = torch.get_num_threads()
+    res["openblas"] = {"kernels": blas.describe(), "threads": blas.describe_threads()}
+    print(f"threads: torch {res['torch_threads']}, OpenBLAS {res['openblas']['threads']} "
+          f"({res['openblas']['kernels']})")
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
     loops.print_summary(res)
