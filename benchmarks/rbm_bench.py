@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     # BATCH (and LABEL) follow the environment, and the libraries read their thread counts
     # from it when they load: a new process with it set
-    env = {"DLSPEC_RBM_BATCH": str(a.batch)}
+    env = {} if a.batch == BATCH else {"DLSPEC_RBM_BATCH": str(a.batch)}
     if a.threads:
         env |= {k: str(a.threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                                              "MKL_NUM_THREADS")}
