@@ -2,7 +2,7 @@
 """Training throughput of dlspec's NumPy engine vs PyTorch CPU eager.
 
     python benchmarks/run.py [--quick] [--json OUT.json] [--repeats N] [--markdown] [--profile]
-                             [--workloads churn,mlp784,cnn,lstm,residual,residual_dense]
+                             [--workloads churn,mlp784,cnn,lstm,residual,residual_dense,rbm]
 
 Workloads (identical shapes, batch size, Adam(lr=1e-3, eps=1e-7), loss, steps):
   1. churn MLP 11-6-6-1 (relu, relu, sigmoid + binary cross-entropy), batch 10, one
@@ -12,7 +12,8 @@ Workloads (identical shapes, batch size, Adam(lr=1e-3, eps=1e-7), loss, steps):
      synthetic float32 data, one epoch of 12,800 rows (100 steps) per repetition;
   3. the CNN of cnn_bench.py, 4. the LSTM of lstm_bench.py and 5. the residual block of
      residual_bench.py (a graph spec: a conv block added to its input) and its dense twin
-     residual_dense_bench.py, 50 steps (quick: 20) per repetition, as step loops;
+     residual_dense_bench.py, 50 steps (quick: 20) per repetition, as step loops; the
+     same for rbm_bench.py (a CD-1 step of an RBM 784-500 on MNIST, batch 100, and SGD);
   6. the whole 50-epoch churn training: `dlspec train specs/churn.yaml` as a subprocess
      vs benchmarks/torch_churn.py (wall time, one run each), when the data exists.
 Every process runs with glibc's malloc thresholds of a long training run (see
@@ -55,6 +56,7 @@ import cnn_bench
 import loops
 import lstm_bench
 import numpy as np
+import rbm_bench
 import residual_bench
 import residual_dense_bench
 
@@ -425,7 +427,7 @@ def bench_loops(module, repeats: int, quick: bool, timer: Timer) -> dict:
         for k, r in runners.items():
             m = timer.measure(lambda r=r: r.run(steps), setup=r.reset)
             reps[k].append(dict(m, us_per_step=m["wall"] / steps * 1e6))
-    out = {"label": module.LABEL, "data": "synthetic float32 N(0,1) data",
+    out = {"label": module.LABEL, "data": getattr(module, "DATA", "synthetic float32 N(0,1) data"),
            "batch_size": module.BATCH, "parity_max_abs_diff_after_5_steps": module.parity(),
            "steps_per_rep": {k: steps for k in runners}, "us_per_step": {}, "reps": reps}
     _summarize(out, reps, ("dlspec_loop",))
@@ -745,8 +747,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     ap.add_argument("--profile", action="store_true",
                     help="also print a cProfile of each dlspec and torch loop")
-    ap.add_argument("--workloads", default="churn,mlp784,cnn,lstm,residual,residual_dense",
-                    help="which step-loop workloads to time (default: all six)")
+    ap.add_argument("--workloads", default="churn,mlp784,cnn,lstm,residual,residual_dense,rbm",
+                    help="which step-loop workloads to time (default: all seven)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, help=argparse.SUPPRESS)
@@ -779,7 +781,8 @@ def main(argv: list[str] | None = None) -> int:
         res["workloads"]["mlp784"] = bench_workload(mlp, repeats, mlp_rows // 128, a.profile,
                                                  timer)
     for key, module in (("cnn", cnn_bench), ("lstm", lstm_bench),
-                        ("residual", residual_bench), ("residual_dense", residual_dense_bench)):
+                        ("residual", residual_bench), ("residual_dense", residual_dense_bench),
+                        ("rbm", rbm_bench)):
         if key in chosen:
             print(f"{key}: {module.LABEL}", file=sys.stderr)
             res["workloads"][key] = bench_loops(module, repeats, a.quick, timer)
