@@ -52,7 +52,7 @@ def test_there_are_example_specs():
 def test_example_spec_loads(path: Path):
     spec = load_spec(path)
     assert spec.file == str(path)
-    assert spec.model.nodes and (spec.train is None or spec.train.loss in LOSSES)
+    assert spec.model.nodes and (spec.train is None or spec.train.target_loss in LOSSES)
     if spec.data is None:  # a model whose weights the spec gives
         assert all(n.weights for n in spec.model.nodes if n.layer in ("dense", "conv2d"))
     elif spec.data.format == "builtin":  # a dataset's name, not a path
