@@ -36,7 +36,8 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     r = load_run(run)
     opset = _opset(opset or r.spec.opset)
     model = build_model(r.net, r.inputs, r.target, opset=opset, name=r.spec.name,
-                        spec_sha256=r.spec.sha256)
+                        spec_sha256=r.spec.sha256, outputs=r.spec.export_outputs,
+                        input_names=r.spec.export_inputs)
     kind = KINDS[r.kind]
     raw = kind.read_holdout(r.path / kind.holdout)
     parity = located_parity(r.spec, r.net, check_model_parity, model, r.net, r.kind, r.inputs,
@@ -70,7 +71,14 @@ def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None
             code="export-spec")])
     shapes = {i.name: i.shape for i in spec.model.inputs}
     graph = compile_graph(spec, shapes).graph
-    missing = [p for p in graph.params if p.given is None]
+    read = None  # a trimmed export needs the weights of what it exports, no others
+    if spec.export_outputs is not None or spec.export_inputs is not None:
+        from dlspec.graph.trim import trim
+
+        read = {v.id for node in trim(graph, spec.export_outputs, spec.export_inputs).nodes
+                for v in node.inputs}
+    missing = [p for p in graph.params if p.given is None
+               and (read is None or p.value.id in read)]
     if missing:
         from dlspec.spec.compile import node_where
 
@@ -86,7 +94,8 @@ def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None
     net.buffer.initialize(np.random.default_rng(0))  # every parameter is given: this sets them
     inputs = {i.name: TensorInput(i.name, i.shape) for i in spec.model.inputs}
     model = build_model(net, inputs, None, opset=_opset(opset or spec.opset), name=spec.name,
-                        spec_sha256=spec.sha256)
+                        spec_sha256=spec.sha256, outputs=spec.export_outputs,
+                        input_names=spec.export_inputs)
     parity = check_tensor_parity(model, net, inputs)
     data = model.SerializeToString()
     out = Path(out) if out else Path(f"{spec.name}.onnx")
