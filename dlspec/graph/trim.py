@@ -67,12 +67,13 @@ def trim(graph: Graph, outputs: Sequence[str] | None = None,
         for name in inputs:
             if name not in known:
                 raise TrimError(f"'{name}' is not an input of the graph")
-            if name not in reads:
-                raise TrimError(f"no exported output reads input '{name}'")
         for name in order:
             if name not in inputs:
                 raise TrimError(f"output '{reads[name]}' reads input '{name}', which the "
                                 "exported inputs do not list")
+        for name in inputs:
+            if name not in reads:
+                raise TrimError(f"no exported output reads input '{name}'")
         order = list(inputs)
     nodes = tuple(n for n in graph.nodes if id(n) in needed)
     return Trim(values, tuple(order), nodes)

@@ -27,7 +27,8 @@ def _listed(names) -> str:
 
 
 def _reads(inputs: list[str], nodes: dict, blocks: dict) -> dict[str, Reads]:
-    """For each readable name (node, CALL.OUT), the inputs it depends on."""
+    """For each exportable name (a node, or CALL.NODE of a block call), the inputs it reads
+    and, for each, the node that reads it directly."""
     reads: dict[str, Reads] = {name: {name: ""} for name in inputs}
     deps = {name: _block_deps(b) for name, b in blocks.items()}
     order = topological_order([NodeDef(n, node_layer(d), {}, tuple(d["from"]))
@@ -44,17 +45,16 @@ def _reads(inputs: list[str], nodes: dict, blocks: dict) -> dict[str, Reads]:
         if block is None:
             reads[name] = {k: v for src in sources for k, v in of(src, name).items()}
             continue
-        for out in block["outputs"]:
-            reads[f"{name}.{out}"] = {k: v for i in sorted(deps[node["call"]][out])
-                                      if i < len(sources)
-                                      for k, v in of(sources[i], name).items()}
+        for inner, positions in deps[node["call"]].items():  # CALL.NODE, outputs included
+            reads[f"{name}.{inner}"] = {k: v for i in sorted(positions) if i < len(sources)
+                                        for k, v in of(sources[i], name).items()}
         reads[name] = {k: v for out in block["outputs"]
                        for k, v in reads[f"{name}.{out}"].items()}
     return reads
 
 
 def _block_deps(block: dict) -> dict[str, set[int]]:
-    """Each block output's block inputs, by position."""
+    """The block inputs (by position) each of the block's nodes reads."""
     positions = {name: {i} for i, name in enumerate(block["inputs"])}
     nodes = block["nodes"]
     order = topological_order([NodeDef(n, node_layer(d), {}, tuple(d["from"]))
@@ -62,7 +62,7 @@ def _block_deps(block: dict) -> dict[str, set[int]]:
     for ndef in order:
         positions[ndef.name] = set().union(*(positions.get(s, set())
                                              for s in nodes[ndef.name]["from"]))
-    return {out: positions.get(out, set()) for out in block["outputs"]}
+    return {name: positions[name] for name in nodes}
 
 
 def check_export(spec: dict, locate: Locate) -> list[SpecError]:

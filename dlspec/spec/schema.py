@@ -237,7 +237,7 @@ def build_schema() -> dict:
                      "default": DEFAULT_OPSET}, "ONNX opset of the exported model",
                     DEFAULT_OPSET),
         "outputs": _d(_names, "trim the exported model to these nodes (any named node, or "
-                      "CALL.OUT of a block call; default: model.outputs): it keeps only what "
+                      "CALL.NODE inside a block call; default: model.outputs): it keeps only what "
                       "they need, each parameter once. The head is decoded (probabilities "
                       "and label) only when it is listed; otherwise every output is exported"
                       " undecoded, as float tensors", ["code"]),
