@@ -431,3 +431,42 @@ def test_churn_branches_trimmed_to_one_branch(tmp_path, churn_csv):
     want = run.net.values({n: pre.transform(table, rows) for n, pre in run.inputs.items()},
                           ["numeric"])["numeric"]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_parity_gate_checks_the_trimmed_output_against_the_engine(tmp_path):
+    from dlspec.errors import ParityError
+    from dlspec.inputs import KINDS
+    from dlspec.onnx.parity import check_model_parity
+
+    spec = load_spec(SPECS / "breast_cancer.yaml", ["train.epochs=2",
+                                                     "export.outputs=[dense_2]"])
+    run = dlspec.load_run(dlspec.train(spec, run_dir=tmp_path / "run").run_dir)
+    model = build_model(run.net, run.inputs, run.target, opset=17, name="bc",
+                        spec_sha256=spec.sha256, outputs=["dense_2"])
+    kind = KINDS[run.kind]
+    raw = kind.read_holdout(run.path / kind.holdout)
+    args = (model, run.net, run.kind, run.inputs, run.target.task, raw, np.arange(len(raw)))
+    assert check_model_parity(*args)["max_abs_diff"] < 1e-5
+    run.net.buffer.views[0][...] *= 2  # the engine's first kernel changes, the export's not
+    with pytest.raises(ParityError, match="disagree on 'dense_2'"):
+        check_model_parity(*args)
+
+
+def test_the_numpy_backend_predicts_what_the_trimmed_model_does(tmp_path, churn_csv):
+    spec = load_spec(SPECS / "churn_branches.yaml", [f"data.source={churn_csv}",
+                                                      "train.epochs=1",
+                                                      "export.outputs=[categoric]"])
+    run_dir = dlspec.train(spec, run_dir=tmp_path / "run").run_dir
+    data = tmp_path / "rows.csv"  # only the columns the branch reads
+    lines = churn_csv.read_text().splitlines()[:50]
+    header = lines[0].split(",")
+    keep = [header.index("Geography"), header.index("Gender")]
+    data.write_text("\n".join(",".join(line.split(",")[i] for i in keep) for line in lines))
+    a, b = tmp_path / "onnx.csv", tmp_path / "numpy.csv"
+    dlspec.predict(run_dir / "model.onnx", data, a)
+    dlspec.predict(run_dir, data, b, backend="numpy")
+    ta, tb = (np.loadtxt(p, delimiter=",", skiprows=1) for p in (a, b))
+    assert a.read_text().splitlines()[0] == b.read_text().splitlines()[0] == \
+        "categoric_0,categoric_1,categoric_2"
+    assert ta.shape == (49, 3)
+    np.testing.assert_allclose(ta, tb, rtol=1e-5, atol=1e-6)
