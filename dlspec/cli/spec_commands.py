@@ -231,9 +231,14 @@ def _inspect_model(path: Path) -> None:
     out.print(titled(f"{path}: inputs", t))
     if m.contract.sequence:
         out.print(f"sequences: {m.contract.sequence.describe()}", soft_wrap=True)
-    out.print(f"outputs: {', '.join(m.contract.outputs)}; task {m.contract.task}"
-              + (f"; classes {m.contract.classes}" if m.contract.classes else ""),
-              soft_wrap=True)
+    c = m.contract
+    if not c.decoded and len(c.widths) == len(c.outputs):  # node values, not a task's head
+        values = ", ".join(f"{o} ({w} value{'s' if w != 1 else ''})"
+                           for o, w in zip(c.outputs, c.widths, strict=True))
+        out.print(f"outputs: {values}, undecoded float32; task none", soft_wrap=True)
+    else:
+        out.print(f"outputs: {', '.join(c.outputs)}; task {c.task}"
+                  + (f"; classes {c.classes}" if c.classes else ""), soft_wrap=True)
     for k in ("dlspec.name", "dlspec.version", "dlspec.spec_sha256"):
         out.print(f"{k}: {m.metadata.get(k, '?')}", soft_wrap=True)
     if m.metadata.get("dlspec.note"):
