@@ -470,3 +470,42 @@ def test_the_numpy_backend_predicts_what_the_trimmed_model_does(tmp_path, churn_
         "categoric_0,categoric_1,categoric_2"
     assert ta.shape == (49, 3)
     np.testing.assert_allclose(ta, tb, rtol=1e-5, atol=1e-6)
+
+
+def test_a_tensor_input_beside_the_data_is_drawn_for_the_parity_gate(tmp_path):
+    """An input no data gives (a GAN's noise is one: a float32 tensor at export) gets the
+    same seeded values in both; a part that reads only it exports without the data."""
+    from dlspec.data.tensor import TensorInput
+    from dlspec.errors import ParityError
+    from dlspec.graph.lower import lower_model
+    from dlspec.graph.program import InputDef, ModelDef, NodeDef
+    from dlspec.inputs import KINDS
+    from dlspec.onnx.parity import check_model_parity
+
+    run = dlspec.load_run(dlspec.train(load_spec(SPECS / "breast_cancer.yaml",
+                                                 ["train.epochs=1"]),
+                                       run_dir=tmp_path / "run").run_dir)
+    dense = {"activation": "tanh", "initializer": "glorot_uniform", "bias": True,
+             "bias_initializer": "zeros", "trainable": True}
+    graph = lower_model(ModelDef(
+        (InputDef("features", (30,)), InputDef("z", (2,))),
+        (NodeDef("h", "dense", {**dense, "units": 4}, ("features",)),
+         NodeDef("g", "dense", {**dense, "units": 3}, ("z",)),
+         NodeDef("both", "concat", {"axis": -1}, ("h", "g")),
+         NodeDef("out", "dense", {**dense, "units": 1, "activation": "sigmoid"}, ("both",))),
+        ("out",)))
+    net = Network(graph)
+    net.buffer.initialize(np.random.default_rng(0))
+    inputs = {"features": run.inputs["features"], "z": TensorInput("z", (2,))}
+    kind = KINDS["table"]
+    raw = kind.read_holdout(run.path / kind.holdout)
+    rows = np.arange(len(raw))
+    for outputs, taken in ((None, 31), (["g"], 1), (["out", "g"], 31)):
+        model = build_model(net, inputs, run.target, opset=17, name="n", spec_sha256="0" * 64,
+                            outputs=outputs)
+        assert len(model.graph.input) == taken
+        assert check_model_parity(model, net, "table", inputs, "binary", raw,
+                                  rows)["max_abs_diff"] < 1e-5
+    net.buffer.views[graph.params.index(graph.param("g.kernel"))][...] += 1
+    with pytest.raises(ParityError, match="disagree on 'probabilities'"):
+        check_model_parity(model, net, "table", inputs, "binary", raw, rows)
