@@ -204,6 +204,8 @@ def inspect(
         frozen = [p.name for p in compiled.graph.params if p.frozen]
         if frozen:
             out.print(f"frozen: {', '.join(frozen)}", soft_wrap=True)
+        if spec.export_outputs is not None or spec.export_inputs is not None:
+            out.print(_exported(spec, compiled.graph), soft_wrap=True)
         if ds is not None:
             out.print(printable(KINDS[ds.kind].describe(ds.inputs)), soft_wrap=True)
             out.print(f"target: {printable(ds.target.name)} ({ds.target.task}"
@@ -214,6 +216,20 @@ def inspect(
         if compiled.estimate is not None:
             out.print(f"memory of a training step: {compiled.estimate.describe()}",
                       soft_wrap=True)
+
+
+def _exported(spec, graph) -> str:
+    """What a trimmed export (export.outputs/inputs) keeps of the graph."""
+    from dlspec.graph.trim import trim
+
+    t = trim(graph, spec.export_outputs, spec.export_inputs)
+    params = {v.id for n in t.nodes for v in n.inputs if v.kind == "param"}
+    kept = sum(p.size for p in graph.params if p.value.id in params)
+    layers = {n.layer for n in t.nodes}
+    head = spec.data is not None and next(iter(graph.outputs)) in t.outputs
+    return (f"export: {', '.join(t.outputs)} from {', '.join(t.inputs)} ({len(layers)} of "
+            f"{len(graph.layers)} nodes, {kept:,} of {graph.n_params:,} parameters; "
+            + ("the head decoded)" if head else "undecoded)"))
 
 
 def _inspect_model(path: Path) -> None:

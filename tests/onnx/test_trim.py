@@ -509,3 +509,16 @@ def test_a_tensor_input_beside_the_data_is_drawn_for_the_parity_gate(tmp_path):
     net.buffer.views[graph.params.index(graph.param("g.kernel"))][...] += 1
     with pytest.raises(ParityError, match="disagree on 'probabilities'"):
         check_model_parity(model, net, "table", inputs, "binary", raw, rows)
+
+
+def test_inspect_shows_what_the_export_keeps(tmp_path):
+    path = write(tmp_path, GAN + "export: {inputs: [z], outputs: [d_fake]}\n")
+    r = runner.invoke(app, ["inspect", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "export: d_fake from z (3 of 6 nodes, 20 of 20 parameters; undecoded)" in r.output
+    r = runner.invoke(app, ["inspect", str(path), "--set", "export.outputs=[fake]"])
+    assert "export: fake from z (1 of 6 nodes, 9 of 20 parameters; undecoded)" in r.output
+    dlspec.export_spec(load_spec(path), tmp_path / "d.onnx")
+    r = runner.invoke(app, ["inspect", str(tmp_path / "d.onnx")])
+    assert r.exit_code == 0, r.output
+    assert "outputs: d_fake (1 value), undecoded float32; task none" in r.output
