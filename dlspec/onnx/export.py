@@ -6,7 +6,8 @@ outputs. The first output is the head: decoded into class probabilities and the
 predicted label in the target's own values, or the regression prediction (in the
 target's units when it was scaled for training); the model's other outputs are exported
 as they are, under their node names. One initializer per parameter, however many nodes
-share it.
+share it. ``export.outputs``/``inputs`` trim the model to some nodes (``dlspec.graph.trim``):
+only what they need is written, and without the head they go out undecoded.
 """
 
 from __future__ import annotations
