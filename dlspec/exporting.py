@@ -21,8 +21,14 @@ def _opset(opset: int) -> int:
     return opset
 
 
-def export(run: str | Path, out: str | Path | None = None, *, opset: int | None = None) -> dict:
+def export(run: str | Path, out: str | Path | None = None, *, opset: int | None = None,
+           outputs: list[str] | None = None, inputs: list[str] | None = None) -> dict:
     """Rebuild the ONNX model of a run, check it against the engine, write it to ``out``.
+
+    Args:
+        outputs, inputs: export only these nodes, taking these inputs (default: the spec's
+            export.outputs and export.inputs; ``outputs`` alone leaves the inputs to what
+            the nodes read).
 
     Returns a report: the output path, opset, IR version, the parity check and the model's
     portability note (empty when there is none).
@@ -35,9 +41,10 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
 
     r = load_run(run)
     opset = _opset(opset or r.spec.opset)
+    if outputs is None and inputs is None:
+        outputs, inputs = r.spec.export_outputs, r.spec.export_inputs
     model = build_model(r.net, r.inputs, r.target, opset=opset, name=r.spec.name,
-                        spec_sha256=r.spec.sha256, outputs=r.spec.export_outputs,
-                        input_names=r.spec.export_inputs)
+                        spec_sha256=r.spec.sha256, outputs=outputs, input_names=inputs)
     kind = KINDS[r.kind]
     raw = kind.read_holdout(r.path / kind.holdout)
     parity = located_parity(r.spec, r.net, check_model_parity, model, r.net, r.kind, r.inputs,

@@ -338,6 +338,12 @@ def export(
     opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the spec's "
                                               "export.opset).")] = None,
     overrides: Overrides = None,
+    nodes: Annotated[list[str] | None, typer.Option(
+        "--node", help="Export only this node and what it needs (repeatable; as "
+        "export.outputs).")] = None,
+    inputs: Annotated[list[str] | None, typer.Option(
+        "--input", help="The inputs the exported nodes take, in order (repeatable; as "
+        "export.inputs).")] = None,
 ) -> None:
     """Export a run (or a spec with its weights) to one ONNX file taking raw inputs, after a
     parity check."""
@@ -347,7 +353,10 @@ def export(
         if run.suffix in SPEC_SUFFIXES and run.is_file():
             from dlspec.spec.load import load_spec
 
-            report = api.export_spec(load_spec(run, overrides or []), output, opset=opset)
+            trims = [f"export.{key}=[{', '.join(names)}]" for key, names in
+                     (("outputs", nodes), ("inputs", inputs)) if names]
+            report = api.export_spec(load_spec(run, [*(overrides or []), *trims]), output,
+                                     opset=opset)
         else:
             if overrides:
                 from dlspec.errors import UsageError
@@ -355,7 +364,8 @@ def export(
                 raise UsageError("--set changes a spec; a run directory's spec is fixed by its"
                                  " lock (export the spec itself, or train it again)",
                                  code="usage")
-            report = api.export(run, output, opset=opset)
+            report = api.export(run, output, opset=opset, outputs=nodes or None,
+                                inputs=inputs or None)
         p = report["parity"]
         err.print(f"parity with the engine: {p['rows']} rows at batch sizes "
                   f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}", soft_wrap=True)

@@ -10,6 +10,7 @@ built; the errors here guard direct API use.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,11 @@ def named_value(graph: Graph, name: str) -> Value:
     call ``g.h``) or of a model output."""
     value = graph.node_values.get(name, graph.outputs.get(name))
     if value is None:
-        raise TrimError(f"'{name}' is not a node of the graph")
+        known = [*graph.node_values, *(o for o in graph.outputs if o not in graph.node_values)]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise TrimError(f"'{name}' is not a node of the graph{hint}; nodes: "
+                        + ", ".join(known[:20]) + (" ..." if len(known) > 20 else ""))
     return value
 
 

@@ -522,3 +522,31 @@ def test_inspect_shows_what_the_export_keeps(tmp_path):
     r = runner.invoke(app, ["inspect", str(tmp_path / "d.onnx")])
     assert r.exit_code == 0, r.output
     assert "outputs: d_fake (1 value), undecoded float32; task none" in r.output
+
+
+def test_export_node_picks_another_part_of_a_trained_run(tmp_path):
+    run_dir = dlspec.train(write(tmp_path, BLOCKS), run_dir=tmp_path / "run").run_dir
+    out = tmp_path / "right.onnx"
+    r = runner.invoke(app, ["export", str(run_dir), "--node", "r", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    c = contract_of(onnx.load(out))
+    assert c.columns == ["worst_radius", "worst_texture", "worst_perimeter", "worst_area"]
+    assert (c.outputs, c.widths) == (["r"], [3])
+    r = runner.invoke(app, ["export", str(run_dir), "--node", "rr", "-o", str(out)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "'rr' is not a node of the graph (did you mean 'r'?)" in r.output
+    r = runner.invoke(app, ["export", str(run_dir), "--node", "r", "--input", "left",
+                            "-o", str(out)])
+    assert r.exit_code == 1 and "output 'r' reads input 'right'" in r.output
+
+
+def test_export_node_on_a_spec_is_checked_like_export_outputs(tmp_path):
+    out = tmp_path / "s.onnx"
+    r = runner.invoke(app, ["export", str(SPECS / "graph_product.yaml"), "--node", "s",
+                            "--input", "y", "--input", "x", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [i.name for i in onnx.load(out).graph.input] == ["y", "x"]
+    r = runner.invoke(app, ["export", str(SPECS / "graph_product.yaml"), "--node", "ss",
+                            "-o", str(out)])
+    assert r.exit_code == 1
+    assert "export.outputs[0]: 'ss' is not a node (did you mean 's'?)" in r.output
