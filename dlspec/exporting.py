@@ -21,8 +21,14 @@ def _opset(opset: int) -> int:
     return opset
 
 
-def export(run: str | Path, out: str | Path | None = None, *, opset: int | None = None) -> dict:
+def export(run: str | Path, out: str | Path | None = None, *, opset: int | None = None,
+           outputs: list[str] | None = None, inputs: list[str] | None = None) -> dict:
     """Rebuild the ONNX model of a run, check it against the engine, write it to ``out``.
+
+    Args:
+        outputs, inputs: export only these nodes, taking these inputs (default: the spec's
+            export.outputs and export.inputs; ``outputs`` alone leaves the inputs to what
+            the nodes read).
 
     Returns a report: the output path, opset, IR version, the parity check and the model's
     portability note (empty when there is none).
@@ -31,16 +37,24 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     from dlspec.onnx.export import build_model
     from dlspec.onnx.parity import check_model_parity
     from dlspec.onnx.portability import note_of
+    from dlspec.program_run import program_inputs
     from dlspec.training import located_parity
 
     r = load_run(run)
     opset = _opset(opset or r.spec.opset)
-    model = build_model(r.net, r.inputs, r.target, opset=opset, name=r.spec.name,
-                        spec_sha256=r.spec.sha256)
+    if outputs is None and inputs is None:
+        outputs, inputs = r.spec.export_outputs, r.spec.export_inputs
+    supervised = r.spec.train.loss is not None
+    # a training program (GAN, autoencoder) exports its outputs undecoded, noise as inputs
+    taken = r.inputs if supervised else program_inputs(r.spec, r.inputs)
+    model = build_model(r.net, taken, r.target if supervised else None, opset=opset,
+                        name=r.spec.name, spec_sha256=r.spec.sha256, outputs=outputs,
+                        input_names=inputs)
     kind = KINDS[r.kind]
     raw = kind.read_holdout(r.path / kind.holdout)
-    parity = located_parity(r.spec, r.net, check_model_parity, model, r.net, r.kind, r.inputs,
-                            r.target.task, raw, np.arange(len(raw)))
+    parity = located_parity(r.spec, r.net, check_model_parity, model, r.net, r.kind, taken,
+                            r.target.task if supervised else "regression", raw,
+                            np.arange(len(raw)))
     data = model.SerializeToString()
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)
@@ -70,7 +84,14 @@ def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None
             code="export-spec")])
     shapes = {i.name: i.shape for i in spec.model.inputs}
     graph = compile_graph(spec, shapes).graph
-    missing = [p for p in graph.params if p.given is None]
+    read = None  # a trimmed export needs the weights of what it exports, no others
+    if spec.export_outputs is not None or spec.export_inputs is not None:
+        from dlspec.graph.trim import trim
+
+        read = {v.id for node in trim(graph, spec.export_outputs, spec.export_inputs).nodes
+                for v in node.inputs}
+    missing = [p for p in graph.params if p.given is None
+               and (read is None or p.value.id in read)]
     if missing:
         from dlspec.spec.compile import node_where
 
@@ -86,7 +107,8 @@ def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None
     net.buffer.initialize(np.random.default_rng(0))  # every parameter is given: this sets them
     inputs = {i.name: TensorInput(i.name, i.shape) for i in spec.model.inputs}
     model = build_model(net, inputs, None, opset=_opset(opset or spec.opset), name=spec.name,
-                        spec_sha256=spec.sha256)
+                        spec_sha256=spec.sha256, outputs=spec.export_outputs,
+                        input_names=spec.export_inputs)
     parity = check_tensor_parity(model, net, inputs)
     data = model.SerializeToString()
     out = Path(out) if out else Path(f"{spec.name}.onnx")

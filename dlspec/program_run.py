@@ -23,46 +23,28 @@ SAMPLES, SHOWN = 100, 10
 SNAPSHOTS = 5           # sample grids written during training (and one at the end)
 
 
-def program_inputs(spec, ds: Dataset) -> dict:
-    """The exported model's inputs: the data's (with their preprocessing), then every
-    noise input as a plain float32 tensor."""
+def program_inputs(spec, inputs: dict) -> dict:
+    """The exported model's inputs: the data's ``inputs`` (name -> fitted preprocessing),
+    then every noise input as a plain float32 tensor."""
     noise = {i.name: TensorInput(i.name, tuple(i.shape)) for i in spec.model.inputs
              if i.kind == "noise"}
-    return {**ds.inputs, **noise}
+    return {**inputs, **noise}
 
 
 def export_program(spec, ds: Dataset, net: Network, held: np.ndarray):
-    """The ONNX model of every output, undecoded, and its parity against the engine on
-    held-out rows (noise inputs: seeded draws)."""
+    """The ONNX model of the spec's export outputs (default: every output), undecoded, and
+    its parity against the engine on held-out rows (noise inputs: seeded draws, the same to
+    both)."""
     from dlspec.onnx.export import build_model
-    from dlspec.onnx.parity import RAW_ROWS, RawRows, check_parity, contract_of, cpu_session
+    from dlspec.onnx.parity import check_model_parity
     from dlspec.training import located_parity
 
-    inputs = program_inputs(spec, ds)
+    inputs = program_inputs(spec, ds.inputs)
     model = build_model(net, inputs, None, opset=spec.opset, name=spec.name,
-                        spec_sha256=spec.sha256)
-    data = {n: pre for n, pre in ds.inputs.items()}
-    noise = {n: pre for n, pre in inputs.items() if n not in data}
-
-    def check(model, net):
-        contract = contract_of(model)
-        session = cpu_session(model.SerializeToString())
-        base = RAW_ROWS[ds.kind](contract, data, ds.raw)
-        gen = rng(spec.train.seed, SAMPLE_STREAM)
-        size = int(held.max()) + 1   # indexed by the same rows as the data
-        drawn = {n: gen.standard_normal((size, *pre.shape), dtype=np.float32)
-                 for n, pre in noise.items()}
-        rows = RawRows(lambda r: {**base.feeds(r), **{n: z[r] for n, z in drawn.items()}},
-                       lambda r: {**base.features(r), **{n: z[r] for n, z in drawn.items()}})
-        report = None
-        for name in contract.outputs:
-            one = check_parity(session, name, net, "regression", rows, held,
-                               output_name=name)
-            report = one if report is None or one["max_abs_diff"] > report["max_abs_diff"] \
-                else report
-        return report
-
-    return model, located_parity(spec, net, check, model, net)
+                        spec_sha256=spec.sha256, outputs=spec.export_outputs,
+                        input_names=spec.export_inputs)
+    return model, located_parity(spec, net, check_model_parity, model, net, ds.kind, inputs,
+                                 "regression", ds.raw, held)
 
 
 def node_values(net: Network, value, feeds: dict) -> np.ndarray:

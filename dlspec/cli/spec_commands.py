@@ -204,6 +204,8 @@ def inspect(
         frozen = [p.name for p in compiled.graph.params if p.frozen]
         if frozen:
             out.print(f"frozen: {', '.join(frozen)}", soft_wrap=True)
+        if spec.export_outputs is not None or spec.export_inputs is not None:
+            out.print(_exported(spec, compiled.graph), soft_wrap=True)
         if ds is not None:
             out.print(printable(KINDS[ds.kind].describe(ds.inputs)), soft_wrap=True)
             out.print(f"target: {printable(ds.target.name)} ({ds.target.task}"
@@ -221,6 +223,20 @@ def inspect(
                 out.print(printable(line), soft_wrap=True, markup=False, highlight=False)
 
 
+def _exported(spec, graph) -> str:
+    """What a trimmed export (export.outputs/inputs) keeps of the graph."""
+    from dlspec.graph.trim import trim
+
+    t = trim(graph, spec.export_outputs, spec.export_inputs)
+    params = {v.id for n in t.nodes for v in n.inputs if v.kind == "param"}
+    kept = sum(p.size for p in graph.params if p.value.id in params)
+    layers = {n.layer for n in t.nodes}
+    head = spec.data is not None and next(iter(graph.outputs)) in t.outputs
+    return (f"export: {', '.join(t.outputs)} from {', '.join(t.inputs)} ({len(layers)} of "
+            f"{len(graph.layers)} nodes, {kept:,} of {graph.n_params:,} parameters; "
+            + ("the head decoded)" if head else "undecoded)"))
+
+
 def _inspect_model(path: Path) -> None:
     from rich.table import Table
 
@@ -236,9 +252,14 @@ def _inspect_model(path: Path) -> None:
     out.print(titled(f"{path}: inputs", t))
     if m.contract.sequence:
         out.print(f"sequences: {m.contract.sequence.describe()}", soft_wrap=True)
-    out.print(f"outputs: {', '.join(m.contract.outputs)}; task {m.contract.task}"
-              + (f"; classes {m.contract.classes}" if m.contract.classes else ""),
-              soft_wrap=True)
+    c = m.contract
+    if not c.decoded and len(c.widths) == len(c.outputs):  # node values, not a task's head
+        values = ", ".join(f"{o} ({w} value{'s' if w != 1 else ''})"
+                           for o, w in zip(c.outputs, c.widths, strict=True))
+        out.print(f"outputs: {values}, undecoded float32; task none", soft_wrap=True)
+    else:
+        out.print(f"outputs: {', '.join(c.outputs)}; task {c.task}"
+                  + (f"; classes {c.classes}" if c.classes else ""), soft_wrap=True)
     for k in ("dlspec.name", "dlspec.version", "dlspec.spec_sha256"):
         out.print(f"{k}: {m.metadata.get(k, '?')}", soft_wrap=True)
     if m.metadata.get("dlspec.note"):
@@ -329,6 +350,12 @@ def export(
     opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the spec's "
                                               "export.opset).")] = None,
     overrides: Overrides = None,
+    nodes: Annotated[list[str] | None, typer.Option(
+        "--node", help="Export only this node and what it needs (repeatable; as "
+        "export.outputs).")] = None,
+    inputs: Annotated[list[str] | None, typer.Option(
+        "--input", help="The inputs the exported nodes take, in order (repeatable; as "
+        "export.inputs).")] = None,
 ) -> None:
     """Export a run (or a spec with its weights) to one ONNX file taking raw inputs, after a
     parity check."""
@@ -338,7 +365,10 @@ def export(
         if run.suffix in SPEC_SUFFIXES and run.is_file():
             from dlspec.spec.load import load_spec
 
-            report = api.export_spec(load_spec(run, overrides or []), output, opset=opset)
+            trims = [f"export.{key}=[{', '.join(names)}]" for key, names in
+                     (("outputs", nodes), ("inputs", inputs)) if names]
+            report = api.export_spec(load_spec(run, [*(overrides or []), *trims]), output,
+                                     opset=opset)
         else:
             if overrides:
                 from dlspec.errors import UsageError
@@ -346,7 +376,8 @@ def export(
                 raise UsageError("--set changes a spec; a run directory's spec is fixed by its"
                                  " lock (export the spec itself, or train it again)",
                                  code="usage")
-            report = api.export(run, output, opset=opset)
+            report = api.export(run, output, opset=opset, outputs=nodes or None,
+                                inputs=inputs or None)
         p = report["parity"]
         err.print(f"parity with the engine: {p['rows']} rows at batch sizes "
                   f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}", soft_wrap=True)

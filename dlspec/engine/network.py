@@ -101,6 +101,28 @@ class Network:
                 parts[name].append(s[slot])
         return {name: np.concatenate(p) for name, p in parts.items()}
 
+    def values(self, x, names, batch: int | None = None) -> dict[str, np.ndarray]:
+        """The values of the named nodes (any node, ``g.out`` of a block call, or an output)
+        for examples ``x``; only the inputs they read need to be given."""
+        from dlspec.graph.trim import named_value
+
+        feeds = self._feeds(x)
+        n = len(next(iter(feeds.values())))
+        batch = batch or self.eval_batch
+        wanted = {name: named_value(self.graph, name) for name in names}
+        plan = Plan(self.graph, self.buffer, wanted=list(wanted.values()))
+        slots = {name: plan.slot_of(v) for name, v in wanted.items()}
+        parts: dict[str, list] = {name: [] for name in slots}
+        for start in range(0, max(n, 1), batch):
+            s = plan.new_slots()
+            for name, slot in plan.inputs.items():
+                if name in feeds:
+                    s[slot] = feeds[name][start:start + batch]
+            plan.forward(s)
+            for name, slot in slots.items():
+                parts[name].append(s[slot])
+        return {name: np.concatenate(p) for name, p in parts.items()}
+
     def output_from_loss_input(self, z: np.ndarray) -> np.ndarray:
         """The network's output given what the loss reads (the logits, when it fuses)."""
         if self.loss_input is self.graph.output:

@@ -6,12 +6,14 @@ outputs. The first output is the head: decoded into class probabilities and the
 predicted label in the target's own values, or the regression prediction (in the
 target's units when it was scaled for training); the model's other outputs are exported
 as they are, under their node names. One initializer per parameter, however many nodes
-share it.
+share it. ``export.outputs``/``inputs`` trim the model to some nodes (``dlspec.graph.trim``):
+only what they need is written, and without the head they go out undecoded.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
@@ -19,6 +21,7 @@ from onnx import TensorProto, helper
 
 from dlspec.engine.network import Network
 from dlspec.errors import ExportError
+from dlspec.graph.trim import Trim, TrimError, trim
 from dlspec.inputs.base import Target
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
 from dlspec.onnx.portability import NOTE_KEY, portability_note
@@ -31,17 +34,19 @@ from dlspec.version import __version__
 PROBABILITIES, LABEL, PREDICTION = "probabilities", "label", "prediction"
 
 
-def emit_network(b: OnnxBuilder, net: Network, feeds: dict[str, str]) -> dict[str, str]:
+def emit_network(b: OnnxBuilder, net: Network, feeds: dict[str, str],
+                 trimmed: Trim | None = None) -> dict[str, str]:
     """The network's ops reading ``feeds`` (input name -> ONNX value); returns each model
-    output's ONNX value by output name. Only what the outputs need is emitted."""
+    output's ONNX value by output name (with ``trimmed``: each of its outputs'). Only what
+    the outputs need is emitted, and each parameter once, however many nodes read it."""
     graph = net.graph
     names = {graph.input_map[name].id: value for name, value in feeds.items()}
-    plan = net.infer_plan
-    needed = {v.id for node in plan.nodes for v in node.inputs}
+    nodes = net.infer_plan.nodes if trimmed is None else trimmed.nodes
+    needed = {v.id for node in nodes for v in node.inputs}
     for p, view in zip(graph.params, net.buffer.views, strict=True):
         if p.value.id in needed:
             names[p.value.id] = b.const(np.ascontiguousarray(view), p.value.name)
-    for node in graph.nodes:
+    for node in graph.nodes if trimmed is None else trimmed.nodes:
         if node.op.train_only:  # inference: the identity of its first input
             names[node.output.id] = names.get(node.inputs[0].id)
             continue
@@ -49,7 +54,8 @@ def emit_network(b: OnnxBuilder, net: Network, feeds: dict[str, str]) -> dict[st
             continue  # not needed by an output (the loss, or a branch no output reads)
         names[node.output.id] = node.op.emit(b, [names[v.id] for v in node.inputs],
                                              **node.attrs)
-    return {name: names[v.id] for name, v in graph.outputs.items()}
+    wanted = graph.outputs if trimmed is None else trimmed.outputs
+    return {name: names[v.id] for name, v in wanted.items()}
 
 
 def _classes_tensor(classes: list) -> np.ndarray:
@@ -91,24 +97,44 @@ def _sequence(inputs: dict):
 
 
 def build_model(net: Network, inputs: dict, target: Target | None, *, opset: int,
-                name: str, spec_sha256: str) -> onnx.ModelProto:
+                name: str, spec_sha256: str, outputs: Sequence[str] | None = None,
+                input_names: Sequence[str] | None = None) -> onnx.ModelProto:
     """The checked ONNX model (``onnx.checker`` full check passed) of ``net`` reading the
     raw data of ``inputs`` (input name -> fitted preprocessor); ``target`` None exports the
     outputs undecoded.
 
+    Args:
+        outputs: trim the model to these nodes (any named node; default: the model's
+            outputs, all of the graph). The head is decoded (first) only when it is among
+            them; without it the outputs go out undecoded, as float tensors.
+        input_names: the inputs the trimmed model takes, in this order (default: those
+            the outputs read, in the graph's order); each must be read by an output.
+
     Raises:
-        ExportError: the graph cannot be built or fails the checker.
+        ExportError: the graph cannot be built or fails the checker, or ``outputs`` and
+            ``input_names`` do not fit the graph.
     """
     b = OnnxBuilder(opset)
     graph = net.graph
+    trimmed = None
+    if outputs is not None or input_names is not None:
+        try:
+            trimmed = trim(graph, outputs, input_names)
+        except TrimError as e:
+            raise ExportError(f"cannot export: {e}") from None
+        inputs = {n: inputs[n] for n in trimmed.inputs}
+        if target is not None and next(iter(graph.outputs)) not in trimmed.outputs:
+            target = None  # the trained head is not exported: no labels to decode
+    exported = graph.outputs if trimmed is None else trimmed.outputs
     seq_pre, sequence = _sequence(inputs)
     try:
         feeds = {n: EMITTERS[pre.kind](b, pre, n) for n, pre in inputs.items()}
-        outs = emit_network(b, net, feeds)
-        head, *rest = graph.outputs
+        outs = emit_network(b, net, feeds, trimmed)
+        head = next(iter(graph.outputs))
+        rest = [o for o in exported if o != head]
         if target is None:
             outputs = []
-            rest = list(graph.outputs)
+            rest = list(exported)
         else:
             out = outs[head]
             if seq_pre is not None and not TASKS[target.task].classifier:
@@ -118,7 +144,7 @@ def build_model(net: Network, inputs: dict, target: Target | None, *, opset: int
             if o in outputs:
                 raise ValueError(f"an output node is named '{o}', as the decoded head is")
             b.rename(outs[o], o)
-            b.add_output(o, TensorProto.FLOAT, ["N", *graph.outputs[o].shape[1:]])
+            b.add_output(o, TensorProto.FLOAT, ["N", *exported[o].shape[1:]])
             outputs.append(o)
     except ValueError as e:  # e.g. a column named like an output
         raise ExportError(f"cannot export: {e}") from None
@@ -129,7 +155,7 @@ def build_model(net: Network, inputs: dict, target: Target | None, *, opset: int
                               producer_name="dlspec", producer_version=__version__)
     model.ir_version = ir_version_for(opset)
     widths = [] if target is not None else \
-        [int(np.prod(graph.outputs[o].shape[1:], dtype=np.int64)) for o in outputs]
+        [int(np.prod(exported[o].shape[1:], dtype=np.int64)) for o in outputs]
     contract = Contract(contract_inputs(inputs),
                         target.name if target else "", target.task if target else "none",
                         target.classes if target else [], outputs, sequence, widths)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,7 +67,7 @@ def check_parity(session, output: str, net: Network, task: str, raw: RawRows,
     if len(rows) == 0:
         raise ExportError("no rows to check the exported model against")
     if output_name is not None:  # an exported output other than the head: as the engine
-        want = net.outputs(raw.features(rows))[output_name]
+        want = net.values(raw.features(rows), [output_name])[output_name]
     else:
         want = engine_outputs(net, raw.features(rows), task)
         if raw.output is not None:
@@ -113,16 +114,48 @@ def contract_of(model):
 def check_model_parity(model, net: Network, kind: str, inputs: dict, task: str, raw,
                        rows: np.ndarray) -> dict:
     """The exported ``model`` against the engine on held-out raw rows (``raw`` indexed by
-    ``rows``): its decoded head, and every other output the model exports."""
+    ``rows``): its decoded head, and every other output the model exports (a trimmed
+    model's outputs, undecoded, against the engine's values of those nodes)."""
     contract = contract_of(model)
     session = cpu_session(model.SerializeToString())
-    rows_of = RAW_ROWS[kind](contract, inputs, raw)
-    report = check_parity(session, contract.outputs[0], net, task, rows_of, rows)
-    extra = [o for o in contract.outputs[1:] if o != "label"]
+    data = {n: pre for n, pre in inputs.items() if pre.kind != "tensor"}
+    columns = [c for c in contract.inputs if c.kind != "tensor"]
+    rows_of = RAW_ROWS[kind](dataclasses.replace(contract, inputs=columns), data, raw)
+    rows_of = _with_tensors(rows_of, inputs, rows, model)
+    report = None
+    extra = list(contract.outputs)
+    if contract.decoded:
+        report = check_parity(session, contract.outputs[0], net, task, rows_of, rows)
+        extra = [o for o in contract.outputs[1:] if o != "label"]
     for name in extra:
-        report = _worse(report, check_parity(session, name, net, task, _output(rows_of, name),
-                                             rows, output_name=name))
+        one = check_parity(session, name, net, task, _output(rows_of, name), rows,
+                           output_name=name)
+        report = one if report is None else _worse(report, one)
     return report
+
+
+def _with_tensors(raw: RawRows, inputs: dict, rows: np.ndarray, model) -> RawRows:
+    """``raw`` with the inputs that no data gives (tensor inputs, e.g. a GAN's noise):
+    seeded normal values per data row, the same to both; the exported model is fed only
+    the inputs it takes (a trimmed one may take no data at all)."""
+    taken = {i.name for i in model.graph.input}
+    tensors = {n: pre for n, pre in inputs.items() if pre.kind == "tensor"}
+    if not tensors and all(n in taken for n in inputs):
+        return raw
+    rows = rows[:HOLDOUT_ROWS]
+    at = {int(r): i for i, r in enumerate(rows)}
+    rng = np.random.default_rng(0)
+    drawn = {n: rng.standard_normal((len(rows), *pre.shape)).astype(np.float32)
+             for n, pre in tensors.items()}
+
+    def of(r: np.ndarray) -> dict:
+        pos = [at[int(v)] for v in r]
+        return {n: x[pos] for n, x in drawn.items()}
+
+    def feeds(r: np.ndarray) -> dict:
+        return {n: v for n, v in {**raw.feeds(r), **of(r)}.items() if n in taken}
+
+    return RawRows(feeds, lambda r: {**raw.features(r), **of(r)}, raw.output)
 
 
 def _output(raw: RawRows, name: str) -> RawRows:
@@ -138,6 +171,8 @@ def check_tensor_parity(model, net: Network, inputs: dict, rows: int = 16) -> di
     """A model of tensor inputs against the engine on seeded random inputs (every output)."""
     contract = contract_of(model)
     session = cpu_session(model.SerializeToString())
+    taken = {i.name for i in model.graph.input}  # a trimmed model takes only what it reads
+    inputs = {n: pre for n, pre in inputs.items() if n in taken}
     rng = np.random.default_rng(0)
     raw = {n: rng.standard_normal((rows, *pre.shape)).astype(np.float32)
            for n, pre in inputs.items()}

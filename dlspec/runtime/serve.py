@@ -90,10 +90,32 @@ def onnx_runner(session, contract: Contract, on_unknown: str = "error",
     return run
 
 
+def exported_nodes(run):
+    """The trimmed part of a run's model (``export.outputs``) when it leaves the trained head
+    out, so that its outputs go out undecoded; else None."""
+    spec = run.spec
+    if spec.export_outputs is None and spec.export_inputs is None:
+        return None
+    from dlspec.graph.trim import trim
+
+    trimmed = trim(run.net.graph, spec.export_outputs, spec.export_inputs)
+    return None if next(iter(run.net.graph.outputs)) in trimmed.outputs else trimmed
+
+
 def engine_runner(run, kind: str, on_unknown: str = "error",
                   on_missing: str = "error") -> Callable:
     """Predict with the NumPy engine of a loaded run directory, decoded as the exported
-    model decodes (the label types of its graph: int64, string, or float32)."""
+    model decodes (the label types of its graph: int64, string, or float32), or, where the
+    export leaves the head out, its nodes' raw values."""
+    trimmed = exported_nodes(run)
+    if trimmed is not None:
+        inputs = {n: run.inputs[n] for n in trimmed.inputs}
+
+        def values(raw) -> Batch:
+            outs = run.net.values(ENGINE_FEEDS[kind](inputs, raw, on_unknown, on_missing),
+                                  list(trimmed.outputs)).values()
+            return Batch(np.concatenate([o.reshape(len(o), -1) for o in outs], axis=1), None)
+        return values
     known = run.target.classes
     classes = np.array(known, dtype=object if all(isinstance(c, str) for c in known) else
                        np.int64 if all(isinstance(c, int) for c in known) else np.float32)
@@ -116,6 +138,12 @@ def run_contract(run) -> Contract:
     seq = next(((n, p.sequence_input) for n, p in run.inputs.items()
                 if p.sequence_input is not None), None)
     sequence = dataclasses.replace(seq[1], input=seq[0]) if seq else None
+    trimmed = exported_nodes(run)
+    if trimmed is not None:
+        inputs = {n: run.inputs[n] for n in trimmed.inputs}
+        widths = [int(np.prod(v.shape[1:], dtype=np.int64)) for v in trimmed.outputs.values()]
+        return Contract(contract_inputs(inputs), "", "none", [], list(trimmed.outputs),
+                        sequence if seq and seq[0] in inputs else None, widths)
     return Contract(contract_inputs(run.inputs), run.target.name,
                     run.target.task, run.target.classes, sequence=sequence)
 

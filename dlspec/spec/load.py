@@ -18,6 +18,7 @@ from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.spec import paths, semantic, sequence
 from dlspec.spec.compile import compile_graph
 from dlspec.spec.diagnose import schema_errors
+from dlspec.spec.exportcheck import check_export
 from dlspec.spec.graphcheck import check_graph
 from dlspec.spec.model import Spec, build
 from dlspec.spec.normalize import normalize
@@ -166,7 +167,10 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     locate = _Locator(loaded, where, written)
     source_text = typed.get(paths.SOURCE, canonical["data"]["source"]) \
         if canonical["data"] is not None else None
-    errors = semantic.check_spec(canonical, locate) + check_graph(canonical, locate)
+    graph_errors = check_graph(canonical, locate)
+    errors = semantic.check_spec(canonical, locate) + graph_errors
+    if not graph_errors:
+        errors += check_export(canonical, locate)
     header, header_errors = read_header(canonical, base, locate)
     if check_data and header is not None:
         errors += header_errors or semantic.check_columns(

@@ -164,6 +164,8 @@ class Spec:
     resolved: Mapping
     lock: Mapping | None
     locate: Callable[[tuple, bool], Location]
+    export_outputs: tuple[str, ...] | None = None  # export.outputs: trim the ONNX model
+    export_inputs: tuple[str, ...] | None = None   # export.inputs: the inputs it takes
 
     @property
     def sha256(self) -> str:
@@ -273,7 +275,13 @@ def build(resolved: dict, file: str, base: Path, locate) -> Spec:
         resolved=_deep_freeze(resolved),
         lock=_frozen(resolved["lock"]) if resolved.get("lock") else None,
         locate=locate,
+        export_outputs=_names(resolved["export"].get("outputs")),
+        export_inputs=_names(resolved["export"].get("inputs")),
     )
+
+
+def _names(names: list | None) -> tuple[str, ...] | None:
+    return tuple(names) if names is not None else None
 
 
 def _source(base: Path, d: dict) -> Path:

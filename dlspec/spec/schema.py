@@ -234,10 +234,20 @@ def build_schema() -> dict:
         "params": param_rules,
         **program_keys(optimizer_entries, param_rules, early_stopping),
     })
+    _names = {"type": "array", "minItems": 1, "maxItems": 1000, "uniqueItems": True,
+              "items": {"type": "string", "minLength": 1, "maxLength": 256}}
     export = _params_object({
         "opset": _d({"type": "integer", "minimum": MIN_OPSET, "maximum": MAX_OPSET,
                      "default": DEFAULT_OPSET}, "ONNX opset of the exported model",
                     DEFAULT_OPSET),
+        "outputs": _d(_names, "trim the exported model to these nodes (any named node, or "
+                      "CALL.NODE inside a block call; default: model.outputs): it keeps only what "
+                      "they need, each parameter once. The head is decoded (probabilities "
+                      "and label) only when it is listed; otherwise every output is exported"
+                      " undecoded, as float tensors", ["code"]),
+        "inputs": _d(_names, "the inputs the exported model takes, in this order (default: "
+                     "those the outputs read); every input an output reads must be listed, "
+                     "and every listed one read", ["z"]),
     })
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -267,7 +277,7 @@ def build_schema() -> dict:
                         "(none, or null: with no data to train on)",
                         {"loss": "binary_crossentropy", "optimizer": "adam", "epochs": 50}),
             "export": _d({**export, "default": {}}, "how the model is exported to ONNX",
-                         {"opset": DEFAULT_OPSET}),
+                         {"opset": DEFAULT_OPSET, "outputs": ["code"]}),
             "lock": _d(_params_object({
                 "data_sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
                                   "SHA-256 of the data file the run trained on",
