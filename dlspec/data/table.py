@@ -273,7 +273,8 @@ def require_columns(table: Table, names: Sequence[str]) -> None:
 
 
 def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
-             max_rows: int | None = None, dialect: Dialect = CSV) -> Table:
+             max_rows: int | None = None, dialect: Dialect = CSV,
+             numbers: Sequence[str] = ()) -> Table:
     """Read a UTF-8 CSV file (header row first, unless ``dialect`` says otherwise) into a Table.
 
     Args:
@@ -281,10 +282,12 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
             column the header lacks is an error.
         max_rows: stop after this many data rows.
         dialect: delimiter, quoting and header of the file (default: CSV with a header).
+        numbers: columns the caller reads only as numbers, parsed once here where a
+            block's cells all parse (see ``iter_csv``).
     """
     if max_rows is not None and max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows}")
-    chunks = _chunks(os.fspath(path), None, columns, max_rows, (), dialect)
+    chunks = _chunks(os.fspath(path), None, columns, max_rows, numbers, dialect)
     try:
         return next(chunks)
     finally:
