@@ -93,37 +93,44 @@ def child(checkout: Path, code: str, args: list[str], extra: str | None,
 
 
 def measure(name: str, checkout: Path, extra: str | None, data: Path, rows: int,
-            model: Path, work: Path) -> dict:
+            model: Path, work: Path, only: set[str]) -> dict:
     spec = checkout / "specs" / "churn.yaml"
-    out, _ = child(checkout, _LOAD, [str(spec), str(data)], extra, work)
-    load_s, load_rss, train_rows, dtype = out.split()
-    _, err = child(checkout, _RUN, ["train", str(spec), "--set", f"data.source={data}",
-                                    "--set", "train.epochs=1", "--set", "train.batch_size=256",
-                                    "--quiet", "--run-dir", str(work / f"run-{name}-{rows}")],
-                   extra, work)
-    train_s, train_rss = err.strip().splitlines()[-1].split()
-    _, err = child(checkout, _RUN, ["predict", str(model), str(data), "-o",
-                                    str(work / "pred.csv")], extra, work)
-    pred_s, pred_rss = err.strip().splitlines()[-1].split()
-    result = {"checkout": name, "rows": rows, "load_s": float(load_s),
-              "load_peak_rss": int(load_rss), "train_rows": int(train_rows),
-              "train_dtype": dtype, "train_s": float(train_s),
-              "train_peak_rss": int(train_rss), "predict_s": float(pred_s),
-              "predict_rows_per_s": rows / float(pred_s), "predict_peak_rss": int(pred_rss)}
+    result: dict = {"checkout": name, "rows": rows}
+    if "load" in only:
+        out, _ = child(checkout, _LOAD, [str(spec), str(data)], extra, work)
+        load_s, load_rss, train_rows, dtype = out.split()
+        result.update(load_s=float(load_s), load_peak_rss=int(load_rss),
+                      train_rows=int(train_rows), train_dtype=dtype)
+    if "train" in only:
+        _, err = child(checkout, _RUN, ["train", str(spec), "--set", f"data.source={data}",
+                                        "--set", "train.epochs=1", "--set",
+                                        "train.batch_size=256", "--quiet", "--run-dir",
+                                        str(work / f"run-{name}-{rows}")], extra, work)
+        train_s, train_rss = err.strip().splitlines()[-1].split()
+        result.update(train_s=float(train_s), train_peak_rss=int(train_rss))
+    if "predict" in only:
+        _, err = child(checkout, _RUN, ["predict", str(model), str(data), "-o",
+                                        str(work / "pred.csv")], extra, work)
+        pred_s, pred_rss = err.strip().splitlines()[-1].split()
+        result.update(predict_s=float(pred_s), predict_rows_per_s=rows / float(pred_s),
+                      predict_peak_rss=int(pred_rss))
     print(json.dumps(result), file=sys.stderr, flush=True)
     return result
 
 
 def table(results: list[dict]) -> str:
     mb = 1 << 20
-    lines = ["| rows | checkout | load + fit (s) | load peak RSS (MB) | train 1 epoch (s) |"
-             " train peak RSS (MB) | predict (rows/s) | predict peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|"]
+    columns = [("load + fit (s)", "load_s", 1, ".2f"), ("load peak RSS (MB)", "load_peak_rss",
+                                                        mb, ",.0f"),
+               ("train 1 epoch (s)", "train_s", 1, ".2f"),
+               ("train peak RSS (MB)", "train_peak_rss", mb, ",.0f"),
+               ("predict (rows/s)", "predict_rows_per_s", 1, ",.0f"),
+               ("predict peak RSS (MB)", "predict_peak_rss", mb, ",.0f")]
+    lines = ["| rows | checkout | " + " | ".join(c[0] for c in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
     for r in results:
-        lines.append(f"| {r['rows']:,} | {r['checkout']} | {r['load_s']:.2f} | "
-                     f"{r['load_peak_rss'] / mb:,.0f} | {r['train_s']:.2f} | "
-                     f"{r['train_peak_rss'] / mb:,.0f} | {r['predict_rows_per_s']:,.0f} | "
-                     f"{r['predict_peak_rss'] / mb:,.0f} |")
+        cells = [format(r[key] / unit, f) if key in r else "-" for _, key, unit, f in columns]
+        lines.append(f"| {r['rows']:,} | {r['checkout']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -137,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path,
                    default=Path(tempfile.gettempdir()) / "dlspec-tables")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--only", default="load,train,predict",
+                   help="what to measure: a comma-separated subset of load,train,predict")
     a = p.parse_args(argv)
     if not CHURN.exists():
         print(f"the churn CSV is not at {CHURN}", file=sys.stderr)
@@ -159,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         for rows in sizes:
             data = resample(rows, a.cache)
             for name, checkout, extra in checkouts:
-                results.append(measure(name, checkout, extra, data, rows, model, work))
+                results.append(measure(name, checkout, extra, data, rows, model, work,
+                                       set(a.only.split(","))))
     text = table(results)
     print(text)
     if a.json:
