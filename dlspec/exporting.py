@@ -49,7 +49,8 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     taken = r.inputs if supervised else program_inputs(r.spec, r.inputs)
     model = build_model(r.net, taken, r.target if supervised else None, opset=opset,
                         name=r.spec.name, spec_sha256=r.spec.sha256, outputs=outputs,
-                        input_names=inputs)
+                        input_names=inputs,
+                        dialect=r.spec.data.dialect if r.spec.data else None)
     kind = KINDS[r.kind]
     raw = kind.read_holdout(r.path / kind.holdout)
     parity = located_parity(r.spec, r.net, check_model_parity, model, r.net, r.kind, taken,

@@ -126,7 +126,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     if spec.train.loss is not None:
         model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
                             spec_sha256=spec.sha256, outputs=spec.export_outputs,
-                            input_names=spec.export_inputs)
+                            input_names=spec.export_inputs, dialect=spec.data.dialect)
         parity = located_parity(spec, net, check_model_parity, model, net, ds.kind,
                                 ds.inputs, ds.target.task, ds.raw, held)
     else:  # no supervised head: every output as the engine computes it

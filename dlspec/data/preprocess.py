@@ -203,6 +203,17 @@ class Preprocessor:
             steps: Sequence[dict]) -> Preprocessor:
         """Fit vocabularies and scaling on ``rows`` (the training rows) of ``table``.
 
+        Raises: as ``fit_transform``.
+        """
+        return cls.fit_transform(table, rows, features, steps)[0]
+
+    @classmethod
+    def fit_transform(cls, table: Table, rows: np.ndarray, features: Sequence[str],
+                      steps: Sequence[dict]) -> tuple[Preprocessor, np.ndarray]:
+        """Fit vocabularies and scaling on ``rows`` (the training rows) of ``table``, and
+        the transform of those rows (what ``transform(table, rows)`` gives, bit for bit,
+        from the one assembly of the raw features the fit needs anyway).
+
         Raises:
             ValueError: bad ``steps`` (see ``check_steps``) or no rows/features.
             DataError: a missing column, a missing value, or a non-numeric cell in
@@ -250,7 +261,8 @@ class Preprocessor:
                              "drop_first gives none)")
         fitted = cls(inputs, names, {k: encodings[k] for k in features if k in encodings},
                      np.zeros(len(names), np.float32), np.ones(len(names), np.float32))
-        x = fitted._assemble(table, rows, "error", "error").astype(np.float64)
+        raw = fitted._assemble(table, rows, "error", "error")
+        x = raw.astype(np.float64)
         lo, hi = x.min(axis=0), x.max(axis=0)
         # A constant feature keeps scale 1, as sklearn's StandardScaler and MinMaxScaler do.
         std, span = x.std(axis=0), hi - lo
@@ -259,7 +271,8 @@ class Preprocessor:
             mask = np.array(mask, dtype=bool)
             fitted.mean[mask] = offset[mask].astype(np.float32)
             fitted.scale[mask] = scale[mask].astype(np.float32)
-        return fitted
+        del x
+        return fitted, fitted._scaled(raw)
 
     def transform(self, table: Table, rows: np.ndarray | None = None, *,
                   on_unknown: str = "error", on_missing: str = "error") -> np.ndarray:
@@ -272,8 +285,13 @@ class Preprocessor:
         category as unseen, like the exported graph.
         """
         check_policies(on_unknown, on_missing)
-        x = self._assemble(table, rows, on_unknown, on_missing)
-        return np.ascontiguousarray((x - self.mean) / self.scale)
+        return self._scaled(self._assemble(table, rows, on_unknown, on_missing))
+
+    def _scaled(self, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / scale``, in place in the assembled float32 matrix ``x``."""
+        np.subtract(x, self.mean, out=x)
+        np.divide(x, self.scale, out=x)
+        return x
 
     def _assemble(self, table: Table, rows: np.ndarray | None, on_unknown: str,
                   on_missing: str) -> np.ndarray:

@@ -13,7 +13,7 @@ import io
 
 import numpy as np
 
-from dlspec.data.preprocess import Preprocessor, steps_for
+from dlspec.data.preprocess import Preprocessor, encoded_columns, steps_for
 from dlspec.data.split import split_indices
 from dlspec.data.table import read_csv
 from dlspec.errors import Diagnostics, SpecError
@@ -44,13 +44,21 @@ def load_table(spec: Spec) -> Dataset:
         raise Diagnostics([SpecError(
             f"data file not found: {path} (give another with --set data.source=PATH)",
             spec.locate(("data", "source"), False), path="data.source", code="data-file")])
-    table = read_csv(path)
-    if spec.data.classes:
-        table = _only_classes(table, spec)
     resolved = thaw(spec.resolved)
-    errors = check_columns(resolved, table.columns, spec.data.source_text, spec.locate)
+    header = read_csv(path, max_rows=0, dialect=spec.data.dialect).columns
+    errors = check_columns(resolved, header, spec.data.source_text, spec.locate)
     if errors:
         raise Diagnostics(errors)
+    # Only the columns the model and its target read are kept (dropped ones are split but
+    # never converted), and those read only as numbers are parsed once, by the reader: the
+    # float64 values parsing the text later would give. A block with a cell that is not a
+    # number keeps its text there, and the preprocessing's checks name that cell's line.
+    features = feature_columns(resolved, header)
+    encoded = encoded_columns(resolved["data"]["preprocess"])
+    table = read_csv(path, dialect=spec.data.dialect, columns=[*features, spec.data.target],
+                     numbers=[c for c in features if c not in encoded])
+    if spec.data.classes:
+        table = _only_classes(table, spec)
     target, y = encode_target(table, spec.data.target, spec.train.target_loss, ("data", "target"),
                               spec.locate)
     s = spec.data.split
@@ -58,13 +66,14 @@ def load_table(spec: Spec) -> Dataset:
     train, val, test = split_indices(len(table), test=s.test, validation=s.validation,
                                      seed=spec.seed, stratify_labels=stratify)
     rows = dict(zip(SPLITS, (train, val, test), strict=True))
-    features = feature_columns(resolved, table.columns)
     steps = [thaw(st) for st in spec.data.preprocess]
-    inputs = {}
+    inputs, x = {}, {k: {} for k in rows}
     for name, columns in input_columns(resolved, features).items():
-        inputs[name] = Preprocessor.fit(table, train, columns, steps_for(steps, columns))
-    x = {k: {name: pre.transform(table, r) for name, pre in inputs.items()}
-         for k, r in rows.items()}
+        # the training rows are assembled once, for the fit and as the training matrix
+        inputs[name], x["train"][name] = Preprocessor.fit_transform(
+            table, train, columns, steps_for(steps, columns))
+        for k in ("validation", "test"):
+            x[k][name] = inputs[name].transform(table, rows[k])
     return Dataset("table", inputs, target, rows, x, {k: y[r] for k, r in rows.items()},
                    file_sha256(path), raw=table)
 

@@ -145,7 +145,8 @@ def run_contract(run) -> Contract:
         return Contract(contract_inputs(inputs), "", "none", [], list(trimmed.outputs),
                         sequence if seq and seq[0] in inputs else None, widths)
     return Contract(contract_inputs(run.inputs), run.target.name,
-                    run.target.task, run.target.classes, sequence=sequence)
+                    run.target.task, run.target.classes, sequence=sequence,
+                    **({"dialect": run.spec.data.dialect} if run.spec.data else {}))
 
 
 def predict(model: str | Path, data: str | Path, out: str | Path | None = None, *,
