@@ -31,6 +31,9 @@ class OpDef:
             (non-trainable) parameter inputs after each training step's forward pass.
         no_grad: inputs that are data, not functions of anything to learn (a loss's
             target): the vjp gives None for them, always.
+        index_inputs: inputs that hold int64 indices (token ids, sequence lengths): they
+            are integers, so no gradient exists for them (the vjp gives None, always), and
+            like the first input they carry the batch axis.
     """
 
     name: str
@@ -43,6 +46,7 @@ class OpDef:
     train_only: bool = False
     update: Callable | None = None
     no_grad: tuple[int, ...] = ()
+    index_inputs: tuple[int, ...] = ()
 
 
 OPS: dict[str, OpDef] = {}

@@ -40,7 +40,10 @@ def _sample(name: str, seed: int):
 @pytest.mark.parametrize("name", OP_NAMES)
 def test_vjp_matches_central_differences(name: str, seed: int) -> None:
     op, xs32, attrs = _sample(name, seed)
-    xs = [x.astype(np.float64) for x in xs32]
+    for i in op.index_inputs:
+        assert xs32[i].dtype == np.int64, f"{name}: index input {i} is {xs32[i].dtype}"
+    # Index inputs stay integers: they are never perturbed, and have no gradient.
+    xs = [x if i in op.index_inputs else x.astype(np.float64) for i, x in enumerate(xs32)]
     y = op.forward(*xs, **attrs)
     rng = np.random.default_rng(1000 + seed)
     g = rng.standard_normal(y.shape)
@@ -50,8 +53,8 @@ def test_vjp_matches_central_differences(name: str, seed: int) -> None:
     assert any(gi is not None for gi in grads), f"{name}: vjp gives no gradient at all"
 
     for i, gi in enumerate(grads):
-        if i in op.no_grad:
-            assert gi is None, f"{name}: input {i} is data (no_grad), yet has a gradient"
+        if i in op.no_grad or i in op.index_inputs:
+            assert gi is None, f"{name}: input {i} is data (no_grad, index), yet has a gradient"
             continue
         if gi is None:
             # Only train-only ops have inputs without a gradient: dropout's mask, and the
@@ -90,8 +93,10 @@ def test_shape_rule_keeps_dynamic_batch_axis(name: str) -> None:
     op, xs, attrs = _sample(name, 0)
     # The first input carries the batch axis; the others are weights or broadcast, except
     # for ops whose inputs are all batches (joins, losses and their targets).
-    batched = len(xs) if op.arity is None or op.no_grad else 1
-    shapes = [(None, *x.shape[1:]) for x in xs[:batched]] + [x.shape for x in xs[batched:]]
+    # Index inputs (token ids, lengths) carry the batch axis too.
+    batched = (set(range(len(xs))) if op.arity is None or op.no_grad
+               else {0, *op.index_inputs})
+    shapes = [(None, *x.shape[1:]) if i in batched else x.shape for i, x in enumerate(xs)]
     out = op.shape(*shapes, **attrs)
     y = op.forward(*xs, **attrs)
     if op.no_grad:  # a loss: the batch is reduced to one number
@@ -123,7 +128,8 @@ def _one_node_model(name: str, xs: list[np.ndarray], attrs: dict,
 @pytest.mark.parametrize("name", OP_NAMES)
 def test_onnx_emission_matches_numpy_forward(name: str, seed: int) -> None:
     op, xs, attrs = _sample(name, seed)
-    # The exported model is the inference model: a train-only op passes x through.
+    # The exported model is the inference model: a train-only op passes x through. Index
+    # inputs are fed as int64, as the engine holds them.
     expected = xs[0] if op.train_only else op.forward(*xs, **attrs)
     model = _one_node_model(name, xs, attrs, expected.shape)
     onnx.checker.check_model(model, full_check=True)
