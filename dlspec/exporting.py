@@ -36,7 +36,8 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     r = load_run(run)
     opset = _opset(opset or r.spec.opset)
     model = build_model(r.net, r.inputs, r.target, opset=opset, name=r.spec.name,
-                        spec_sha256=r.spec.sha256)
+                        spec_sha256=r.spec.sha256,
+                        dialect=r.spec.data.dialect if r.spec.data else None)
     kind = KINDS[r.kind]
     raw = kind.read_holdout(r.path / kind.holdout)
     parity = located_parity(r.spec, r.net, check_model_parity, model, r.net, r.kind, r.inputs,

@@ -118,7 +118,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
                       augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net))
     model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
-                        spec_sha256=spec.sha256)
+                        spec_sha256=spec.sha256, dialect=spec.data.dialect)
     held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
     parity = located_parity(spec, net, check_model_parity, model, net, ds.kind, ds.inputs,
                             ds.target.task, ds.raw, held)

@@ -1,10 +1,16 @@
 """CSV parsing for ``dlspec.data.table``: whole-line blocks, split fast when they can be.
 
-A block without double quotes is split with ``str`` methods after a NumPy check
+A block without quote characters is split by byte positions after a NumPy check
 that every line has the header's field count; a block that fails the check, and
-everything from the first double quote on, goes through the ``csv`` module,
+everything from the first quote character on, goes through the ``csv`` module,
 which locates each problem exactly. Both paths give the same cells and line
 numbers.
+
+``Dialect`` says how a delimited text file is written: its delimiter (any one
+ASCII character but a quote or a line end), its quote character (``None``: no
+quoting at all, so a ``"`` is an ordinary character, as in a tab-separated file
+of messages), and whether the first line is a header (when it is not, ``columns``
+names the fields).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import chain
 from typing import BinaryIO
 
@@ -26,23 +33,76 @@ _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\x0b\x0c\x1c\x1d\x1e\x1f"  # ASCII that str.strip removes, besides \r\n
 
 
-def parse(raw: BinaryIO, source: str, plan) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+@dataclass(frozen=True)
+class Dialect:
+    """How a delimited text file is written (the default: CSV with a header row).
+
+    ``columns``: the field names of a file without a header (required then); with a
+    header, the names the header must have, in order (None: any).
+    """
+
+    delimiter: str = ","
+    quote: str | None = '"'
+    header: bool = True
+    columns: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        bad = "\r\n"
+        if len(self.delimiter) != 1 or not self.delimiter.isascii() or self.delimiter in bad:
+            raise ValueError(f"delimiter must be one ASCII character other than a line end, "
+                             f"got {self.delimiter!r}")
+        if self.quote is not None and (len(self.quote) != 1 or not self.quote.isascii()
+                                       or self.quote in bad + self.delimiter):
+            raise ValueError(f"quote must be one ASCII character other than a line end and "
+                             f"the delimiter, or None, got {self.quote!r}")
+        if not self.header and not self.columns:
+            raise ValueError("a file without a header needs its column names (columns)")
+
+    @classmethod
+    def from_dict(cls, d) -> Dialect:
+        """From the spec's ``data.csv`` form (missing keys take their defaults)."""
+        cols = d.get("columns")
+        return cls(d.get("delimiter", ","), d.get("quote", '"'), d.get("header", True),
+                   tuple(cols) if cols is not None else None)
+
+    def to_dict(self) -> dict:
+        return {"delimiter": self.delimiter, "quote": self.quote, "header": self.header,
+                "columns": list(self.columns) if self.columns is not None else None}
+
+    def reader_options(self) -> dict:
+        """Keyword arguments of ``csv.reader`` for this dialect."""
+        if self.quote is None:
+            return {"delimiter": self.delimiter, "quoting": csv.QUOTE_NONE}
+        return {"delimiter": self.delimiter, "quotechar": self.quote}
+
+
+CSV = Dialect()
+
+
+def parse(raw: BinaryIO, source: str, plan,
+          dialect: Dialect = CSV) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
     """Batches ``(lines, one array per kept column)`` of the file's data rows.
 
-    ``plan(header_line, header)`` is called once the header is read; it checks
-    the header and returns ``(index, numeric)`` for each column to keep.
+    ``plan(header_line, header)`` is called once the header is read (at once, with
+    ``dialect.columns`` and line 1, for a file without one); it checks the header and
+    returns ``(index, numeric)`` for each column to keep.
     """
     blocks = _blocks(raw, source)
     width, kept = None, []
+    if not dialect.header:
+        width = len(dialect.columns)
+        kept = plan(1, list(dialect.columns))
+    quote = dialect.quote.encode() if dialect.quote is not None else None
     for block, line in blocks:
-        if b'"' in block or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
+        if (quote is not None and quote in block) or (
+                b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
             # A quoted field may span blocks, and a lone \r ends a line for the csv
             # module: the csv module reads everything from here on.
             width = yield from _parse_slow(chain([(block, line)], blocks), width, kept,
-                                           source, plan)
+                                           source, plan, dialect)
             break
         if width is None:
-            found = _fast_header(block, line, source)
+            found = _fast_header(block, line, source, dialect.delimiter)
             if found is None:
                 continue
             header_line, header, skip = found
@@ -52,9 +112,10 @@ def parse(raw: BinaryIO, source: str, plan) -> Iterator[tuple[np.ndarray, list[n
             block = block[skip:]
             if not block:
                 continue
-        batch = None if b"\0" in block else _fast_block(block, line, width, kept)
+        batch = None if b"\0" in block else _fast_block(block, line, width, kept,
+                                                         ord(dialect.delimiter))
         if batch is None:  # blank lines or a wrong field count: no quotes, so this block alone
-            yield from _parse_slow(iter([(block, line)]), width, kept, source, plan)
+            yield from _parse_slow(iter([(block, line)]), width, kept, source, plan, dialect)
         else:
             yield batch
     if width is None:
@@ -102,7 +163,8 @@ def _blocks(raw: BinaryIO, source: str) -> Iterator[tuple[bytes, int]]:
             return
 
 
-def _fast_header(block: bytes, line: int, source: str) -> tuple[int, list[str], int] | None:
+def _fast_header(block: bytes, line: int, source: str,
+                 delimiter: str) -> tuple[int, list[str], int] | None:
     """(line, names, byte after the header line) of the first non-blank line, else None."""
     pos = 0
     while pos < len(block):
@@ -110,15 +172,15 @@ def _fast_header(block: bytes, line: int, source: str) -> tuple[int, list[str], 
         end = len(block) if end < 0 else end + 1
         row = block[pos:end].decode("utf-8").rstrip("\r\n")
         if row.strip():
-            header = [name.strip() for name in row.split(",")]
+            header = [name.strip() for name in row.split(delimiter)]
             _check_header(header, source, line)
             return line, header, end
         pos, line = end, line + 1
     return None
 
 
-def _fast_block(block: bytes, line: int, width: int,
-                kept: list[tuple[int, bool]]) -> tuple[np.ndarray, list[np.ndarray]] | None:
+def _fast_block(block: bytes, line: int, width: int, kept: list[tuple[int, bool]],
+                delimiter: int = 44) -> tuple[np.ndarray, list[np.ndarray]] | None:
     """The batch of a block without quotes, lone \r or NUL, cut by byte positions; None when
     the csv module must read it (a blank line, a wrong field count, a field over the limit)."""
     u = np.frombuffer(block, dtype=np.uint8)
@@ -131,16 +193,16 @@ def _fast_block(block: bytes, line: int, width: int,
     stops = ends - (u[np.maximum(ends - 1, 0)] == 13)  # before a \r\n's \r
     if (stops <= starts).any() or (stops - starts).max() > csv.field_size_limit():
         return None
-    if width == 1 and b"," in block:
+    if width == 1 and bytes([delimiter]) in block:
         return None
     if width > 1:
-        commas = np.flatnonzero(u == 44)
+        commas = np.flatnonzero(u == delimiter)
         if len(commas) != n * (width - 1) or not np.array_equal(
                 np.searchsorted(commas, ends), np.arange(1, n + 1) * (width - 1)):
             return None  # some line has too many fields or too few
         commas = commas.reshape(n, width - 1)
     ascii_only = block.isascii()
-    strip = not ascii_only or _needs_strip(block)
+    strip = not ascii_only or _needs_strip(block, delimiter)
     cols = []
     for i, numeric in kept:
         first = starts if i == 0 else commas[:, i - 1] + 1
@@ -223,21 +285,22 @@ def _decimals(cells: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
 _STRIP_TABLE = bytes(int(b in _WHITESPACE) for b in range(256))  # 1 where whitespace
 
 
-def _needs_strip(block: bytes) -> bool:
+def _needs_strip(block: bytes, delimiter: int = 44) -> bool:
     """Whether some field may start or end with whitespace (ASCII; str.strip's idea of it)."""
     if len(block.translate(None, _WHITESPACE)) == len(block):
         return False
     u = np.frombuffer(block, dtype=np.uint8)
     ws = np.flatnonzero(np.frombuffer(block.translate(_STRIP_TABLE), dtype=np.uint8))
     edge = np.zeros(256, dtype=bool)
-    edge[[10, 13, 44]] = True
+    edge[[10, 13, delimiter]] = True
     before = edge[u[np.maximum(ws - 1, 0)]] | (ws == 0)
     after = edge[u[np.minimum(ws + 1, len(u) - 1)]] | (ws == len(u) - 1)
     return bool((before | after).any())
 
 
 def _parse_slow(pieces: Iterator[tuple[bytes, int]], width: int | None,
-                kept: list[tuple[int, bool]], source: str, plan) -> Iterator:
+                kept: list[tuple[int, bool]], source: str, plan,
+                dialect: Dialect = CSV) -> Iterator:
     """``_parse``'s batches from the csv module, over blocks that end at line ends.
 
     Reads the header first when ``width`` is None; returns the header's width
@@ -248,7 +311,8 @@ def _parse_slow(pieces: Iterator[tuple[bytes, int]], width: int | None,
         return width
     offset = first[1] - 1  # file line before the first piece
     reader = csv.reader(chain.from_iterable(io.StringIO(b.decode("utf-8"), newline="")
-                                            for b, _ in chain([first], pieces)))
+                                            for b, _ in chain([first], pieces)),
+                        **dialect.reader_options())
     end = 0  # last physical line consumed
     rows: list[list[str]] = []
     lines: list[int] = []

@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from dlspec.data.csvparse import parse, unreadable
+from dlspec.data.csvparse import CSV, Dialect, parse, unreadable
 from dlspec.errors import DataError, Location
 
 _HEADER_SHOWN = 20  # header names listed in a missing-column message
@@ -273,17 +273,18 @@ def require_columns(table: Table, names: Sequence[str]) -> None:
 
 
 def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
-             max_rows: int | None = None) -> Table:
-    """Read a UTF-8 CSV file (header row first) into a Table.
+             max_rows: int | None = None, dialect: Dialect = CSV) -> Table:
+    """Read a UTF-8 CSV file (header row first, unless ``dialect`` says otherwise) into a Table.
 
     Args:
         columns: keep only these columns (the Table keeps header order); a
             column the header lacks is an error.
         max_rows: stop after this many data rows.
+        dialect: delimiter, quoting and header of the file (default: CSV with a header).
     """
     if max_rows is not None and max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows}")
-    chunks = _chunks(os.fspath(path), None, columns, max_rows, ())
+    chunks = _chunks(os.fspath(path), None, columns, max_rows, (), dialect)
     try:
         return next(chunks)
     finally:
@@ -292,7 +293,7 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
 
 def iter_csv(path: str | os.PathLike, chunk_rows: int, *,
              columns: Sequence[str] | None = None,
-             numbers: Sequence[str] = ()) -> Iterator[Table]:
+             numbers: Sequence[str] = (), dialect: Dialect = CSV) -> Iterator[Table]:
     """Stream the file as Tables of at most ``chunk_rows`` rows each.
 
     Same checks as ``read_csv``; line numbers run on across chunks. Always
@@ -305,20 +306,21 @@ def iter_csv(path: str | os.PathLike, chunk_rows: int, *,
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    return _chunks(os.fspath(path), None, columns, chunk_rows, numbers)
+    return _chunks(os.fspath(path), None, columns, chunk_rows, numbers, dialect)
 
 
 def iter_csv_stream(raw: BinaryIO, source: str, chunk_rows: int, *,
                     columns: Sequence[str] | None = None,
-                    numbers: Sequence[str] = ()) -> Iterator[Table]:
+                    numbers: Sequence[str] = (), dialect: Dialect = CSV) -> Iterator[Table]:
     """``iter_csv`` over an open binary stream (standard input), named ``source`` in errors."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    return _chunks(source, raw, columns, chunk_rows, numbers)
+    return _chunks(source, raw, columns, chunk_rows, numbers, dialect)
 
 
 def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
-            chunk_rows: int | None, numbers: Sequence[str]) -> Iterator[Table]:
+            chunk_rows: int | None, numbers: Sequence[str],
+            dialect: Dialect = CSV) -> Iterator[Table]:
     """Tables of ``chunk_rows`` rows (all rows in one when None); see ``iter_csv``."""
     own = raw is None
     if own:
@@ -329,6 +331,17 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
     kept: list[tuple[int, str]] = []
 
     def plan(header_line: int, header: list[str]) -> list[tuple[int, bool]]:
+        named = list(dialect.columns or header)
+        if dialect.header and header != named:
+            at = next((i for i, (a, b) in enumerate(zip(header, named, strict=False)) if a != b),
+                      min(len(header), len(named)))
+            found = repr(header[at]) if at < len(header) else "nothing"
+            raise DataError(f"the header has {len(header)} column(s), the data format's "
+                            f"columns name {len(named)}; column {at + 1} is {found} in the "
+                            f"header, {named[at]!r} in the format" if at < len(named) else
+                            f"the header has {len(header)} column(s), the data format's "
+                            f"columns name {len(named)} (column {at + 1}: {header[at]!r})",
+                            Location(source, header_line), code="data-header")
         names = header if columns is None else list(dict.fromkeys(columns))
         missing = [n for n in names if n not in header]
         if missing:
@@ -336,7 +349,7 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
         kept.extend((i, n) for i, n in enumerate(header) if n in names)
         return [(i, n in numbers) for i, n in kept]
 
-    parsed = parse(raw, source, plan)
+    parsed = parse(raw, source, plan, dialect)
     try:
         def table(cols: list[np.ndarray], lines: np.ndarray, start: int, stop: int) -> Table:
             return Table(source, [n for _, n in kept],

@@ -43,13 +43,13 @@ HOLDOUT = "holdout_windows.npz"
 def _series_table(spec: Spec, resolved: dict) -> tuple[Table, list[str]]:
     """The CSV's feature and target columns, checked (located errors in the spec)."""
     path = spec.data.source
-    header = read_csv(path, max_rows=0).columns
+    header = read_csv(path, max_rows=0, dialect=spec.data.dialect).columns
     source = spec.data.source_text
     errors = checks.check_series_columns(resolved, header, source, spec.locate)
     if errors:
         raise Diagnostics(errors)
     features = checks.feature_columns(resolved, header)
-    table = read_csv(path, columns=[*features, spec.data.target])
+    table = read_csv(path, columns=[*features, spec.data.target], dialect=spec.data.dialect)
     errors = checks.check_series(resolved, table, source, spec.locate)
     if errors:
         raise Diagnostics(errors)

@@ -44,7 +44,7 @@ def load_table(spec: Spec) -> Dataset:
         raise Diagnostics([SpecError(
             f"data file not found: {path} (give another with --set data.source=PATH)",
             spec.locate(("data", "source"), False), path="data.source", code="data-file")])
-    table = read_csv(path)
+    table = read_csv(path, dialect=spec.data.dialect)
     if spec.data.classes:
         table = _only_classes(table, spec)
     resolved = thaw(spec.resolved)

@@ -91,7 +91,7 @@ def _sequence(inputs: dict):
 
 
 def build_model(net: Network, inputs: dict, target: Target | None, *, opset: int,
-                name: str, spec_sha256: str) -> onnx.ModelProto:
+                name: str, spec_sha256: str, dialect=None) -> onnx.ModelProto:
     """The checked ONNX model (``onnx.checker`` full check passed) of ``net`` reading the
     raw data of ``inputs`` (input name -> fitted preprocessor); ``target`` None exports the
     outputs undecoded.
@@ -132,7 +132,8 @@ def build_model(net: Network, inputs: dict, target: Target | None, *, opset: int
         [int(np.prod(graph.outputs[o].shape[1:], dtype=np.int64)) for o in outputs]
     contract = Contract(contract_inputs(inputs),
                         target.name if target else "", target.task if target else "none",
-                        target.classes if target else [], outputs, sequence, widths)
+                        target.classes if target else [], outputs, sequence, widths,
+                        **({"dialect": dialect} if dialect is not None else {}))
     note = portability_note(model)
     helper.set_model_props(model, {
         "dlspec.version": __version__, "dlspec.spec_sha256": spec_sha256,

@@ -7,7 +7,9 @@ file ends in one located message and never in a raw onnxruntime error.
 Format 2 adds each numeric input's training mean (``impute``), which the
 graph uses for a NaN input; models of format 1 load, but cannot impute.
 Format 3 (written only for sequence models) adds ``sequence``: the window the
-model takes and the columns it is cut from.
+model takes and the columns it is cut from. A model trained on delimited text
+other than CSV with a header carries its dialect under ``csv`` (any format; older
+readers ignore the key), and ``predict`` reads text input that way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dlspec.data.csvparse import CSV, Dialect
 from dlspec.data.preprocess import InputColumn, check_categories, check_policies, numeric_input
 from dlspec.data.sequence import SequenceInput
 from dlspec.data.table import Table, require_columns
@@ -37,6 +40,7 @@ class Contract:
     outputs: list[str] = field(default_factory=list)
     sequence: SequenceInput | None = None
     widths: list[int] = field(default_factory=list)  # undecoded outputs: values per example
+    dialect: Dialect = CSV             # how the training data's text was written
 
     @property
     def columns(self) -> list[str]:
@@ -72,6 +76,8 @@ class Contract:
         extra = {"sequence": self.sequence.to_dict()} if self.sequence else {}
         if self.widths:
             extra["widths"] = list(self.widths)
+        if self.dialect != CSV:
+            extra["csv"] = self.dialect.to_dict()
         return json.dumps({
             "format": SEQUENCE_FORMAT if self.sequence else CONTRACT_FORMAT,
             "inputs": [c.to_dict() for c in self.inputs],
@@ -87,8 +93,9 @@ class Contract:
             inputs = [InputColumn.from_dict(c, need_impute=d["format"] >= 2)
                       for c in d["inputs"]]
             sequence = SequenceInput.from_dict(d["sequence"]) if d["format"] >= 3 else None
+            dialect = Dialect.from_dict(d["csv"]) if "csv" in d else CSV
             return cls(inputs, d["target"], d["task"], list(d["classes"]), list(d["outputs"]),
-                       sequence, [int(w) for w in d.get("widths", [])])
+                       sequence, [int(w) for w in d.get("widths", [])], dialect)
         except (ValueError, KeyError, TypeError) as e:
             raise ModelError(f"the model's dlspec contract is invalid: {e}",
                              code="model-contract") from None

@@ -44,7 +44,8 @@ def _tables(loaded, data, contract: Contract):
     numbers = [c.name for c in contract.inputs if c.kind == "numeric"]
     if contract.task == "regression":
         numbers.append(contract.target)
-    tables = read_tables(data, [*contract.columns, contract.target], BATCH, numbers=numbers)
+    tables = read_tables(data, [*contract.columns, contract.target], BATCH, numbers=numbers,
+                         dialect=contract.dialect)
     names = contract.outputs
     try:
         for t in tables:

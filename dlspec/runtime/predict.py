@@ -305,7 +305,7 @@ def predict_file(runner: Callable, contract: Contract, width: int, data: str | P
     writer = _writer(out, keep, outputs, numeric)
     numbers = [c.name for c in contract.inputs if c.kind == "numeric"]
     chunks = read_tables(data, [*contract.columns, *keep], batch_size, input_format,
-                         numbers=numbers, keep=keep)
+                         numbers=numbers, keep=keep, dialect=contract.dialect)
     n, ok = 0, False
     writer.open()
     try:

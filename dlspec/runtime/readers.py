@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from dlspec.data.csvparse import unreadable
+from dlspec.data.csvparse import CSV, Dialect, unreadable
 from dlspec.data.table import Table, iter_csv, iter_csv_stream, missing_columns_error
 from dlspec.errors import DataError, Location, UsageError
 
@@ -53,13 +53,14 @@ def input_format(data: str | os.PathLike, fmt: str | None = None) -> str:
 
 def read_tables(data: str | os.PathLike, columns: Sequence[str], chunk_rows: int,
                 fmt: str | None = None, *, numbers: Sequence[str] = (),
-                keep: Sequence[str] = ()) -> Iterator[Table]:
+                keep: Sequence[str] = (), dialect: Dialect = CSV) -> Iterator[Table]:
     """Tables of at most ``chunk_rows`` rows with ``columns`` from ``data`` ("-": stdin).
 
     Args:
         numbers: columns the caller reads as numbers: a typed file must hold numbers
             there, and CSV may parse them early (see ``iter_csv``).
         keep: columns the caller also needs as read (never parsed early).
+        dialect: how CSV input is written (the training data's, from the model).
     """
     fmt = input_format(data, fmt)
     columns = list(dict.fromkeys(columns))
@@ -69,9 +70,10 @@ def read_tables(data: str | os.PathLike, columns: Sequence[str], chunk_rows: int
         raw = sys.stdin.buffer
         if fmt == "csv":
             return iter_csv_stream(raw, STDIN_NAME, chunk_rows, columns=columns,
-                                   numbers=early)
+                                   numbers=early, dialect=dialect)
         return _jsonl(raw, STDIN_NAME, columns, chunk_rows)
-    readers = {"csv": lambda: iter_csv(name, chunk_rows, columns=columns, numbers=early),
+    readers = {"csv": lambda: iter_csv(name, chunk_rows, columns=columns, numbers=early,
+                                       dialect=dialect),
                "jsonl": lambda: _jsonl_file(name, columns, chunk_rows),
                "npy": lambda: _npy(name, columns, chunk_rows),
                "npz": lambda: _npz(name, columns, chunk_rows),

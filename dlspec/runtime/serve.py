@@ -117,7 +117,8 @@ def run_contract(run) -> Contract:
                 if p.sequence_input is not None), None)
     sequence = dataclasses.replace(seq[1], input=seq[0]) if seq else None
     return Contract(contract_inputs(run.inputs), run.target.name,
-                    run.target.task, run.target.classes, sequence=sequence)
+                    run.target.task, run.target.classes, sequence=sequence,
+                    **({"dialect": run.spec.data.dialect} if run.spec.data else {}))
 
 
 def predict(model: str | Path, data: str | Path, out: str | Path | None = None, *,

@@ -24,11 +24,12 @@ def check_kinds(spec: Spec) -> list[DataError]:
     if d is None or d.format != "csv" or d.sequence is not None or not d.source.is_file():
         return []
     resolved = thaw(spec.resolved)
-    header = read_csv(d.source, max_rows=0).columns
+    header = read_csv(d.source, max_rows=0, dialect=d.dialect).columns
     numeric = [c for c in feature_columns(resolved, header)
                if c not in encoded_columns(resolved["data"]["preprocess"])]
     regression = LOSSES[spec.train.loss].task == "regression"
-    table = read_csv(d.source, columns=[*numeric, *([d.target] if regression else [])])
+    table = read_csv(d.source, columns=[*numeric, *([d.target] if regression else [])],
+                     dialect=d.dialect)
     fix = ("data", "preprocess") if d.preprocess else ("data",)
     out = []
     for name in numeric:

@@ -18,6 +18,7 @@ from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.spec import paths, semantic, sequence
 from dlspec.spec.compile import compile_graph
 from dlspec.spec.diagnose import schema_errors
+from dlspec.spec.dialect import check_data_form, dialect_of
 from dlspec.spec.graphcheck import check_graph
 from dlspec.spec.model import Spec, build
 from dlspec.spec.normalize import normalize
@@ -151,7 +152,7 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     if errors:
         raise Diagnostics(errors)
     typed = paths.anchor_command_line(data, where, Path.cwd())
-    errors = semantic.check_model_form(data, locate)
+    errors = semantic.check_model_form(data, locate) + check_data_form(data, locate)
     if errors:
         raise Diagnostics(errors)
     canonical, written = normalize(data, base)
@@ -247,9 +248,9 @@ def check_series_data(canonical: dict, base: Path, locate,
         if d["format"] == "npz":
             x, y = read_npz_windows(path)
             return sequence.check_npz_windows(canonical, x, y, shown, locate), x.shape[2]
-        header = read_csv(path, max_rows=0).columns
+        header = read_csv(path, max_rows=0, dialect=dialect_of(d)).columns
         table = read_csv(path, columns=[*sequence.feature_columns(canonical, header),
-                                        d["target"]])
+                                        d["target"]], dialect=dialect_of(d))
     except DataError as e:
         return [SpecError(f"cannot read the data file: {e.message}", locate(("data", "source")),
                           path="data.source", code="data-file")], None
@@ -268,7 +269,7 @@ def read_header(canonical: dict, base: Path, locate) -> tuple[list[str] | None, 
     if canonical["data"]["format"] != "csv" or not path.is_file():
         return None, []
     try:
-        return read_csv(path, max_rows=0).columns, []
+        return read_csv(path, max_rows=0, dialect=dialect_of(canonical["data"])).columns, []
     except DataError as e:
         return [], [SpecError(f"cannot read the data file: {e.message}",
                               locate(("data", "source")), path="data.source", code="data-file")]

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from dlspec.data.csvparse import CSV, Dialect
 from dlspec.errors import Diagnostics, Location
 from dlspec.graph.program import BlockDef, InputDef, ModelDef, NodeDef
+from dlspec.spec.dialect import dialect_of
 from dlspec.spec.normalize import node_layer
 
 
@@ -50,6 +52,7 @@ class DataSpec:
     split: SplitSpec
     sequence: Mapping | None = None  # window, horizon: time-ordered data cut into windows
     classes: tuple | None = None     # only the examples of these classes, in this order
+    dialect: Dialect = CSV           # how a delimited text source is written (data.format)
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,7 @@ def _data(d: dict | None, base: Path) -> DataSpec | None:
         target=d.get("target"),
         labels=(base / d["labels"]).resolve() if d.get("labels") else None,
         test=_frozen({"source": _source(base, d["test"]), "format": d["test"]["format"],
+                      "dialect": dialect_of(d["test"]),
                       "labels": (base / d["test"]["labels"]).resolve()
                       if d["test"].get("labels") else None}) if d.get("test") else None,
         subset=_frozen(d["subset"]) if d.get("subset") else None,
@@ -207,7 +211,8 @@ def _data(d: dict | None, base: Path) -> DataSpec | None:
         preprocess=tuple(_frozen(s) for s in d["preprocess"]),
         split=SplitSpec(**d["split"]),
         sequence=_frozen(d["sequence"]) if d.get("sequence") else None,
-        classes=tuple(d["classes"]) if d.get("classes") else None)
+        classes=tuple(d["classes"]) if d.get("classes") else None,
+        dialect=dialect_of(d))
 
 
 def _train(t: dict | None) -> TrainSpec | None:

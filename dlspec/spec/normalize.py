@@ -17,6 +17,7 @@ from dlspec.data.sources import IMAGE_FORMATS, infer_format
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.graph.layers import LAYERS
 from dlspec.opsets import DEFAULT_OPSET
+from dlspec.spec.dialect import normalize_source
 
 # The input a spec's data feeds when the model does not name its inputs: the names the
 # exported model has always given them.
@@ -181,10 +182,11 @@ def normalize(raw: dict, base: Path | None = None) -> tuple[dict, dict]:
     data = d.get("data")
     base = base or Path(".")
     if data is not None:
-        data["format"] = infer_format(data["source"], base, data.get("format", "auto"))
-        if "test" in data:
-            t = data["test"]
-            t["format"] = infer_format(t["source"], base, t.get("format", "auto"))
+        for src in (data, data.get("test")):
+            if src is not None:
+                normalize_source(src)  # an object format: csv, with its dialect under csv
+                src["format"] = infer_format(src["source"], base,
+                                             "csv" if "csv" in src else src.get("format", "auto"))
         data.setdefault("augment", [])
         data.setdefault("drop", [])
         data.setdefault("features", None)

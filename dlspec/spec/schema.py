@@ -93,20 +93,47 @@ def build_schema() -> dict:
     layer_entries = {name: _layer_schema(layer) for name, layer in sorted(LAYERS.items())}
     metric_names = sorted(METRICS)
     source = _d({"type": "string", "minLength": 1, "maxLength": 4096},
-                "a CSV file with a header row, IDX images (with `labels`), an .npz (arrays x"
+                "a CSV file with a header row (other delimited text: see `format`), IDX"
+                " images (with `labels`), an .npz (arrays x"
                 " and y: images, or windows with data.sequence), a folder with one sub-folder"
                 " of images per class, or a built-in"
                 f" dataset ({', '.join(sorted(DATASETS))}); paths are relative to the spec",
                 "../examples/data/breast_cancer.csv")
     labels = _d({"type": "string", "minLength": 1, "maxLength": 4096},
                 "IDX sources: the labels file", "train-labels-idx1-ubyte.gz")
-    fmt = _d({"type": "string", "enum": list(FORMATS), "default": "auto"},
-             "how to read `source` (auto: from the name)", "csv")
+    dialect = {
+        "delimiter": _d({"type": "string", "minLength": 1, "maxLength": 1, "default": ","},
+                        "the field separator: one ASCII character (\"\\t\" for tab-separated "
+                        "files)", "\t"),
+        "quote": _d({"oneOf": [{"type": "string", "minLength": 1, "maxLength": 1},
+                               {"type": "null"}], "default": '"'},
+                    "the quote character (a quoted field may hold delimiters, line ends and "
+                    "doubled quotes); null: no quoting, every character is data", "'"),
+        "header": _d({"type": "boolean", "default": True},
+                     "whether the first line names the columns", False),
+        "columns": _columns("the column names, in file order: required when header is "
+                            "false; with a header, the names it must have (or leave it out)",
+                            ["label", "message"]),
+    }
+    fmt = _d({"oneOf": [
+        _d({"type": "string", "enum": list(FORMATS), "default": "auto"},
+           "how to read `source` (auto: from the name)", "csv"),
+        _d(_params_object(dialect), "a delimited text file other than comma-separated with a"
+           " header (spec.lock.yaml writes this as format: csv and data.csv)",
+           {"delimiter": "\t", "header": False, "columns": ["label", "message"],
+            "quote": None})]}, "how to read `source`: a format's name (auto: from the file"
+             " name), or a delimited text file's delimiter, quoting and header", "csv")
+    csv_dialect = _d(_params_object(dialect), "how the delimited text `source` is read, as "
+                     "spec.lock.yaml writes it (write data.format: {delimiter: ...} instead)",
+                     {"delimiter": "\t", "quote": None, "header": False,
+                      "columns": ["label", "message"]})
     data = _params_object({
         "source": source,
         "format": fmt,
+        "csv": csv_dialect,
         "labels": labels,
-        "test": _d(_params_object({"source": source, "format": fmt, "labels": labels},
+        "test": _d(_params_object({"source": source, "format": fmt, "csv": csv_dialect,
+                                   "labels": labels},
                                   ["source"]),
                    "a separate held-out test set (built-in datasets use their own test split);"
                    " data.split.test is then not used", {"source": "t10k.npz"}),
