@@ -98,3 +98,43 @@ def test_masked_mean_is_the_mean_over_real_steps():
     np.testing.assert_allclose(y[0], x[0, :2].mean(axis=0))
     np.testing.assert_array_equal(y[1], 0)
     assert y.dtype == np.float32
+
+
+def test_embedding_and_masked_lstm_match_pytorch_packed_sequences():
+    """PyTorch as the oracle: nn.Embedding + nn.LSTM over packed sequences (padding never
+    seen), the same weights; the last real states and the table and weight gradients."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    rng = np.random.default_rng(4)
+    vocab, dim, units = 12, 3, 4
+    lengths = np.array([5, 2, 1, 4], dtype=np.int64)
+    ids = rng.integers(2, vocab, size=(4, 5)).astype(np.int64)
+    ids[np.arange(5)[None, :] >= lengths[:, None]] = 0
+    table = rng.uniform(-1, 1, (vocab, dim))
+    w, u = rng.uniform(-0.5, 0.5, (dim, 4 * units)), rng.uniform(-0.5, 0.5, (units, 4 * units))
+    b = rng.uniform(-0.5, 0.5, 4 * units)
+    x = OPS["embedding"].forward(ids, table)
+    h = OPS["lstm_masked"].forward(x, lengths, w, u, b, units=units)
+    g = rng.standard_normal(h.shape)
+    dx, _, dw, du, db = OPS["lstm_masked"].vjp(g, h, x, lengths, w, u, b, units=units)
+    _, dtable = OPS["embedding"].vjp(dx, x, ids, table)
+
+    e = nn.Embedding(vocab, dim).double()
+    lstm = nn.LSTM(dim, units, batch_first=True).double()
+    with torch.no_grad():   # Keras' gate order i, f, c, o is PyTorch's i, f, g, o
+        e.weight.copy_(torch.from_numpy(table))
+        lstm.weight_ih_l0.copy_(torch.from_numpy(w.T))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(u.T))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(b))
+        lstm.bias_hh_l0.zero_()
+    packed = nn.utils.rnn.pack_padded_sequence(e(torch.from_numpy(ids)),
+                                               torch.from_numpy(lengths), batch_first=True,
+                                               enforce_sorted=False)
+    _, (th, _) = lstm(packed)
+    (th[0] * torch.from_numpy(g)).sum().backward()
+    np.testing.assert_allclose(h, th[0].detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dtable, e.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dw, lstm.weight_ih_l0.grad.numpy().T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(du, lstm.weight_hh_l0.grad.numpy().T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(db, lstm.bias_ih_l0.grad.numpy(), rtol=1e-9, atol=1e-12)
