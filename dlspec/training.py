@@ -142,7 +142,8 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     np.savez(opt_state, **opt.state())
     kind = KINDS[ds.kind]
     files = {
-        "spec.lock.yaml": lock_yaml(spec, ds.sha256, target),  # the run's depth: same paths
+        # the lock at the run's depth: the same relative paths
+        "spec.lock.yaml": lock_yaml(spec, ds.sha256, target, _fitted(ds)),
         "weights.npz": weights, "weights.json": manifest,
         "optimizer.npz": opt_state.getvalue(),
         "preprocess.json": preprocess_json(ds.inputs, ds.target),
@@ -151,6 +152,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         "curve.svg": _curve_svg(result.history, spec.name),
         kind.holdout: kind.write_holdout(ds, held),
         "model.onnx": model.SerializeToString(),
+        **(kind.extra_files(ds) if kind.extra_files else {}),
     }
     if run_dir is None:
         path = write_run(Path(runs_root) / spec.name / new_run_id(), files)
@@ -160,7 +162,14 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     return TrainResult(path, spec, result, metrics, note_of(model))
 
 
-def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:
+def _fitted(ds: Dataset) -> dict:
+    """Fingerprints of what was fitted on the data and changes the model's input: a text
+    input's vocabulary."""
+    return {f"{name}_vocabulary_sha256": pre.encoder.fingerprint()
+            for name, pre in ds.inputs.items() if getattr(pre, "kind", "") == "text"}
+
+
+def lock_yaml(spec, data_sha256: str, run_dir: Path, fitted: dict | None = None) -> bytes:
     """spec.lock.yaml: the resolved spec (every default filled) and the data's SHA-256,
     its paths relative to ``run_dir`` (where the lock is written), so a checkout copied
     elsewhere, runs included, still finds its data."""
@@ -173,7 +182,7 @@ def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:
     resolved = {k: v for k, v in thaw(spec.resolved).items() if v is not None}
     relative_to(resolved, run_dir, Path(spec.file).resolve().parent)
     resolved["lock"] = {"data_sha256": data_sha256, "spec_sha256": spec.sha256,
-                        "dlspec_version": __version__}
+                        **(fitted or {}), "dlspec_version": __version__}
     head = (f"# Written by dlspec {__version__}: the spec as trained, every default filled in.\n"
             "# `dlspec train` on this file repeats the run (and checks the data's SHA-256).\n"
             "# Paths are relative to this file's folder.\n")

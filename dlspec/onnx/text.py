@@ -19,8 +19,8 @@ from onnx import TensorProto
 
 from dlspec.data.text import RESERVED, TOKENIZERS, TextEncoder
 from dlspec.onnx.builder import ML_DOMAIN, OnnxBuilder
+from dlspec.opsets import TEXT_OPSET  # StringSplit (and string Equal, from 19)
 
-TEXT_OPSET = 20  # StringSplit (and string Equal, from 19)
 LOCALE = "C.UTF-8"
 
 

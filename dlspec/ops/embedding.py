@@ -1,5 +1,6 @@
-"""Ops over token ids: ``embedding`` (a row gather from a table) and ``masked_mean`` (the
-mean over each sequence's real steps, a bag of embeddings).
+"""Ops over token ids: ``embedding`` (a row gather from a table), ``token_lengths`` (the
+real tokens of right-padded ids: those before the first padding id 0) and ``masked_mean``
+(the mean over each sequence's real steps, a bag of embeddings).
 
 Token ids and sequence lengths are int64 data (``index_inputs``): nothing is learned
 through them, so their gradient is None. The table's gradient is a scatter-add: a token
@@ -48,6 +49,40 @@ register(OpDef(
     emit=lambda b, names: b.node("Gather", [names[1], names[0]], "embedding", axis=0),
     sample=_embedding_sample,
     index_inputs=(0,),
+))
+
+
+def _token_lengths_shape(ids):
+    if len(ids) != 2:
+        raise shape_error("token_lengths", "needs token ids (N, time)", ids)
+    return (ids[0],)
+
+
+def _token_lengths_emit(b, names):
+    real = b.node("Cast", [b.node("Greater", [names[0], b.const(np.array(0, np.int64),
+                                                                "pad_id")], "is_token")],
+                  "is_token_i", to=7)   # INT64
+    return b.node("ReduceSum", [real, b.const(np.array([1], np.int64), "axes")], "lengths",
+                  keepdims=0)
+
+
+def _token_lengths_sample(rng):
+    ids = rng.integers(2, 9, size=(4, 5)).astype(np.int64)
+    ids[1, 3:] = 0
+    ids[2, :] = 0
+    return [ids], {}
+
+
+# NOTE: ids are right-padded (dlspec.data.text), so the count of non-zero ids is the
+# length; a 0 inside a row cannot occur.
+register(OpDef(
+    "token_lengths", 1, _token_lengths_shape,
+    forward=lambda ids: np.count_nonzero(ids > 0, axis=1).astype(np.int64),
+    vjp=lambda g, y, ids: (None,),
+    emit=_token_lengths_emit,
+    sample=_token_lengths_sample,
+    index_inputs=(0,),
+    integer_output=True,
 ))
 
 

@@ -34,6 +34,8 @@ class OpDef:
         index_inputs: inputs that hold int64 indices (token ids, sequence lengths): they
             are integers, so no gradient exists for them (the vjp gives None, always), and
             like the first input they carry the batch axis.
+        integer_output: the op's output is int64 data (the lengths of padded token ids):
+            no gradient flows through it, so its vjp gives None for every input.
     """
 
     name: str
@@ -47,6 +49,7 @@ class OpDef:
     update: Callable | None = None
     no_grad: tuple[int, ...] = ()
     index_inputs: tuple[int, ...] = ()
+    integer_output: bool = False
 
 
 OPS: dict[str, OpDef] = {}

@@ -63,7 +63,7 @@ def model_schema(layer_entries: dict, node_layers: dict) -> dict:
                {"hidden": {"dense": {"units": 8, "activation": "relu"}, "from": "x"},
                 "out": {"dense": {"units": 1, "activation": "sigmoid"}}})
     input_entry = params_object({
-        "kind": d({"type": "string", "enum": ["table", "image", "sequence", "tensor"]},
+        "kind": d({"type": "string", "enum": ["table", "image", "sequence", "tensor", "text"]},
                    "what the input holds (default: the kind of data.source; tensor: float32 "
                    "arrays of `shape`, with no data section)", "table"),
         "columns": d({"oneOf": [{"type": "null"}, columns("", [])]},

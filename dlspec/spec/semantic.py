@@ -15,6 +15,7 @@ from dlspec.errors import Location, SpecError
 from dlspec.spec import sequence
 from dlspec.spec.diagnose import did_you_mean, missing_column, named_columns_missing
 from dlspec.spec.diagnose import spec_error as _err
+from dlspec.spec.textcheck import check_text
 
 Locate = Callable[[tuple, bool], Location]
 TASK_WORDS = {"binary": "a binary classifier", "multiclass": "a multi-class classifier",
@@ -74,7 +75,7 @@ def check_inputs(spec: dict, locate: Locate) -> list[SpecError]:
         out.append(_err(locate, ("model", "inputs", rest[1]), f"inputs '{rest[0]}' and "
                         f"'{rest[1]}' both take the remaining columns; list the columns of all"
                         " but one", "semantic-input", key=True))
-    if kind in ("image", "sequence") and len(inputs) > 1:
+    if kind in ("image", "sequence", "text") and len(inputs) > 1:
         out.append(_err(locate, ("model", "inputs"), f"{kind} data feeds one input; the model "
                         f"declares {len(inputs)}", "semantic-input", key=True))
     return out
@@ -245,7 +246,7 @@ def check_features(spec: dict, locate: Locate) -> list[SpecError]:
 
 CHECKS = [check_sections, check_inputs, check_metrics, check_early_stopping, check_split,
           check_optimizer, check_data_format, check_target, check_features,
-          sequence.check_sequence]
+          sequence.check_sequence, check_text]
 
 
 def check_spec(spec: dict, locate: Locate) -> list[SpecError]:
