@@ -53,6 +53,13 @@ def _check_lock(spec: Spec, ds: Dataset) -> None:
             f"the lock expects {spec.lock['data_sha256']}",
             spec.locate(("lock", "data_sha256"), False), path="lock.data_sha256",
             code="lock-data")])
+    want = (spec.lock or {}).get("vocabulary_sha256")
+    got = _fitted(ds).get("vocabulary_sha256")
+    if want and want != got:
+        raise Diagnostics([SpecError(
+            f"the vocabulary fitted on this data differs from the lock's: its SHA-256 is "
+            f"{got}, the lock expects {want}", spec.locate(("lock", "vocabulary_sha256"), False),
+            path="lock.vocabulary_sha256", code="lock-data")])
 
 
 def _needs_training(spec: Spec) -> None:
@@ -165,8 +172,8 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
 def _fitted(ds: Dataset) -> dict:
     """Fingerprints of what was fitted on the data and changes the model's input: a text
     input's vocabulary."""
-    return {f"{name}_vocabulary_sha256": pre.encoder.fingerprint()
-            for name, pre in ds.inputs.items() if getattr(pre, "kind", "") == "text"}
+    texts = [pre for pre in ds.inputs.values() if getattr(pre, "kind", "") == "text"]
+    return {"vocabulary_sha256": texts[0].encoder.fingerprint()} if texts else {}
 
 
 def lock_yaml(spec, data_sha256: str, run_dir: Path, fitted: dict | None = None) -> bytes:

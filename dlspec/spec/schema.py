@@ -335,6 +335,10 @@ def build_schema() -> dict:
                 "spec_sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
                                   "SHA-256 of the resolved spec",
                                   "d4d861568a65d9028ce7285d74a1b7c926e8dcb783b3022aace81c1868d86d23"),
+                "vocabulary_sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                        "text data: SHA-256 of the vocabulary fitted on the "
+                                        "training split (its settings and vocabulary.txt)",
+                                        _SHA_EXAMPLE),
                 "dlspec_version": _d({"type": "string"}, "dlspec version of the run", "0.1.0"),
             }, ["data_sha256"]), "written by dlspec train into spec.lock.yaml; training from a"
                 " lock file refuses data whose SHA-256 differs",
