@@ -54,7 +54,7 @@ class TextPreprocessor:
     def transform(self, table: Table, rows: np.ndarray | None = None, **_policies) -> np.ndarray:
         """The token ids of ``table``'s text column (every message is valid text: an empty
         one has no tokens)."""
-        ids, _ = self.encoder.encode(table.strings(self.column, rows).tolist())
+        ids, _ = self.encoder.encode(messages(table, self.column, rows))
         return ids
 
     def to_dict(self) -> dict:
@@ -63,6 +63,23 @@ class TextPreprocessor:
     @classmethod
     def from_dict(cls, d: dict) -> TextPreprocessor:
         return cls(str(d["column"]), TextEncoder.from_dict(d))
+
+
+def messages(table: Table, column: str, rows: np.ndarray | None = None) -> list[str]:
+    """The column's cells as they are (no stripping: a tokenizer decides what separates);
+    a cell that is not a string (a number or null from JSON Lines, say) is a located
+    DataError."""
+    cells = table.cells[column] if rows is None else table.cells[column][rows]
+    if cells.dtype.kind == "U":
+        return cells.tolist()
+    out = cells.tolist()
+    for i, cell in enumerate(out):
+        if not isinstance(cell, str):
+            line = table.lines[i if rows is None else rows[i]]
+            got = "null" if cell is None else f"{type(cell).__name__} {cell!r}"
+            raise table.error(f"column {column!r}: expected text (a string), got {got}",
+                              line, "data-type")
+    return out
 
 
 def _check_embeddings(spec: Spec, name: str, vocab_size: int) -> None:
@@ -106,7 +123,7 @@ def load_text(spec: Spec) -> Dataset:
     rows = dict(zip(SPLITS, split_indices(len(table), test=s.test, validation=s.validation,
                                           seed=spec.seed, stratify_labels=stratify),
                     strict=True))
-    texts = table.strings(column).tolist()
+    texts = messages(table, column)
     vocab = settings["vocab"]
     enc = TextEncoder.fit([texts[i] for i in rows["train"]], lowercase=settings["lowercase"],
                           tokenizer=settings["tokenizer"], max_length=settings["max_length"],

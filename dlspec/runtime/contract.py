@@ -116,7 +116,10 @@ class Contract:
             if col.kind == "numeric":
                 out[col.name] = numeric_input(table, col, rows, on_missing).reshape(-1, 1)
             elif col.kind == "text":   # any string is a message (an empty one: no tokens)
-                out[col.name] = table.strings(col.name, rows).reshape(-1, 1)
+                from dlspec.inputs.text import messages
+
+                out[col.name] = np.array(messages(table, col.name, rows),
+                                         dtype=object).reshape(-1, 1)
             else:
                 cells = table.strings(col.name, rows)
                 check_categories(table, col, cells, rows, on_unknown, on_missing)
