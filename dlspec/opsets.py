@@ -6,6 +6,7 @@ from __future__ import annotations
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax/ReduceSum semantics dlspec emits exist from 13 on
 MAX_OPSET = 21
+TEXT_OPSET = 20  # text features: StringSplit exists from opset 20
 ML_OPSET = 3  # ai.onnx.ml: LabelEncoder v2 and OneHotEncoder v1 are inside it
 
 

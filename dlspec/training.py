@@ -54,6 +54,13 @@ def _check_lock(spec: Spec, ds: Dataset) -> None:
             f"the lock expects {spec.lock['data_sha256']}",
             spec.locate(("lock", "data_sha256"), False), path="lock.data_sha256",
             code="lock-data")])
+    want = (spec.lock or {}).get("vocabulary_sha256")
+    got = _fitted(ds).get("vocabulary_sha256")
+    if want and want != got:
+        raise Diagnostics([SpecError(
+            f"the vocabulary fitted on this data differs from the lock's: its SHA-256 is "
+            f"{got}, the lock expects {want}", spec.locate(("lock", "vocabulary_sha256"), False),
+            path="lock.vocabulary_sha256", code="lock-data")])
 
 
 def _needs_training(spec: Spec) -> None:
@@ -151,7 +158,8 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     np.savez(opt_state, **(opt.state() if opt is not None else {}))
     kind = KINDS[ds.kind]
     files = {
-        "spec.lock.yaml": lock_yaml(spec, ds.sha256, target),  # the run's depth: same paths
+        # the lock at the run's depth: the same relative paths
+        "spec.lock.yaml": lock_yaml(spec, ds.sha256, target, _fitted(ds)),
         "weights.npz": weights, "weights.json": manifest,
         "optimizer.npz": opt_state.getvalue(),
         "preprocess.json": preprocess_json(ds.inputs, ds.target),
@@ -160,6 +168,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         "curve.svg": _curve_svg(result.history, spec.name),
         kind.holdout: kind.write_holdout(ds, held),
         "model.onnx": model.SerializeToString(),
+        **(kind.extra_files(ds) if kind.extra_files else {}),
     }
     if pictures is not None:
         files.update(pictures.final(result))
@@ -174,7 +183,14 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     return TrainResult(path, spec, result, metrics, note_of(model))
 
 
-def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:
+def _fitted(ds: Dataset) -> dict:
+    """Fingerprints of what was fitted on the data and changes the model's input: a text
+    input's vocabulary."""
+    texts = [pre for pre in ds.inputs.values() if getattr(pre, "kind", "") == "text"]
+    return {"vocabulary_sha256": texts[0].encoder.fingerprint()} if texts else {}
+
+
+def lock_yaml(spec, data_sha256: str, run_dir: Path, fitted: dict | None = None) -> bytes:
     """spec.lock.yaml: the resolved spec (every default filled) and the data's SHA-256,
     its paths relative to ``run_dir`` (where the lock is written), so a checkout copied
     elsewhere, runs included, still finds its data."""
@@ -187,7 +203,7 @@ def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:
     resolved = {k: v for k, v in thaw(spec.resolved).items() if v is not None}
     relative_to(resolved, run_dir, Path(spec.file).resolve().parent)
     resolved["lock"] = {"data_sha256": data_sha256, "spec_sha256": spec.sha256,
-                        "dlspec_version": __version__}
+                        **(fitted or {}), "dlspec_version": __version__}
     head = (f"# Written by dlspec {__version__}: the spec as trained, every default filled in.\n"
             "# `dlspec train` on this file repeats the run (and checks the data's SHA-256).\n"
             "# Paths are relative to this file's folder.\n")

@@ -15,6 +15,7 @@ EXAMPLES = ROOT / "examples" / "data"
 SHARED_DATA = Path(os.environ.get("DLSPEC_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CHURN_CSV = SHARED_DATA / "churn" / "Churn_Modelling.csv"
 AIRLINE_CSV = SHARED_DATA / "timeseries" / "airline-passengers.csv"
+SMS_TSV = SHARED_DATA / "text" / "SMSSpamCollection"
 
 
 @pytest.fixture
@@ -30,6 +31,13 @@ def airline_csv() -> Path:
         pytest.skip(f"{AIRLINE_CSV} is absent: the airline-passengers series is not shipped "
                     "with dlspec")
     return AIRLINE_CSV
+
+
+@pytest.fixture
+def sms_tsv() -> Path:
+    if not SMS_TSV.is_file():
+        pytest.skip(f"{SMS_TSV} is absent: the SMS Spam Collection is not shipped with dlspec")
+    return SMS_TSV
 
 
 @pytest.fixture

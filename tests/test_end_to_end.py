@@ -107,6 +107,9 @@ def spec_data(request, monkeypatch):
             return [f"data.source={request.getfixturevalue('churn_csv')}"]
         if spec.startswith("airline_"):
             return [f"data.source={request.getfixturevalue('airline_csv')}"]
+        if spec.startswith("sms_"):
+            return [f"data.source={request.getfixturevalue('sms_tsv')}",
+                    "data.text.message.max_length=20"]
         if spec.startswith("mnist_"):
             monkeypatch.setenv("DLSPEC_DATA", str(request.getfixturevalue("mnist_dir").parent))
             tmp = request.getfixturevalue("tmp_path")

@@ -39,7 +39,7 @@ class InputColumn:
     """One raw input of the model: its name, kind, vocabulary, and fill for missing values."""
 
     name: str
-    kind: str  # numeric | categorical | image (uint8 NHWC) | sequence | tensor (float32)
+    kind: str  # numeric | categorical | image (uint8 NHWC) | sequence | tensor | text
     categories: tuple[str, ...] = ()  # sorted vocabulary of the training rows
     impute: float | None = None  # numeric: the raw column's training mean
     shape: tuple[int, ...] = ()  # image, tensor: one example's shape
@@ -58,7 +58,7 @@ class InputColumn:
         Raises KeyError, TypeError or ValueError for a malformed entry.
         """
         kind, impute = d["kind"], None
-        if kind not in ("numeric", "categorical", "image", "sequence", "tensor"):
+        if kind not in ("numeric", "categorical", "image", "sequence", "tensor", "text"):
             raise ValueError(f"input {d['name']!r}: unknown kind {kind!r}")
         if kind == "numeric":
             raw = d["impute"] if need_impute else d.get("impute")

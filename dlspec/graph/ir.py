@@ -27,6 +27,9 @@ class Value:
     shape: tuple
     kind: str
     producer: Node | None = None
+    # Padded sequences (N, time, ...) from token ids carry their lengths (N,) int64, which
+    # the layers that read them (recurrent, global_avg_pool1d) mask the padding with.
+    lengths: Value | None = None
 
     def __repr__(self) -> str:
         return f"Value({self.name}, {self.shape})"

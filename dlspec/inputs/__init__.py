@@ -1,4 +1,4 @@
-"""Input kinds: a table, images or sequences, each one record (``InputKind``) with
+"""Input kinds: a table, images, sequences or text, each one record (``InputKind``) with
 everything its kind changes: how the data loads and is prepared, its fitted transform,
 the held-out rows a run keeps. Its ONNX emission and prediction reader are registered by
 the same name in ``dlspec.onnx.preprocess`` and ``dlspec.runtime.readers``.
@@ -8,12 +8,13 @@ the same name in ``dlspec.onnx.preprocess`` and ``dlspec.runtime.readers``.
 
 from __future__ import annotations
 
-from dlspec.inputs import image, sequence, table
+from dlspec.inputs import image, sequence, table, text
 from dlspec.inputs.base import SPLITS, Dataset, InputKind, Target
 from dlspec.spec.model import Spec
 from dlspec.spec.normalize import data_kind
 
-KINDS: dict[str, InputKind] = {k.name: k for k in (table.KIND, image.KIND, sequence.KIND)}
+KINDS: dict[str, InputKind] = {k.name: k for k in (table.KIND, image.KIND, sequence.KIND,
+                                                   text.KIND)}
 
 
 def load_dataset(spec: Spec) -> Dataset:

@@ -134,6 +134,8 @@ class InputKind:
         write_holdout: ``(dataset, rows) -> bytes`` of that file.
         read_holdout: ``path -> raw rows``.
         describe: ``(inputs) -> str``: what the model takes, for ``inspect``.
+        extra_files: ``(dataset) -> {name: bytes}``: more files for the run directory
+            (a text input's vocabulary).
     """
 
     name: str
@@ -143,3 +145,4 @@ class InputKind:
     write_holdout: Callable
     read_holdout: Callable
     describe: Callable
+    extra_files: Callable | None = None

@@ -34,8 +34,12 @@ def deep_check(graph: Graph, opset: int, name: str, where: Location) -> list[Spe
     net.buffer.initialize(np.random.default_rng(0))
     b = OnnxBuilder(opset)
     feeds = {}
+    # an input some op reads as indices (a text input's token ids) is int64
+    ids = {v.id for node in net.graph.nodes for i, v in enumerate(node.inputs)
+           if i in node.op.index_inputs and v.kind == "input"}
     for v in net.graph.inputs:
-        feeds[v.name] = b.add_input(v.name, TensorProto.FLOAT, ["N", *v.shape[1:]])
+        feeds[v.name] = b.add_input(v.name, TensorProto.INT64 if v.id in ids
+                                    else TensorProto.FLOAT, ["N", *v.shape[1:]])
     outs = emit_network(b, net, feeds)
     for name, value in outs.items():
         b.add_output(value, TensorProto.FLOAT, ["N", *net.graph.outputs[name].shape[1:]])
@@ -54,7 +58,8 @@ def deep_check(graph: Graph, opset: int, name: str, where: Location) -> list[Spe
         return problem(f"onnxruntime {ort.__version__} cannot load opset {opset} / IR "
                        f"{model.ir_version}: {str(e).splitlines()[0]}")
     rng = np.random.default_rng(1)
-    x = {v.name: rng.standard_normal((ROWS, *v.shape[1:])).astype(np.float32)
+    x = {v.name: _ids(rng, v, net) if v.id in ids else
+         rng.standard_normal((ROWS, *v.shape[1:])).astype(np.float32)
          for v in net.graph.inputs}
     got = session.run([outs[n] for n in net.graph.outputs], x)
     want = net.outputs(x)
@@ -63,3 +68,14 @@ def deep_check(graph: Graph, opset: int, name: str, where: Location) -> list[Spe
             return problem(f"onnxruntime and the engine disagree on output '{name}' (max "
                            f"|diff| {float(np.abs(g - w).max()):.2e}); please report this")
     return []
+
+
+def _ids(rng: np.random.Generator, v, net: Network) -> np.ndarray:
+    """Right-padded token ids for ``v``, below the smallest embedding table reading it."""
+    rows = min(p.shape[0] for node in net.graph.nodes if v in node.inputs
+               for p in node.inputs if p.kind == "param")
+    steps = v.shape[1]
+    x = rng.integers(1, rows, size=(ROWS, steps)).astype(np.int64)
+    lengths = rng.integers(0, steps + 1, size=ROWS)
+    x[np.arange(steps)[None, :] >= lengths[:, None]] = 0
+    return x

@@ -48,7 +48,8 @@ def array_rows(contract, inputs: dict, raw: np.ndarray) -> RawRows:
     return RawRows(lambda r: {name: raw[r]}, lambda r: {name: pre.transform(raw[r])}, unscale)
 
 
-RAW_ROWS = {"table": table_rows, "image": array_rows, "sequence": array_rows}
+RAW_ROWS = {"table": table_rows, "image": array_rows, "sequence": array_rows,
+            "text": table_rows}
 
 
 def engine_outputs(net: Network, x, task: str) -> np.ndarray:

@@ -94,7 +94,18 @@ def emit_tensor(b: OnnxBuilder, pre, name: str) -> str:
     return name
 
 
+def emit_text_input(b: OnnxBuilder, pre, name: str) -> str:
+    """The raw string column ['N', 1] and its tokenizer + vocabulary; returns the ids."""
+    from dlspec.onnx.text import emit_text
+
+    b.add_input(pre.column, TensorProto.STRING, ["N", 1])
+    flat = b.node("Reshape", [pre.column, b.const(np.array([-1], np.int64), "flat")],
+                  f"{pre.column}_strings")
+    ids, _ = emit_text(b, flat, pre.encoder)
+    return ids
+
+
 EMITTERS = {"table": emit_table, "image": emit_image, "sequence": emit_sequence,
-            "tensor": emit_tensor}
+            "tensor": emit_tensor, "text": emit_text_input}
 # What follows the network for an input kind's regression output (its target's units).
 OUTPUT_EMITTERS = {"sequence": emit_sequence_output}

@@ -5,7 +5,17 @@ Importing this package registers every op (``dlspec.ops.elementwise``,
 """
 
 # (registration: importing each module registers its ops)
-from dlspec.ops import conv, elementwise, linalg, loss, norm, recurrent, shape  # noqa: F401,E402
+from dlspec.ops import (  # noqa: F401,E402
+    conv,
+    elementwise,
+    embedding,
+    linalg,
+    loss,
+    norm,
+    recurrent,
+    recurrent_masked,
+    shape,
+)
 from dlspec.ops.registry import OPS, OpDef, get_op, register
 
 __all__ = ["OPS", "OpDef", "get_op", "register"]

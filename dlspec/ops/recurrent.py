@@ -81,15 +81,19 @@ def _project(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     return p.reshape(n, t, -1).transpose(1, 0, 2)
 
 
-def _output(hs: np.ndarray, return_sequences: bool) -> np.ndarray:
-    """(T+1, N, H) states, the zero initial state first -> the op's output."""
-    return np.ascontiguousarray(hs[1:].transpose(1, 0, 2)) if return_sequences else hs[-1]
+def _output(hs: np.ndarray, return_sequences: bool, mask=None) -> np.ndarray:
+    """(T+1, N, H) states, the zero initial state first -> the op's output. With a mask
+    (T, N, 1), padded steps output zeros (as ONNX's Y with sequence_lens)."""
+    if not return_sequences:
+        return hs[-1]
+    seq = hs[1:] if mask is None else hs[1:] * mask
+    return np.ascontiguousarray(seq.transpose(1, 0, 2))
 
 
-def _step_grad(g: np.ndarray, k: int, t: int, return_sequences: bool):
+def _step_grad(g: np.ndarray, k: int, t: int, return_sequences: bool, mask=None):
     """The output's gradient reaching the hidden state of step k directly."""
     if return_sequences:
-        return g[:, k]
+        return g[:, k] if mask is None else g[:, k] * mask[k]
     return g if k == t - 1 else 0
 
 
@@ -112,9 +116,10 @@ def _acts(activation: str, recurrent_activation: str):
     return RNN_ACTIVATIONS[activation], RNN_ACTIVATIONS[recurrent_activation]
 
 
-def _lstm_scan(x, w, u, b, units, act, rec):
+def _lstm_scan(x, w, u, b, units, act, rec, mask=None):
     """Time-major traces: activated gates (T, N, 4H) in Keras order i, f, c, o; cell and
-    hidden states (T+1, N, H), the zero initial state first."""
+    hidden states (T+1, N, H), the zero initial state first. ``mask`` (T, N, 1): a padded
+    step (0) keeps the states of the step before."""
     h = units
     proj = _project(x, w, b)
     t, n, _ = proj.shape
@@ -127,35 +132,52 @@ def _lstm_scan(x, w, u, b, units, act, rec):
         gates[k] = np.concatenate([i, f, c, o], axis=1)
         cs[k + 1] = f * cs[k] + i * c
         hs[k + 1] = o * act(cs[k + 1])
+        if mask is not None:
+            _keep(mask[k], cs, hs, k)
     return gates, cs, hs
 
 
+def _keep(m, cs, hs, k):
+    """Padded rows (m == 0) of step k keep the states of step k - 1."""
+    for states in (cs, hs):
+        if states is not None:
+            states[k + 1] = np.where(m > 0, states[k + 1], states[k])
+
+
 def _lstm(x, w, u, b=None, *, units, return_sequences=False, activation="tanh",
-          recurrent_activation="sigmoid"):
-    _, _, hs = _lstm_scan(x, w, u, b, units, *_acts(activation, recurrent_activation))
-    return _output(hs, return_sequences)
+          recurrent_activation="sigmoid", mask=None):
+    _, _, hs = _lstm_scan(x, w, u, b, units, *_acts(activation, recurrent_activation), mask)
+    return _output(hs, return_sequences, mask)
 
 
 def _lstm_vjp(g, y, x, w, u, b=None, *, units, return_sequences=False, activation="tanh",
-              recurrent_activation="sigmoid"):
+              recurrent_activation="sigmoid", mask=None):
     act, rec = _acts(activation, recurrent_activation)
-    gates, cs, hs = _lstm_scan(x, w, u, b, units, act, rec)
+    gates, cs, hs = _lstm_scan(x, w, u, b, units, act, rec, mask)
     t, h = gates.shape[0], units
     dz = np.empty(gates.shape, dtype=np.result_type(gates, g))
     dh = dc = 0
     for k in reversed(range(t)):
-        dh = dh + _step_grad(g, k, t, return_sequences)
+        dh = dh + _step_grad(g, k, t, return_sequences, mask)
+        # NOTE: a padded step passes dh and dc to the step before unchanged and sends
+        # nothing into its gates: m masks what enters the cell, (1 - m) what bypasses it.
+        m = 1 if mask is None else mask[k]
         i, f, c, o = (gates[k][:, j * h:(j + 1) * h] for j in range(4))
         tc = act(cs[k + 1])
-        dc = dc + dh * o * act.grad(tc)
-        dz[k] = np.concatenate([dc * c * rec.grad(i), dc * cs[k] * rec.grad(f),
-                                dc * i * act.grad(c), dh * tc * rec.grad(o)], axis=1)
-        dh = dz[k] @ u.T
-        dc = dc * f
+        dc_all = dc + dh * m * o * act.grad(tc)
+        dcm = dc_all * m
+        dz[k] = np.concatenate([dcm * c * rec.grad(i), dcm * cs[k] * rec.grad(f),
+                                dcm * i * act.grad(c), dh * m * tc * rec.grad(o)], axis=1)
+        if mask is None:
+            dh = dz[k] @ u.T
+            dc = dc_all * f
+        else:
+            dh = dz[k] @ u.T + (1 - m) * dh
+            dc = dcm * f + (1 - m) * dc_all
     return _weight_grads(x, w, hs, dz, dz, b, "lstm")
 
 
-def _gru_scan(x, w, u, b, units, act, rec):
+def _gru_scan(x, w, u, b, units, act, rec, mask=None):
     """Time-major traces: activated gates (T, N, 3H) z, r, h~; the recurrent projection of
     the candidate, h U_h + b'_h (T, N, H); hidden states (T+1, N, H)."""
     h = units
@@ -174,59 +196,72 @@ def _gru_scan(x, w, u, b, units, act, rec):
         gates[k] = np.concatenate([z, r, cand], axis=1)
         rec_h[k] = rp[:, 2 * h:]
         hs[k + 1] = z * hs[k] + (1 - z) * cand
+        if mask is not None:
+            _keep(mask[k], None, hs, k)
     return gates, rec_h, hs
 
 
 def _gru(x, w, u, b=None, *, units, return_sequences=False, activation="tanh",
-         recurrent_activation="sigmoid"):
-    _, _, hs = _gru_scan(x, w, u, b, units, *_acts(activation, recurrent_activation))
-    return _output(hs, return_sequences)
+         recurrent_activation="sigmoid", mask=None):
+    _, _, hs = _gru_scan(x, w, u, b, units, *_acts(activation, recurrent_activation), mask)
+    return _output(hs, return_sequences, mask)
 
 
 def _gru_vjp(g, y, x, w, u, b=None, *, units, return_sequences=False, activation="tanh",
-             recurrent_activation="sigmoid"):
+             recurrent_activation="sigmoid", mask=None):
     act, rec = _acts(activation, recurrent_activation)
-    gates, rec_h, hs = _gru_scan(x, w, u, b, units, act, rec)
+    gates, rec_h, hs = _gru_scan(x, w, u, b, units, act, rec, mask)
     t, h = gates.shape[0], units
     dtype = np.result_type(gates, g)
     dproj, drec = np.empty(gates.shape, dtype=dtype), np.empty(gates.shape, dtype=dtype)
     dh = 0
     for k in reversed(range(t)):
-        dh = dh + _step_grad(g, k, t, return_sequences)
+        dh = dh + _step_grad(g, k, t, return_sequences, mask)
+        m = 1 if mask is None else mask[k]
+        bypass = 0 if mask is None else (1 - m) * dh      # a padded step passes dh on
+        dh = dh * m
         z, r, cand = (gates[k][:, j * h:(j + 1) * h] for j in range(3))
         da = dh * (1 - z) * act.grad(cand)              # through the candidate's activation
         dzp = dh * (hs[k] - cand) * rec.grad(z)
         drp = da * rec_h[k] * rec.grad(r)
         dproj[k] = np.concatenate([dzp, drp, da], axis=1)
         drec[k] = np.concatenate([dzp, drp, da * r], axis=1)
-        dh = dh * z + drec[k] @ u.T
+        dh = dh * z + drec[k] @ u.T + bypass
     return _weight_grads(x, w, hs, dproj, drec, b, "gru")
 
 
-def _rnn_scan(x, w, u, b, act):
+def _rnn_scan(x, w, u, b, act, mask=None):
     """Hidden states (T+1, N, H), the zero initial state first."""
     proj = _project(x, w, b)
     t, n, _ = proj.shape
     hs = np.zeros((t + 1, n, u.shape[0]), dtype=proj.dtype)
     for k in range(t):
         hs[k + 1] = act(proj[k] + hs[k] @ u)
+        if mask is not None:
+            _keep(mask[k], None, hs, k)
     return hs
 
 
-def _rnn(x, w, u, b=None, *, units, return_sequences=False, activation="tanh"):
-    return _output(_rnn_scan(x, w, u, b, RNN_ACTIVATIONS[activation]), return_sequences)
+def _rnn(x, w, u, b=None, *, units, return_sequences=False, activation="tanh", mask=None):
+    return _output(_rnn_scan(x, w, u, b, RNN_ACTIVATIONS[activation], mask),
+                   return_sequences, mask)
 
 
-def _rnn_vjp(g, y, x, w, u, b=None, *, units, return_sequences=False, activation="tanh"):
+def _rnn_vjp(g, y, x, w, u, b=None, *, units, return_sequences=False, activation="tanh",
+             mask=None):
     act = RNN_ACTIVATIONS[activation]
-    hs = _rnn_scan(x, w, u, b, act)
+    hs = _rnn_scan(x, w, u, b, act, mask)
     t = hs.shape[0] - 1
     dproj = np.empty(hs[1:].shape, dtype=np.result_type(hs, g))
     dh = 0
     for k in reversed(range(t)):
-        dh = dh + _step_grad(g, k, t, return_sequences)
-        dproj[k] = dh * act.grad(hs[k + 1])
-        dh = dproj[k] @ u.T
+        dh = dh + _step_grad(g, k, t, return_sequences, mask)
+        if mask is None:
+            dproj[k] = dh * act.grad(hs[k + 1])
+            dh = dproj[k] @ u.T
+        else:   # a padded step passes dh on and sends nothing into the cell
+            dproj[k] = dh * mask[k] * act.grad(hs[k + 1])
+            dh = dproj[k] @ u.T + (1 - mask[k]) * dh
     return _weight_grads(x, w, hs, dproj, dproj, b, "rnn")
 
 
@@ -265,15 +300,23 @@ def _onnx_bias(b, cell: str, name: str, units: int, rows: np.ndarray | None) -> 
     return b.node("Unsqueeze", [both, _axes(b, 0)], f"{cell}_B")
 
 
-def _emitter(cell: str) -> Callable:
+def _emitter(cell: str, masked: bool = False) -> Callable:
+    """The ONNX emission; ``masked``: the op's second input is the lengths (N,), given to
+    the operator as ``sequence_lens`` (int32)."""
     def emit(b, names, *, units, return_sequences=False, activation="tanh",
              recurrent_activation="sigmoid"):
-        x, w, u, *bias = names
+        if masked:
+            x, lengths, w, u, *bias = names
+        else:
+            x, w, u, *bias = names
         rows = _gate_rows(cell, units)
         inputs = [b.node("Transpose", [x], f"{cell}_time_major", perm=[1, 0, 2]),
                   _onnx_weight(b, w, rows, f"{cell}_W"), _onnx_weight(b, u, rows, f"{cell}_R")]
-        if bias:
-            inputs.append(_onnx_bias(b, cell, bias[0], units, rows))
+        inputs.append(_onnx_bias(b, cell, bias[0], units, rows) if bias else "")
+        if masked:
+            inputs.append(b.node("Cast", [lengths], f"{cell}_sequence_lens", to=6))  # INT32
+        else:
+            inputs = [i for i in inputs if i]
         act, rec = _acts(activation, recurrent_activation)
         acts = {"lstm": [rec, act, act], "gru": [rec, act], "rnn": [act]}[cell]
         extra = {"linear_before_reset": 1} if cell == "gru" else {}

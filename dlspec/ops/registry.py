@@ -31,6 +31,11 @@ class OpDef:
             (non-trainable) parameter inputs after each training step's forward pass.
         no_grad: inputs that are data, not functions of anything to learn (a loss's
             target): the vjp gives None for them, always.
+        index_inputs: inputs that hold int64 indices (token ids, sequence lengths): they
+            are integers, so no gradient exists for them (the vjp gives None, always), and
+            like the first input they carry the batch axis.
+        integer_output: the op's output is int64 data (the lengths of padded token ids):
+            no gradient flows through it, so its vjp gives None for every input.
     """
 
     name: str
@@ -43,6 +48,8 @@ class OpDef:
     train_only: bool = False
     update: Callable | None = None
     no_grad: tuple[int, ...] = ()
+    index_inputs: tuple[int, ...] = ()
+    integer_output: bool = False
 
 
 OPS: dict[str, OpDef] = {}

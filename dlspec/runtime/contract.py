@@ -115,6 +115,11 @@ class Contract:
         for col in self.inputs:
             if col.kind == "numeric":
                 out[col.name] = numeric_input(table, col, rows, on_missing).reshape(-1, 1)
+            elif col.kind == "text":   # any string is a message (an empty one: no tokens)
+                from dlspec.inputs.text import messages
+
+                out[col.name] = np.array(messages(table, col.name, rows),
+                                         dtype=object).reshape(-1, 1)
             else:
                 cells = table.strings(col.name, rows)
                 check_categories(table, col, cells, rows, on_unknown, on_missing)
@@ -130,7 +135,7 @@ def contract_inputs(inputs: dict) -> list[InputColumn]:
     out = []
     for name, pre in inputs.items():
         cols = pre.inputs
-        if pre.kind != "table":
+        if pre.kind not in ("table", "text"):
             cols = [dataclasses.replace(c, name=name) for c in cols]
         out += cols
     return out

@@ -54,9 +54,9 @@ def _engine_tensors(inputs: dict, raw, on_unknown: str, on_missing: str) -> dict
 
 
 ONNX_FEEDS = {"table": _onnx_table, "image": _onnx_array, "sequence": _onnx_array,
-              "tensor": _onnx_tensors}
+              "tensor": _onnx_tensors, "text": _onnx_table}
 ENGINE_FEEDS = {"table": _engine_table, "image": _engine_array, "sequence": _engine_array,
-                "tensor": _engine_tensors}
+                "tensor": _engine_tensors, "text": _engine_table}
 
 
 def _predict_tensors(runner, contract, width, data, out, batch_size, progress, **options):
@@ -71,7 +71,7 @@ def _predict_images(runner, contract, width, data, out, batch_size, progress, **
 
 
 READERS = {"table": predict_file, "image": _predict_images, "sequence": predict_sequences,
-           "tensor": _predict_tensors}
+           "tensor": _predict_tensors, "text": predict_file}
 
 
 # Backends -------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ def check_kinds(spec: Spec) -> list[DataError]:
     d = spec.data
     if d is None or d.format != "csv" or d.sequence is not None or not d.source.is_file():
         return []
+    if d.text is not None:   # any cell is text; the columns are checked when it is read
+        return []
     resolved = thaw(spec.resolved)
     header = read_csv(d.source, max_rows=0, dialect=d.dialect).columns
     numeric = [c for c in feature_columns(resolved, header)

@@ -53,6 +53,7 @@ class DataSpec:
     sequence: Mapping | None = None  # window, horizon: time-ordered data cut into windows
     classes: tuple | None = None     # only the examples of these classes, in this order
     dialect: Dialect = CSV           # how a delimited text source is written (data.format)
+    text: Mapping | None = None      # column -> its text settings (data.text)
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,8 @@ def _data(d: dict | None, base: Path) -> DataSpec | None:
         split=SplitSpec(**d["split"]),
         sequence=_frozen(d["sequence"]) if d.get("sequence") else None,
         classes=tuple(d["classes"]) if d.get("classes") else None,
-        dialect=dialect_of(d))
+        dialect=dialect_of(d),
+        text=_frozen(d["text"]) if d.get("text") else None)
 
 
 def _train(t: dict | None) -> TrainSpec | None:

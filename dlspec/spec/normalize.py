@@ -16,13 +16,14 @@ from pathlib import Path
 from dlspec.data.sources import IMAGE_FORMATS, infer_format
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.graph.layers import LAYERS
-from dlspec.opsets import DEFAULT_OPSET
+from dlspec.opsets import DEFAULT_OPSET, TEXT_OPSET
 from dlspec.spec.dialect import normalize_source
 from dlspec.spec.program import normalize_program
 
 # The input a spec's data feeds when the model does not name its inputs: the names the
 # exported model has always given them.
 DEFAULT_INPUTS = {"table": "features", "image": "image", "sequence": "window"}
+TEXT_DEFAULTS = {"lowercase": True, "tokenizer": "words", "max_length": 50}
 NODE_KEYS = ("from", "share", "call", "weights")
 
 
@@ -65,6 +66,8 @@ def data_kind(data: dict | None) -> str | None:
         return None
     if data.get("sequence") is not None:
         return "sequence"
+    if data.get("text"):
+        return "text"
     return "image" if data["format"] in IMAGE_FORMATS else "table"
 
 
@@ -128,10 +131,12 @@ class _Model:
         return nodes
 
 
-def _inputs(model: dict, kind: str | None) -> dict:
+def _inputs(model: dict, kind: str | None, data: dict | None = None) -> dict:
     written = model.get("inputs")
     if not written:
-        written = {DEFAULT_INPUTS[kind]: {"kind": kind}} if kind else {}
+        # a text column is the model's one input, named as the column
+        default = next(iter(data["text"])) if kind == "text" else DEFAULT_INPUTS.get(kind)
+        written = {default: {"kind": kind}} if kind else {}
     out = {}
     for name, entry in written.items():
         entry = dict(entry or {})
@@ -159,9 +164,10 @@ def _noise(noise: dict) -> dict:
                       "high": noise.get("high", 1.0)}}
 
 
-def normalize_model(model: dict, kind: str | None, written: dict) -> dict:
+def normalize_model(model: dict, kind: str | None, written: dict,
+                    data: dict | None = None) -> dict:
     m = _Model(written)
-    inputs = _inputs(model, kind)
+    inputs = _inputs(model, kind, data)
     first = list(inputs)[:1] if len(inputs) == 1 else []
     if model.get("inputs") and len(inputs) > 1:  # a data input and noise: nodes read the data
         data = [n for n, e in inputs.items() if e["kind"] != "noise"]
@@ -209,6 +215,11 @@ def normalize(raw: dict, base: Path | None = None) -> tuple[dict, dict]:
         data.setdefault("drop", [])
         data.setdefault("features", None)
         data["preprocess"] = [_step(s) for s in data.get("preprocess", [])]
+        if data.get("text"):
+            data["text"] = {col: {**TEXT_DEFAULTS, **(entry or {}),
+                                  "vocab": {"max_size": None, "min_count": 1,
+                                            **((entry or {}).get("vocab") or {})}}
+                            for col, entry in data["text"].items()}
         sequence = data.get("sequence")
         if sequence is not None:
             data["sequence"] = {"horizon": 1, **sequence}
@@ -217,7 +228,7 @@ def normalize(raw: dict, base: Path | None = None) -> tuple[dict, dict]:
                          **data.get("split", {})}
     else:
         d["data"] = None
-    d["model"] = normalize_model(d["model"], data_kind(data), written)
+    d["model"] = normalize_model(d["model"], data_kind(data), written, data)
     t = d.get("train")
     if t is not None:
         t["optimizer"] = _optimizer(t.get("optimizer", "adam"))
@@ -233,5 +244,7 @@ def normalize(raw: dict, base: Path | None = None) -> tuple[dict, dict]:
         normalize_program(t, d["model"])
     else:
         d["train"] = None
-    d["export"] = {"opset": DEFAULT_OPSET, **(d.get("export") or {})}
+    # Text features are exported with StringSplit, from opset 20 (dlspec.onnx.text).
+    opset = TEXT_OPSET if data is not None and data.get("text") else DEFAULT_OPSET
+    d["export"] = {"opset": opset, **(d.get("export") or {})}
     return d, written

@@ -85,6 +85,31 @@ def _preprocess_schema() -> dict:
     }, "preprocessing step")
 
 
+def _text_schema() -> dict:
+    from dlspec.data.text import TOKENIZER_HELP
+
+    return _params_object({
+        "lowercase": _d({"type": "boolean", "default": True}, "lowercase the text first "
+                        "(Unicode's simple lowercase mapping, one code point at a time, as "
+                        "ONNX's StringNormalizer does)", True),
+        "tokenizer": _d({"type": "string", "enum": sorted(TOKENIZER_HELP), "default": "words"},
+                        "how a message splits into tokens: " + "; ".join(
+                            f"{k}: {v}" for k, v in sorted(TOKENIZER_HELP.items())), "words"),
+        "max_length": _d({"type": "integer", "minimum": 1, "maximum": 10_000, "default": 50},
+                         "tokens per message: longer messages keep their first max_length, "
+                         "shorter ones are padded with 0 on the right", 50),
+        "vocab": _d(_params_object({
+            "max_size": _d({"type": ["integer", "null"], "minimum": 1, "maximum": 10_000_000,
+                            "default": None}, "keep at most this many tokens, the most "
+                           "frequent (null: every token seen min_count times)", 10000),
+            "min_count": _d({"type": "integer", "minimum": 1, "maximum": 1_000_000,
+                             "default": 1}, "keep only tokens seen at least this many times "
+                            "in the training split", 2),
+        }), "the vocabulary, fitted on the training split", {"max_size": 10000,
+                                                              "min_count": 2}),
+    })
+
+
 def build_schema() -> dict:
     """The schema as a dict, from the registries."""
     optimizer_entries = {
@@ -182,6 +207,18 @@ def build_schema() -> dict:
             "exported model takes raw float32 windows (N, window, features); `dlspec "
             "predict` cuts them from a time-ordered file itself",
             {"window": 12, "horizon": 1}),
+        "text": _d({"type": "object", "minProperties": 1, "maxProperties": 1,
+                    "propertyNames": {"minLength": 1},
+                    "additionalProperties": _text_schema()},
+                   "a column of free text, the model's one input (named as the column): "
+                   "lowercased, split into tokens, each token looked up in a vocabulary "
+                   "fitted on the training split (ids ordered by count, then token; 0 is "
+                   "padding, 1 a token outside the vocabulary), cut or right-padded to "
+                   "max_length. The exported model takes the raw string and does all of it "
+                   "inside (ONNX opset 20 or newer); the run directory keeps the vocabulary "
+                   "as vocabulary.txt. Read it with an embedding layer first",
+                   {"message": {"tokenizer": "words", "max_length": 50,
+                                "vocab": {"min_count": 2}}}),
         "drop": _d({**_columns("", []), "default": []}, "columns that are not features",
                    ["RowNumber", "CustomerId"]),
         "features": _d({"oneOf": [{"type": "null"}, _columns("", [])], "default": None},
@@ -312,6 +349,10 @@ def build_schema() -> dict:
                 "spec_sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
                                   "SHA-256 of the resolved spec",
                                   "d4d861568a65d9028ce7285d74a1b7c926e8dcb783b3022aace81c1868d86d23"),
+                "vocabulary_sha256": _d({"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                        "text data: SHA-256 of the vocabulary fitted on the "
+                                        "training split (its settings and vocabulary.txt)",
+                                        _SHA_EXAMPLE),
                 "dlspec_version": _d({"type": "string"}, "dlspec version of the run", "0.1.0"),
             }, ["data_sha256"]), "written by dlspec train into spec.lock.yaml; training from a"
                 " lock file refuses data whose SHA-256 differs",

@@ -68,7 +68,7 @@ def model_schema(layer_entries: dict, node_layers: dict) -> dict:
                 "out": {"dense": {"units": 1, "activation": "sigmoid"}}})
     input_entry = params_object({
         "kind": d({"type": "string", "enum": ["table", "image", "sequence", "tensor",
-                                               "noise"]},
+                                               "noise", "text"]},
                    "what the input holds (default: the kind of data.source; tensor: float32 "
                    "arrays of `shape`, with no data section; noise: see `noise`)", "table"),
         "noise": d({"oneOf": [params_object({

@@ -17,6 +17,7 @@ from dlspec.spec.diagnose import did_you_mean, missing_column, named_columns_mis
 from dlspec.spec.diagnose import spec_error as _err
 from dlspec.spec.program import target_loss
 from dlspec.spec.program_check import check_program
+from dlspec.spec.textcheck import check_text
 
 Locate = Callable[[tuple, bool], Location]
 TASK_WORDS = {"binary": "a binary classifier", "multiclass": "a multi-class classifier",
@@ -79,7 +80,7 @@ def check_inputs(spec: dict, locate: Locate) -> list[SpecError]:
                         f"'{rest[1]}' both take the remaining columns; list the columns of all"
                         " but one", "semantic-input", key=True))
     fed = [n for n, e in inputs.items() if e["kind"] != "noise"]
-    if kind in ("image", "sequence") and len(fed) > 1:
+    if kind in ("image", "sequence", "text") and len(fed) > 1:
         out.append(_err(locate, ("model", "inputs"), f"{kind} data feeds one input; the model "
                         f"declares {len(fed)} (besides noise)", "semantic-input", key=True))
     return out
@@ -258,7 +259,7 @@ def check_features(spec: dict, locate: Locate) -> list[SpecError]:
 
 CHECKS = [check_sections, check_inputs, check_metrics, check_early_stopping, check_split,
           check_optimizer, check_data_format, check_target, check_features,
-          sequence.check_sequence, check_program]
+          sequence.check_sequence, check_text, check_program]
 
 
 def check_spec(spec: dict, locate: Locate) -> list[SpecError]:

@@ -430,8 +430,17 @@ def fuzz(files: dict[str, Path], folder: Path, examples: int) -> Counter:
     return tally
 
 
+# Layer types the generator cannot draw yet, with the reason and where they are tested.
+NOT_DRAWN = {
+    "embedding": "reads token ids of a data.text column; the generator writes no text data "
+                 "yet (text specs: tests/text/test_text_specs.py)",
+    "global_avg_pool1d": "needs an embedding before it (see embedding)",
+}
+
+
 def test_every_layer_type_is_drawn():
-    assert set(LAYERS) == DRAWN_LAYERS, "teach the generator the new layer type"
+    assert set(LAYERS) == DRAWN_LAYERS | set(NOT_DRAWN), "teach the generator the new layer type"
+    assert not DRAWN_LAYERS & set(NOT_DRAWN)
 
 
 def test_generated_specs_train_or_stop_with_located_messages(files, tmp_path):

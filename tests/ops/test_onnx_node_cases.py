@@ -295,6 +295,19 @@ NO_NODE_CASE: dict[str, str] = {
                     "cases run through lstm, a missing B as zeros"),
     "rnn_nobias": ("the bias-free twin of rnn (the same rules, no bias input); ONNX's RNN "
                    "cases run through rnn, a missing B as zeros"),
+    "embedding": ("ONNX's Gather node cases gather from data of rank 1, 3 or 4, or along "
+                  "axis 1; dlspec's embedding is a (vocabulary, dim) table gathered along axis "
+                  "0, checked against onnxruntime in tests/ops/test_registry.py and against "
+                  "np.add.at for its gradient in tests/ops/test_masked_ops.py"),
+    "token_lengths": ("a composite (ONNX has no count of non-zero entries along an axis); its "
+                      "emission is checked against onnxruntime in tests/ops/test_registry.py"),
+    "masked_mean": ("a composite (ONNX has no masked mean node); its emission is checked "
+                    "against onnxruntime in tests/ops/test_registry.py"),
+    **{f"{cell}_masked{suffix}": (
+        "ONNX's recurrent node cases give no sequence_lens shorter than the sequence; the "
+        "masked op's emission (the operator with sequence_lens) is checked against "
+        "onnxruntime on a full, a padded and an empty row in tests/ops/test_registry.py")
+       for cell in ("lstm", "gru", "rnn") for suffix in ("", "_nobias")},
     "bce_logits": ("a composite (ONNX has no sigmoid cross-entropy node); its emission is "
                    "checked against onnxruntime in tests/ops/test_registry.py"),
     "mse": ("a composite (ONNX has no squared-error node); its emission is checked against "

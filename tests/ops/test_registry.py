@@ -40,21 +40,28 @@ def _sample(name: str, seed: int):
 @pytest.mark.parametrize("name", OP_NAMES)
 def test_vjp_matches_central_differences(name: str, seed: int) -> None:
     op, xs32, attrs = _sample(name, seed)
-    xs = [x.astype(np.float64) for x in xs32]
+    for i in op.index_inputs:
+        assert xs32[i].dtype == np.int64, f"{name}: index input {i} is {xs32[i].dtype}"
+    # Index inputs stay integers: they are never perturbed, and have no gradient.
+    xs = [x if i in op.index_inputs else x.astype(np.float64) for i, x in enumerate(xs32)]
     y = op.forward(*xs, **attrs)
     rng = np.random.default_rng(1000 + seed)
     g = rng.standard_normal(y.shape)
 
     grads = op.vjp(g, y, *xs, **attrs)
     assert len(grads) == len(xs), f"{name}: vjp returns {len(grads)} entries for {len(xs)} inputs"
+    if op.integer_output:   # integer data out (lengths): nothing to differentiate
+        assert y.dtype == np.int64, f"{name}: integer_output, yet gives {y.dtype}"
+        assert all(gi is None for gi in grads), f"{name}: an integer output has gradients"
+        return
     # Only an op declared gradient-free on every input (stop_gradient, by definition)
     # may give no gradient at all.
     assert any(gi is not None for gi in grads) or set(op.no_grad) == set(range(len(xs))), \
         f"{name}: vjp gives no gradient at all"
 
     for i, gi in enumerate(grads):
-        if i in op.no_grad:
-            assert gi is None, f"{name}: input {i} is data (no_grad), yet has a gradient"
+        if i in op.no_grad or i in op.index_inputs:
+            assert gi is None, f"{name}: input {i} is data (no_grad, index), yet has a gradient"
             continue
         if gi is None:
             # Only train-only ops have inputs without a gradient: dropout's mask, and the
@@ -79,7 +86,8 @@ def test_vjp_matches_central_differences(name: str, seed: int) -> None:
 def test_forward_and_vjp_keep_float32_and_shape_rule_agrees(name: str) -> None:
     op, xs, attrs = _sample(name, 0)
     y = op.forward(*xs, **attrs)
-    assert y.dtype == np.float32, f"{name}: forward gives {y.dtype} for float32 inputs"
+    want = np.int64 if op.integer_output else np.float32
+    assert y.dtype == want, f"{name}: forward gives {y.dtype}, expected {np.dtype(want)}"
     assert tuple(op.shape(*(x.shape for x in xs), **attrs)) == y.shape
 
     g = np.asarray(np.random.default_rng(1).standard_normal(y.shape), dtype=np.float32)
@@ -93,10 +101,12 @@ def test_shape_rule_keeps_dynamic_batch_axis(name: str) -> None:
     op, xs, attrs = _sample(name, 0)
     # The first input carries the batch axis; the others are weights or broadcast, except
     # for ops whose inputs are all batches (joins, losses and their targets).
-    batched = len(xs) if op.arity is None or op.no_grad else 1
-    # (0-d inputs, as loss_sum's losses, have no batch axis.)
-    shapes = [(None, *x.shape[1:]) if x.ndim else () for x in xs[:batched]] + \
-        [x.shape for x in xs[batched:]]
+    # Index inputs (token ids, lengths) carry the batch axis too; 0-d inputs (loss_sum's
+    # losses) have none.
+    batched = (set(range(len(xs))) if op.arity is None or op.no_grad
+               else {0, *op.index_inputs})
+    shapes = [(None, *x.shape[1:]) if i in batched and x.ndim else x.shape
+              for i, x in enumerate(xs)]
     out = op.shape(*shapes, **attrs)
     y = op.forward(*xs, **attrs)
     if y.ndim == 0:  # a loss: the batch is reduced to one number
@@ -113,7 +123,8 @@ def _one_node_model(name: str, xs: list[np.ndarray], attrs: dict,
     types = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int64): TensorProto.INT64}
     names = [b.add_input(f"x{i}", types[x.dtype], list(x.shape)) for i, x in enumerate(xs)]
     out = op.emit(b, names, **attrs)
-    b.add_output(out, TensorProto.FLOAT, list(out_shape))
+    b.add_output(out, TensorProto.INT64 if op.integer_output else TensorProto.FLOAT,
+                 list(out_shape))
     # Inputs the emitted graph does not read (dropout's mask) are not declared.
     used = {i for n in b.nodes for i in n.input}
     b.inputs = [vi for vi in b.inputs if vi.name in used]
@@ -128,7 +139,8 @@ def _one_node_model(name: str, xs: list[np.ndarray], attrs: dict,
 @pytest.mark.parametrize("name", OP_NAMES)
 def test_onnx_emission_matches_numpy_forward(name: str, seed: int) -> None:
     op, xs, attrs = _sample(name, seed)
-    # The exported model is the inference model: a train-only op passes x through.
+    # The exported model is the inference model: a train-only op passes x through. Index
+    # inputs are fed as int64, as the engine holds them.
     expected = xs[0] if op.train_only else op.forward(*xs, **attrs)
     model = _one_node_model(name, xs, attrs, expected.shape)
     onnx.checker.check_model(model, full_check=True)
@@ -137,7 +149,7 @@ def test_onnx_emission_matches_numpy_forward(name: str, seed: int) -> None:
                                 providers=["CPUExecutionProvider"])
     feeds = {i.name: xs[int(i.name[1:])] for i in sess.get_inputs()}
     (got,) = sess.run(None, feeds)
-    assert got.dtype == np.float32
+    assert got.dtype == expected.dtype
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=name)
 
 

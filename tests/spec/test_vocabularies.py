@@ -18,7 +18,7 @@ from tests.conftest import EXAMPLES, SPECS
 
 HEADER = EXAMPLES.joinpath("breast_cancer.csv").read_text().splitlines()[0].split(",")
 CASES = [  # (--set override, what the message calls it, every valid name)
-    ("model.layers[1]={embedding: 3}", "layer type 'embedding'", LAYERS),
+    ("model.layers[1]={conv3d: 3}", "layer type 'conv3d'", LAYERS),
     ("model.layers[1]={attention: {}}", "layer type 'attention'", LAYERS),
     ("data.preprocess=[{tokenize: all}]", "preprocessing step 'tokenize'",
      [*STEPS, *IMAGE_STEPS]),

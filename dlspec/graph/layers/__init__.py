@@ -128,6 +128,6 @@ TRAINABLE = {"type": "boolean", "default": True,
 
 
 # Registration: importing each module registers its layers.
-from dlspec.graph.layers import core, image, join, sequence  # noqa: E402,F401
+from dlspec.graph.layers import core, image, join, sequence, text  # noqa: E402,F401
 
 __all__ = ["ACTIVATIONS", "LAYERS", "LayerDef", "Weight", "apply_activation", "register_layer"]

@@ -55,9 +55,14 @@ def _recurrent(cell: str, layer: str):
         if "recurrent_activation" in p:
             attrs["recurrent_activation"] = p["recurrent_activation"]
         inputs = [xs[0], w["kernel"], w["recurrent_kernel"]]
-        if "bias" in w:
-            return gb.op(cell, *inputs, w["bias"], **attrs)
-        return gb.op(f"{cell}_nobias", *inputs, **attrs)
+        op, lengths = cell, xs[0].lengths
+        if lengths is not None:   # padded token sequences: the masked op
+            op, inputs = f"{cell}_masked", [xs[0], lengths, *inputs[1:]]
+        y = (gb.op(op, *inputs, w["bias"], **attrs) if "bias" in w
+             else gb.op(f"{op}_nobias", *inputs, **attrs))
+        if lengths is not None and p["return_sequences"]:
+            y.lengths = lengths   # a recurrent layer stacked on this one masks alike
+        return y
     return build, apply
 
 
