@@ -13,12 +13,13 @@ from pathlib import Path
 
 from dlspec.errors import Location, UsageError
 from dlspec.report.compare import render_compare
+from dlspec.report.html import CSP
 from dlspec.report.page import render_run
 from dlspec.report.runfiles import RunFiles
 
 REPORT = "report.html"
 
-__all__ = ["REPORT", "RunFiles", "render_compare", "render_run", "report_runs"]
+__all__ = ["CSP", "REPORT", "RunFiles", "render_compare", "render_run", "report_runs"]
 
 
 def report_runs(runs: list[str | Path], output: str | Path | None = None) -> Path:
