@@ -46,9 +46,10 @@ def labels(n: int) -> list[str]:
 
 
 def _cell(v) -> str:
-    if isinstance(v, (dict, list)):
+    """A spec value as written (0.001, not 0.0010)."""
+    if isinstance(v, (dict, list, bool)) or v is None:
         return escape(json.dumps(v))
-    return fmt(v)
+    return escape(repr(v) if isinstance(v, float) else str(v))
 
 
 def comparison_table(runs: list[RunFiles], names: list[str]) -> str:
