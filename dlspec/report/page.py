@@ -167,8 +167,10 @@ def spec_section(run: RunFiles) -> str | None:
     if not run.lock_text:
         return None
     m = run.metrics
-    rows = [["spec SHA-256", m.get("spec_sha256", "")], ["data SHA-256", m.get("data_sha256",
-                                                                                "")]]
+    data = run.lock.get("data") if isinstance(run.lock.get("data"), dict) else {}
+    rows = [["spec SHA-256", m.get("spec_sha256", "")],
+            ["data SHA-256", m.get("data_sha256", "")],
+            ["data source", data.get("source", "")]]
     return section("spec", "Resolved spec (spec.lock.yaml)", [
         table(["", "value"], rows), f"<pre>{escape(run.lock_text)}</pre>"])
 
@@ -199,9 +201,15 @@ def render_run(run: RunFiles) -> str:
     m = run.metrics
     charts = run_charts(run)
     parts = [_header(run)]
+    scaled = any("scaled_loss" in (m.get(s) or {}) for s in SPLITS)
+    note = ("Training solid, validation dashed; the best epoch (its weights kept) and where "
+            "early stopping stopped are marked."
+            + (" Losses and metrics per epoch are in the scaled units the network trained in; "
+               "the metrics table and the forecast are in the target's own units."
+               if scaled else ""))
     parts.append(section("curves", "Training curves", [
         grid(charts) if charts else '<p class="muted">No per-epoch history.</p>',
-        '<p class="muted">Training solid, validation dashed.</p>' if charts else ""]))
+        f'<p class="muted">{note}</p>' if charts else ""]))
     for build in (metrics_section, confusion_section):
         s = build(m)
         if s:

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -97,6 +98,8 @@ class RunFiles:
         from dlspec.runs import resolve_run_dir
 
         d = resolve_run_dir(run_dir)
+        if d.is_symlink():  # runs/x/latest -> <run-id>: name the run by its id
+            d = Path(os.path.normpath(d.parent / os.readlink(d)))
         if not (d / "metrics.json").is_file():
             raise ModelError("not a complete run directory: missing metrics.json",
                              Location(str(run_dir)), code="run-incomplete")

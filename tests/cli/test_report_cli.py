@@ -89,3 +89,11 @@ def test_train_writes_and_lists_the_report_unless_told_not_to(tmp_path):
               "--run-dir", tmp_path / "without", "--no-report")
     assert res.exit_code == 0 and "report:" not in res.output
     assert not (tmp_path / "without" / "report.html").exists()
+
+
+def test_report_of_latest_is_written_into_the_run_it_names(tmp_path):
+    r = fake_run(tmp_path / "toy" / "20260101-000000-abcd")
+    os.symlink(r.name, tmp_path / "toy" / "latest")
+    res = run("report", tmp_path / "toy" / "latest")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip().splitlines()[-1] == str(r / "report.html")

@@ -159,3 +159,8 @@ def test_report_runs_writes_into_the_run_or_where_told(tmp_path):
     out = report_runs([run], tmp_path / "elsewhere.html")
     assert out.read_text().startswith("<!DOCTYPE html>")
     json.loads((run / "metrics.json").read_text())  # untouched
+
+
+def test_a_damaged_model_is_noted_on_the_page(tmp_path):
+    html, p = page(fake_run(tmp_path / "r", files={"model.onnx": b"\x0a\xff\xff"}))
+    assert "model" in p.sections and "model.onnx cannot be read: truncated" in html
