@@ -201,9 +201,12 @@ def chart_svg(chart: Chart) -> str:
     for m in chart.markers:
         if sx.lo <= m.x <= sx.hi:
             x = _f(sx(m.x))
+            # a label near an edge is anchored inside the chart, not cut by it
+            at = (sx(m.x) - LEFT) / max(w - LEFT - RIGHT, 1)
+            anchor = "end" if at > 0.9 else "start" if at < 0.1 else "middle"
             parts.append(f'<line class="marker" x1="{x}" x2="{x}" y1="{TOP}" y2="{h - BOTTOM}" '
                          f'stroke="{m.color}" stroke-dasharray="2 2"/>'
-                         f'<text x="{x}" y="{TOP - 3}" text-anchor="middle" fill="{m.color}" '
+                         f'<text x="{x}" y="{TOP - 3}" text-anchor="{anchor}" fill="{m.color}" '
                          f'font-size="10">{escape(m.label)}</text>')
     for s in chart.series:
         dash = ' stroke-dasharray="6 3"' if s.dashed else ""
