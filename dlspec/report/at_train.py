@@ -20,25 +20,33 @@ def report_files(files: dict[str, bytes], ds, held: np.ndarray) -> dict[str, byt
     """``{name: bytes}`` to add to the run: holdout_predictions.csv (regression on a table
     or a series) and report.html."""
     extra = {}
-    if not TASKS[ds.target.task].classifier and ds.kind in ("table", "sequence"):
+    task = TASKS.get(ds.target.task)
+    if task is not None and not task.classifier and ds.kind in ("table", "sequence"):
         split = next((s for s in SPLIT_ORDER if len(ds.rows[s])), "")
-        extra[PREDICTIONS] = predictions_csv(files["model.onnx"], ds, held, split)
+        found = predictions_csv(files["model.onnx"], ds, held, split)
+        if found is not None:
+            extra[PREDICTIONS] = found
     run = RunFiles.from_mapping({**files, **extra}, "")
     extra["report.html"] = render_run(run).encode("utf-8")
     return extra
 
 
-def predictions_csv(model_bytes: bytes, ds, held: np.ndarray, split: str) -> bytes:
+def predictions_csv(model_bytes: bytes, ds, held: np.ndarray, split: str) -> bytes | None:
     """The exported model on the held-out raw rows: ``true``, ``predicted`` (and ``split``)
-    per row, or ``true_i``, ``predicted_i`` for a target of several values."""
+    per row, or ``true_i``, ``predicted_i`` for a target of several values; None for a
+    model that is not a regression head on the data's own inputs (a generator's noise in)."""
     import onnx
 
     from dlspec.inputs.base import HOLDOUT_ROWS
     from dlspec.onnx.parity import RAW_ROWS, contract_of, cpu_session
+    from dlspec.runtime.contract import contract_inputs
 
     rows = held[:HOLDOUT_ROWS]
     model = onnx.load_from_string(model_bytes)
     contract = contract_of(model)
+    if contract.task != "regression" or not contract.outputs or \
+            contract.columns != [c.name for c in contract_inputs(ds.inputs)]:
+        return None
     feeds = RAW_ROWS[ds.kind](contract, ds.inputs, ds.raw).feeds(rows)
     got = np.asarray(cpu_session(model_bytes).run([contract.outputs[0]], feeds)[0],
                      dtype=np.float64).reshape(len(rows), -1)

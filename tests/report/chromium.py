@@ -20,11 +20,22 @@ QUIET = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-default-apps", "--disable-extensions"]
 
 
-def expected_sections(metrics: dict, sequence: bool) -> list[str]:
-    """The sections a trained run's report shows, by its task."""
-    middle = ["confusion"] if metrics.get("classes") else ["forecast" if sequence
-                                                              else "predictions"]
-    return ["curves", "metrics", *middle, "model", "spec", "run"]
+def expected_sections(run_dir: Path, sequence: bool) -> list[str]:
+    """The sections a trained run's report shows, by what the run holds: metrics where it
+    has a held-out split, a confusion matrix for a classifier, predicted against true (a
+    forecast, for a series) where train kept a regression's held-out predictions, the
+    pictures metrics.json lists."""
+    m = json.loads((run_dir / "metrics.json").read_text())
+    splits = [m.get(s) or {} for s in ("validation", "test")]
+    out = ["curves"] + (["metrics"] if any(splits) else [])
+    if m.get("classes") and any("confusion_matrix" in s for s in splits):
+        out.append("confusion")
+    if (run_dir / "holdout_predictions.csv").is_file():
+        out.append("forecast" if sequence else "predictions")
+    if m.get("pictures"):
+        out.append("pictures")
+    return [*out, "model", "spec", "run"]
+
 
 def load(page: Path, tmp: Path) -> tuple[str, list[str], list[str]]:
     """Chromium's DOM of ``page`` after loading, the console messages it logged, and the
