@@ -508,8 +508,12 @@ def bench_end_to_end(data: Path, epochs: int, timer: Timer) -> dict:
         box: dict = {}
 
         def cmd_for(run_dir: Path) -> list[str]:
+            # --no-report: the same work as before report.html existed (writing the page
+            # takes 15-60 ms, measured apart), so the comparison with PyTorch stays like
+            # for like
             return cli + ["train", str(CHURN_SPEC), "--quiet", "--set", f"data.source={data}",
-                          "--set", f"train.epochs={epochs}", "--run-dir", str(run_dir)]
+                          "--set", f"train.epochs={epochs}", "--run-dir", str(run_dir),
+                          "--no-report"]
 
         def dl() -> None:  # a fresh run directory per attempt
             run_dir = Path(tempfile.mkdtemp(dir=tmp)) / "run"

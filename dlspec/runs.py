@@ -10,6 +10,8 @@
         history.csv       one row per epoch
         curve.svg         the training curve
         model.onnx        the exported model
+        report.html       the run's page (dlspec/report; unless train(report=False))
+        holdout_predictions.csv   a regression's held-out rows, true and predicted
     runs/<name>/latest -> <run-id>
 
 The whole directory is written under a temporary name and renamed into place,

@@ -94,7 +94,7 @@ def lr_scale(net: Network) -> np.ndarray | None:
 def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
           run_dir: str | Path | None = None, runs_root: str | Path = "runs",
           on_epoch: Callable[[int, dict], None] | None = None,
-          max_memory: int = DEFAULT_LIMIT) -> TrainResult:
+          max_memory: int = DEFAULT_LIMIT, report: bool = True) -> TrainResult:
     """Train a spec and write its run directory (weights, metrics, model.onnx).
 
     Args:
@@ -102,6 +102,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
             with ``runs_root/<name>/latest`` pointing at it).
         on_epoch: progress callback ``(epoch, logs)``.
         max_memory: refuse to train when a step would need more bytes than this.
+        report: also write report.html (and a regression's held-out predictions).
 
     Raises:
         Diagnostics, DataError: invalid spec or data. TrainingDiverged: non-finite loss.
@@ -175,6 +176,10 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         if pictures.listed:
             metrics["pictures"] = pictures.listed
             files["metrics.json"] = json.dumps(metrics, indent=2).encode()
+    if report:  # report.html, the page a reviewer opens: see dlspec/report
+        from dlspec.report.at_train import report_files
+
+        files.update(report_files(files, ds, held))
     if run_dir is None:
         path = write_run(Path(runs_root) / spec.name / new_run_id(), files)
         point_latest(path)

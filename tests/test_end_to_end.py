@@ -13,10 +13,11 @@ import pytest
 import dlspec
 from dlspec.errors import Diagnostics, TrainingDiverged
 from tests.conftest import SPECS
+from tests.report.chromium import CHROMIUM, check, expected_sections
 
 RUN_FILES = {"spec.lock.yaml", "weights.npz", "weights.json", "optimizer.npz",
              "preprocess.json", "metrics.json", "history.csv", "curve.svg", "holdout.csv",
-             "model.onnx"}
+             "model.onnx", "report.html"}
 
 
 def _read(path):
@@ -97,6 +98,11 @@ def test_every_spec_trains_and_exports(tmp_path, spec, spec_data):
     result = dlspec.train(SPECS / spec, overrides, run_dir=tmp_path / "run")
     assert result.metrics["export_parity"]["batch_sizes"][0] == 1
     assert (tmp_path / "run" / "model.onnx").stat().st_size > 0
+    if CHROMIUM:  # its report.html in a browser (tests/report/test_browser.py skips without)
+        sections = expected_sections(tmp_path / "run", loaded.data.sequence is not None)
+        assert ("confusion" if result.metrics["classes"] else "forecast") in sections or \
+            loaded.data.sequence is None and not result.metrics["classes"]
+        check(tmp_path / "run" / "report.html", tmp_path, sections)
 
 
 @pytest.fixture

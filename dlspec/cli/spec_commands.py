@@ -274,6 +274,8 @@ def train(
                                                  "runs/<name>/<run-id>).")] = None,
     quiet: Quiet = False,
     max_memory: MaxMemory = "8GiB",
+    no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html "
+                                            "into the run directory.")] = False,
 ) -> None:
     """Train a spec; the run directory's path is the last line on stdout."""
     import dlspec.api as api
@@ -285,7 +287,8 @@ def train(
         limit = size_option(max_memory)
         spec = load_spec(spec_path, overrides or [], max_memory=limit)
         with _progress(spec.train.total_epochs, quiet) as on_epoch:
-            result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch, max_memory=limit)
+            result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch, max_memory=limit,
+                               report=not no_report)
         m = result.metrics
         if not quiet:
             stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""
@@ -299,6 +302,8 @@ def train(
                                           "validation"))
         if result.note:
             err.print(f"note: {result.note}", soft_wrap=True, markup=False)
+        if not quiet and not no_report:
+            err.print(f"report: {result.run_dir / 'report.html'}", soft_wrap=True)
         print(result.run_dir, flush=True)
 
 
