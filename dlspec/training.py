@@ -141,7 +141,10 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         model, parity = export_program(spec, ds, net, held)
     metrics = {
         "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
-        "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
+        "data_sha256": ds.sha256,
+        # a training program's outputs are not one target's: its losses are its metrics
+        "task": ds.target.task if spec.train.loss is not None else "program",
+        "classes": ds.target.classes if spec.train.loss is not None else [],
         "epochs_run": len(result.history), "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early, "steps": result.steps,
         "training_seconds": round(result.seconds, 3),

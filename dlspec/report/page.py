@@ -23,12 +23,16 @@ HEADLINE_ORDER = ("accuracy", "rmse", "mae", "f1", "auc", "mse", "loss")
 
 def headline(metrics: dict) -> tuple[str, str, float] | None:
     """(split, metric, value) a reader looks at first: test (else validation) accuracy for
-    a classifier, RMSE for a forecast, else the first metric there is, else the loss."""
+    a classifier, RMSE for a forecast, else the loss; a training program's first named
+    loss."""
     for split in ("test", "validation"):
         rep = metrics.get(split) or {}
         for k in HEADLINE_ORDER:
             if isinstance(rep.get(k), (int, float)):
                 return split, k, float(rep[k])
+        for k, v in rep.items():
+            if k != "rows" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                return split, k, float(v)
     return None
 
 

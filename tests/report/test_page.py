@@ -164,3 +164,12 @@ def test_report_runs_writes_into_the_run_or_where_told(tmp_path):
 def test_a_damaged_model_is_noted_on_the_page(tmp_path):
     html, p = page(fake_run(tmp_path / "r", files={"model.onnx": b"\x0a\xff\xff"}))
     assert "model" in p.sections and "model.onnx cannot be read: truncated" in html
+
+
+def test_program_run_headlines_its_first_named_loss(tmp_path):
+    # A GAN's metrics are its losses on the split: the first one heads the page.
+    gan = {**CLASSIFIER, "task": "program", "classes": [],
+           "test": {"rows": 100, "d_real": 0.03, "d_fake": 0.31, "g_loss": 1.31},
+           "validation": {}}
+    html, _ = page(fake_run(tmp_path / "r", metrics=gan))
+    assert re.search(r'id="headline">0\.0300 <small>d_real on the test split', html)
