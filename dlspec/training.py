@@ -86,7 +86,7 @@ def lr_scale(net: Network) -> np.ndarray | None:
 def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
           run_dir: str | Path | None = None, runs_root: str | Path = "runs",
           on_epoch: Callable[[int, dict], None] | None = None,
-          max_memory: int = DEFAULT_LIMIT) -> TrainResult:
+          max_memory: int = DEFAULT_LIMIT, workers: int = 1) -> TrainResult | None:
     """Train a spec and write its run directory (weights, metrics, model.onnx).
 
     Args:
@@ -94,6 +94,9 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
             with ``runs_root/<name>/latest`` pointing at it).
         on_epoch: progress callback ``(epoch, logs)``.
         max_memory: refuse to train when a step would need more bytes than this.
+        workers: train.engine torch only: DDP over this many local processes. Under an
+            external torchrun every rank calls ``train``; only rank 0 writes the run (the
+            others return None).
 
     Raises:
         Diagnostics, DataError: invalid spec or data. TrainingDiverged: non-finite loss.
@@ -105,6 +108,10 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
 
     spec = as_spec(spec, overrides)
     _needs_training(spec)
+    if spec.train.engine != "numpy" or workers != 1:
+        from dlspec.torchengine import check
+
+        check(spec, workers)
     target = Path(run_dir) if run_dir is not None else Path(runs_root) / spec.name / "run"
     check_run_dir(target)  # before training, not after
     ds = load_dataset(spec)
@@ -115,8 +122,10 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         from dlspec.spec.transfer import load_init
 
         init = load_init(compiled.init)
-    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
-                      augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net))
+    fitted = _fit(spec, ds, net, init, on_epoch, workers, max_memory)
+    if fitted is None:
+        return None   # a rank other than 0 under an external launcher
+    result, opt_state_arrays = fitted
     model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
                         spec_sha256=spec.sha256)
     held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
@@ -139,7 +148,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
                                 "fresh": compiled.init.fresh}
     weights, manifest = save_arrays(net.buffer.state(), spec.sha256)
     opt_state = io.BytesIO()
-    np.savez(opt_state, **opt.state())
+    np.savez(opt_state, **opt_state_arrays)
     kind = KINDS[ds.kind]
     files = {
         "spec.lock.yaml": lock_yaml(spec, ds.sha256, target),  # the run's depth: same paths
@@ -158,6 +167,21 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     else:
         path = write_run(Path(run_dir), files)
     return TrainResult(path, spec, result, metrics, note_of(model))
+
+
+def _fit(spec: Spec, ds: Dataset, net: Network, init: dict | None, on_epoch, workers: int,
+         max_memory: int) -> tuple[FitResult, dict] | None:
+    """The one place the engines part: (the fit's record, the optimizer's state), or None
+    on a rank that does not write."""
+    if spec.train.engine == "torch":
+        from dlspec.torchengine.run import train_torch
+
+        return train_torch(spec, ds, net, init, on_epoch, workers, max_memory,
+                           lambda folder: lock_yaml(spec, ds.sha256, folder),
+                           augment=_augment(spec, ds))
+    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
+                      augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net))
+    return result, opt.state()
 
 
 def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:

@@ -248,6 +248,12 @@ def train(
                                                  "runs/<name>/<run-id>).")] = None,
     quiet: Quiet = False,
     max_memory: MaxMemory = "8GiB",
+    engine: Annotated[str | None, typer.Option(
+        help="numpy (dlspec's engine) or torch (PyTorch; pip install 'dlspec[torch]'): "
+             "sets train.engine.")] = None,
+    workers: Annotated[int, typer.Option(
+        help="Train with torch's DistributedDataParallel over this many local processes "
+             "(gloo; the spec's batch_size is the global batch).")] = 1,
 ) -> None:
     """Train a spec; the run directory's path is the last line on stdout."""
     import dlspec.api as api
@@ -257,9 +263,13 @@ def train(
         from dlspec.spec.load import load_spec
 
         limit = size_option(max_memory)
-        spec = load_spec(spec_path, overrides or [], max_memory=limit)
+        engine_set = [f"train.engine={engine}"] if engine is not None else []
+        spec = load_spec(spec_path, [*(overrides or []), *engine_set], max_memory=limit)
         with _progress(spec.train.epochs, quiet) as on_epoch:
-            result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch, max_memory=limit)
+            result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch, max_memory=limit,
+                               workers=workers)
+        if result is None:   # a rank other than 0 under torchrun: rank 0 reports
+            return
         m = result.metrics
         if not quiet:
             stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""

@@ -119,6 +119,7 @@ class TrainSpec:
     shuffle: bool
     seed: int
     params: tuple[ParamRule, ...] = ()
+    engine: str = "numpy"   # what trains it: dlspec's NumPy engine, or torch
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,8 @@ def _train(t: dict | None) -> TrainSpec | None:
         early_stopping=EarlyStopping(**es) if es else None, shuffle=t["shuffle"],
         seed=t["seed"],
         params=tuple(ParamRule(r["match"], r.get("frozen"), r.get("lr_mult"), i)
-                     for i, r in enumerate(t["params"])))
+                     for i, r in enumerate(t["params"])),
+        engine=t.get("engine", "numpy"))
 
 
 def build(resolved: dict, file: str, base: Path, locate) -> Spec:

@@ -229,6 +229,10 @@ def build_schema() -> dict:
         }, ["match"])}, "per-parameter training rules, in order (a later rule wins where two"
             " match); a glob that matches no parameter is an error",
             [{"match": "conv*.*", "frozen": True}]),
+        "engine": _d({"type": "string", "enum": ["numpy", "torch"], "default": "numpy"},
+                     "what trains the model: numpy (dlspec's own engine, the reference) or "
+                     "torch (PyTorch, needs the torch extra; dlspec train --workers N runs it "
+                     "as N DDP processes); both write the same run directory", "torch"),
     }, ["loss"])
     export = _params_object({
         "opset": _d({"type": "integer", "minimum": MIN_OPSET, "maximum": MAX_OPSET,

@@ -1,0 +1,71 @@
+"""The torch engine: a spec's compiled graph trained by PyTorch, on one process or as
+DistributedDataParallel over several (gloo on CPU, nccl where CUDA is).
+
+- ``ops``: the torch form of every op in the registry (``TORCH_OPS``);
+- ``module``: the graph as a ``torch.nn.Module``, one submodule per layer;
+- ``optim``: torch.optim configured from the spec, one group per learning-rate multiplier;
+- ``fit``: the training loop (one rank of a DDP group, or alone);
+- ``launch``: N worker processes started the way torchrun starts them;
+- ``worker``: what each of them runs.
+
+Importing this package does not import torch: ``check`` runs before any process starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from dlspec.errors import Diagnostics, SpecError, UsageError
+
+EXTRA = "python -m pip install 'dlspec[torch]'"
+
+
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def external_world() -> int:
+    """WORLD_SIZE set by torchrun or a cluster launcher (1 when absent)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def check(spec, workers: int = 1) -> None:
+    """Refuse, with one located message, an engine or worker count this spec cannot train
+    with: before any data is read or any process starts."""
+    engine = spec.train.engine
+    where = ("train", "engine")
+    at = spec.locate(where, False)
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if engine != "torch":
+        if workers > 1:
+            raise UsageError(f"--workers {workers} trains with torch's DistributedDataParallel:"
+                             " add --engine torch (or train.engine: torch in the spec)")
+        return
+    if not torch_installed():
+        raise Diagnostics([SpecError(
+            f"train.engine torch needs PyTorch, which is not installed: {EXTRA}",
+            at, path="train.engine", code="torch-missing")])
+    from dlspec.ops import OPS
+
+    missing = sorted(set(OPS) - set(supported_ops()))
+    if missing:   # a new op without its torch form
+        raise Diagnostics([SpecError(
+            f"the torch engine has no form of op(s) {', '.join(missing)}; train with "
+            "engine: numpy", at, path="train.engine", code="torch-op")])
+    world = workers if workers > 1 else external_world()
+    bs = spec.train.batch_size
+    if bs % world:
+        raise Diagnostics([SpecError(
+            f"batch_size {bs} is the global batch of all {world} workers, so it must divide "
+            f"by {world}: use batch_size {bs - bs % world or world} or "
+            f"{bs + world - bs % world}", spec.locate(("train", "batch_size"), False),
+            path="train.batch_size", code="torch-batch")])
+
+
+def supported_ops() -> tuple[str, ...]:
+    """The ops the torch engine can run (imports torch)."""
+    from dlspec.torchengine.ops import TORCH_OPS
+
+    return tuple(TORCH_OPS)
