@@ -317,6 +317,25 @@ def _progress(epochs: int, quiet: bool):
         yield on_epoch
 
 
+def _export_torch(run: Path, output: Path | None, to: str) -> None:
+    from dlspec.errors import UsageError
+
+    if to != "torch":
+        raise UsageError(f"--to {to}: expected onnx or torch", code="usage")
+    if output is None:
+        raise UsageError("--to torch writes a folder: name it with -o DIR", code="usage")
+    if run.suffix in SPEC_SUFFIXES:
+        raise UsageError("--to torch exports a trained run (dlspec train the spec first)",
+                         code="usage")
+    from dlspec.torchengine.export import export_torch
+
+    path = export_torch(run, output)
+    err.print(f"wrote model.py, model.safetensors, train.py and preprocess.json; train "
+              f"with: torchrun --standalone --nproc_per_node=N {path}/train.py --data "
+              "DATA.npz", soft_wrap=True, markup=False)
+    print(path, flush=True)
+
+
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(metavar="RUN_DIR|SPEC", help="A run directory (or "
@@ -327,12 +346,18 @@ def export(
     opset: Annotated[int | None, typer.Option(help="ONNX opset (default: the spec's "
                                               "export.opset).")] = None,
     overrides: Overrides = None,
+    to: Annotated[str, typer.Option(help="onnx (one file), or torch: a folder with model.py, "
+                                    "model.safetensors and a torchrun train.py (-o names the "
+                                    "folder).")] = "onnx",
 ) -> None:
     """Export a run (or a spec with its weights) to one ONNX file taking raw inputs, after a
-    parity check."""
+    parity check; or, with --to torch, a run as a PyTorch project."""
     import dlspec.api as api
 
     with user_errors():
+        if to != "onnx":
+            _export_torch(run, output, to)
+            return
         if run.suffix in SPEC_SUFFIXES and run.is_file():
             from dlspec.spec.load import load_spec
 

@@ -6,7 +6,8 @@ DistributedDataParallel over several (gloo on CPU, nccl where CUDA is).
 - ``optim``: torch.optim configured from the spec, one group per learning-rate multiplier;
 - ``fit``: the training loop (one rank of a DDP group, or alone);
 - ``launch``: N worker processes started the way torchrun starts them;
-- ``worker``: what each of them runs.
+- ``worker``: what each of them runs;
+- ``export``: a run as a PyTorch project (model.py, weights, a torchrun train.py).
 
 Importing this package does not import torch: ``check`` runs before any process starts.
 """
@@ -15,10 +16,24 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 from dlspec.errors import Diagnostics, SpecError, UsageError
 
 EXTRA = "python -m pip install 'dlspec[torch]'"
+
+
+def attr_name(name: str) -> str:
+    """A layer or parameter name as a Python identifier (torch refuses dots in names)."""
+    out = re.sub(r"\W", "_", name)
+    return f"_{out}" if out[:1].isdigit() or not out else out
+
+
+def full_hyper(name: str, hyper) -> dict:
+    """An optimizer's hyperparameters, every default filled (dlspec's defaults)."""
+    from dlspec.engine.optimizers import OPTIMIZERS
+
+    return {k: s["default"] for k, s in OPTIMIZERS[name].params.items()} | dict(hyper)
 
 
 def torch_installed() -> bool:

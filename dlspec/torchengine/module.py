@@ -13,20 +13,13 @@ keyed by value id, so any loss can read any node (``value_of`` names them).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import torch
 from torch import nn
 
 from dlspec.graph.ir import Graph, Value
+from dlspec.torchengine import attr_name
 from dlspec.torchengine.ops import TORCH_OPS, TORCH_UPDATES
-
-
-def attr_name(name: str) -> str:
-    """A layer or parameter name as a Python attribute (torch refuses dots)."""
-    out = re.sub(r"\W", "_", name)
-    return f"_{out}" if out[:1].isdigit() or not out else out
 
 
 class GraphModule(nn.Module):

@@ -11,11 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from dlspec.engine.optimizers import OPTIMIZERS
-
-
-def full_hyper(name: str, hyper: Mapping) -> dict:
-    return {k: s["default"] for k, s in OPTIMIZERS[name].params.items()} | dict(hyper)
+from dlspec.torchengine import full_hyper
 
 
 def _torch_kwargs(name: str, h: dict) -> tuple[type, dict]:
