@@ -92,3 +92,15 @@ def test_engine_in_the_spec_is_located(tmp_path, monkeypatch):
     assert r.exit_code != 0
     line = spec.read_text().splitlines().index("  engine: torch") + 1
     assert f"s.yaml:{line}:" in r.output
+
+
+def test_no_torch_import_unless_asked_for():
+    import subprocess
+    import sys
+
+    code = ("import sys, dlspec, dlspec.training, dlspec.cli, dlspec.torchengine, "
+            "dlspec.torchengine.export, dlspec.torchengine.train_script; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
