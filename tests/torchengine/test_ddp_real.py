@@ -35,11 +35,11 @@ def test_dlspec_train_under_an_external_torchrun(tmp_path):
 
 
 @pytest.mark.skipif(os.environ.get("DLSPEC_LONG") != "1",
-                    reason="about twenty minutes on 2 cores: set DLSPEC_LONG=1 to train "
+                    reason="about eleven minutes on 2 cores: set DLSPEC_LONG=1 to train "
                            "mnist_cnn on two workers")
 def test_mnist_cnn_on_two_workers(tmp_path, mnist_dir, monkeypatch):
     monkeypatch.setenv("DLSPEC_DATA", str(mnist_dir.parent))
     monkeypatch.setenv("DLSPEC_CACHE", str(tmp_path / "cache"))
     r = dlspec.train(SPECS / "mnist_cnn.yaml", ["train.engine=torch"], run_dir=tmp_path / "run",
                      workers=2)
-    assert r.metrics["test"]["accuracy"] >= 0.99   # the NumPy engine: 0.9927
+    assert r.metrics["test"]["accuracy"] >= 0.99   # the NumPy engine: 0.9927; here 0.9917
