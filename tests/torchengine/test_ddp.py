@@ -104,3 +104,17 @@ def test_no_torch_import_unless_asked_for():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--to", "torch"], "-o DIR"),
+    (["--to", "tf", "-o", "x"], "expected onnx or torch"),
+])
+def test_export_to_torch_usage_errors(args, says, tmp_path):
+    r = CliRunner().invoke(app, ["export", str(tmp_path), *args])
+    assert r.exit_code != 0 and says in r.output and "Traceback" not in r.output
+
+
+def test_export_to_torch_needs_a_run(tmp_path):
+    r = CliRunner().invoke(app, ["export", str(BC), "--to", "torch", "-o", str(tmp_path / "t")])
+    assert r.exit_code != 0 and "trained run" in r.output
