@@ -80,14 +80,13 @@ class GraphModule(nn.Module):
         for p in self.graph.params:
             env[p.value.id] = self.tensor(p.name)
         for node in self.graph.nodes:
-            if any(v.id not in env for v in node.inputs[:1]) or (
-                    not (node.op.train_only and not self.training)
-                    and any(v.id not in env for v in node.inputs)):
+            passes = node.op.train_only and not self.training   # the identity, as exported
+            if any(v.id not in env for v in (node.inputs[:1] if passes else node.inputs)):
                 continue  # a loss without its target, or what reads it
-            xs = [env[v.id] for v in node.inputs]
-            if node.op.train_only and not self.training:
-                env[node.output.id] = xs[0]
+            if passes:
+                env[node.output.id] = env[node.inputs[0].id]
                 continue
+            xs = [env[v.id] for v in node.inputs]
             env[node.output.id] = TORCH_OPS[node.op.name](*xs, **node.attrs)
             update = TORCH_UPDATES.get(node.op.name)
             if update is not None and self.training:

@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch", reason="the torch engine needs torch (the t
 from dlspec.engine.trainer import INIT_STREAM, rng  # noqa: E402
 from dlspec.engine.trainer import fit as numpy_fit  # noqa: E402
 from dlspec.torchengine.fit import fit as torch_fit  # noqa: E402
+from dlspec.torchengine.module import GraphModule  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 
 STEPS = 6
@@ -79,6 +80,16 @@ def test_torch_matches_numpy_after_k_steps(name, request, monkeypatch):
         move = float(np.abs(ours[k] - start[k]).max())
         diff = float(np.abs(theirs[k] - ours[k]).max())
         assert diff <= MOVE * move + ATOL, f"{name}: {k}: differs by {diff}, moved {move}"
+    # at inference (dropout and batch norm's training form pass through) the module
+    # computes the NumPy engine's forward pass
+    module = GraphModule(net.graph, theirs).eval()
+    rows = {k: v[:16] for k, v in (x["train"] if isinstance(x["train"], dict)
+                                   else {net.input_names[0]: x["train"]}).items()}
+    with torch.no_grad():
+        env = module({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in rows.items()})
+    net.buffer.load(theirs)
+    _, want = net.forward(rows)
+    np.testing.assert_allclose(env[net.graph.output.id].numpy(), want, rtol=1e-4, atol=1e-5)
     # the check means something only if training moved the weights
     moved = max(float(np.abs(ours[k] - start[k]).max()) for k in ours)
     assert moved > 10 * ATOL, f"{name}: {STEPS} steps moved no weight past {10 * ATOL}"
