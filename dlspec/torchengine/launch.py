@@ -77,8 +77,8 @@ def launch(lock: Callable[[Path], bytes], workers: int, net, on_epoch: Callable 
             raise WorkerError(f"torch worker {rank} of {workers} exited with status "
                               f"{codes[rank]}:\n{tail}")
         record = json.loads((job / RESULT).read_text())
-        with np.load(job / WEIGHTS) as z:
+        with np.load(job / WEIGHTS, allow_pickle=False) as z:
             net.buffer.load({k: z[k] for k in z.files})
-        with np.load(job / OPTIMIZER) as z:
+        with np.load(job / OPTIMIZER, allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}
     return FitResult(**record), state
