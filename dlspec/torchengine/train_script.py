@@ -76,7 +76,7 @@ def main():
     torch.manual_seed(args.seed)
     model = Model()
     model.load_state_dict(load_file(args.init))
-    data = np.load(args.data)
+    data = np.load(args.data, allow_pickle=False)
     tensors = [torch.from_numpy(data[name]) for name in INPUTS]
     rows = TensorDataset(*tensors, torch.from_numpy(data["target"]))
     sampler = DistributedSampler(rows, seed=args.seed) if world > 1 else None
