@@ -165,3 +165,43 @@ def confusion_table(cm: list[list[int]], classes: list, split: str) -> Group:
     for c, row in zip(names, cm, strict=True):
         t.add_row(c, *(str(v) for v in row))
     return titled(f"{split} confusion matrix", t, "rows: true, columns: predicted")
+
+
+def program_lines(spec, program) -> list[str]:
+    """A training program as the loop runs it: each phase, its steps, what each optimizer
+    minimises over which parameters (and, for a recipe, the keys it expands into)."""
+    import yaml
+
+    from dlspec.spec.model import thaw
+
+    lines = []
+    t = thaw(spec.resolved["train"])
+    if t.get("recipe"):
+        (kind, _), = t["recipe"].items()
+        expanded = {k: t[k] for k in ("losses", "optimizers", "step", "phases") if k in t}
+        lines.append(f"train.recipe {kind} expands to (spec.lock.yaml records it):")
+        lines += ["  " + line for line in yaml.safe_dump(
+            expanded, sort_keys=False, default_flow_style=None).splitlines()]
+    lines.append("training program:")
+    for phase in program.phases:
+        lines.append(f"  phase {phase.name}: {phase.epochs} epoch(s), batch {phase.batch_size}"
+                     + (f", frozen: {', '.join(sorted(phase.frozen))}" if phase.frozen else ""))
+        if phase.rbm is not None:
+            r = phase.rbm
+            name, hyper = phase.optimizer
+            how = f"{r.kind} visible units, CD-{r.cd_k}" + \
+                (", persistent" if r.persistent else "") + (", every row" if r.all_rows else "")
+            lines.append(f"    rbm on {r.layer} ({how}): {r.kernel.name}, {r.bias.name} by "
+                         f"{name} {fmt_hyper(hyper)}")
+            continue
+        lines.append(f"    each batch: {' -> '.join(phase.step)}")
+        for name, obj in phase.objectives.items():
+            lines.append(f"    {name}: {obj.optimizer} {fmt_hyper(obj.hyper)} minimises "
+                         f"{' + '.join(obj.losses)} over {len(obj.params)} parameter(s): "
+                         f"{', '.join(p.name for p in obj.params[:6])}"
+                         f"{' ...' if len(obj.params) > 6 else ''}")
+    return lines
+
+
+def fmt_hyper(hyper) -> str:
+    return "(" + ", ".join(f"{k} {v}" for k, v in hyper.items()) + ")"

@@ -13,10 +13,11 @@ import numpy as np
 
 from dlspec.engine import metrics as M
 from dlspec.engine.network import Network
-from dlspec.engine.trainer import FitResult, evaluate, fit, predict_classes
+from dlspec.engine.trainer import FitResult, evaluate, evaluate_losses, fit, predict_classes
 from dlspec.errors import Diagnostics, SpecError, path_str
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.inputs import KINDS, Dataset, load_dataset
+from dlspec.program_run import Pictures, export_program
 from dlspec.runs import (
     check_run_dir,
     history_csv,
@@ -122,23 +123,29 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         from dlspec.spec.transfer import load_init
 
         init = load_init(compiled.init)
-    fitted = _fit(spec, ds, net, init, on_epoch, workers, max_memory)
+    program = compiled.program
+    pictures = Pictures(spec, ds, net, program) if program is not None else None
+    fitted = _fit(spec, ds, net, init, pictures.on_epoch(on_epoch) if pictures else on_epoch,
+                  workers, max_memory, program)
     if fitted is None:
         return None   # a rank other than 0 under an external launcher
     result, opt_state_arrays = fitted
-    model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
-                        spec_sha256=spec.sha256)
     held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
-    parity = located_parity(spec, net, check_model_parity, model, net, ds.kind, ds.inputs,
-                            ds.target.task, ds.raw, held)
+    if spec.train.loss is not None:
+        model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
+                            spec_sha256=spec.sha256)
+        parity = located_parity(spec, net, check_model_parity, model, net, ds.kind,
+                                ds.inputs, ds.target.task, ds.raw, held)
+    else:  # no supervised head: every output as the engine computes it
+        model, parity = export_program(spec, ds, net, held)
     metrics = {
         "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
         "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
         "epochs_run": len(result.history), "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early, "steps": result.steps,
         "training_seconds": round(result.seconds, 3),
-        "validation": split_report(net, ds, spec, "validation"),
-        "test": split_report(net, ds, spec, "test"),
+        "validation": split_report(net, ds, spec, "validation", program),
+        "test": split_report(net, ds, spec, "test", program),
         "export_parity": parity,
     }
     if compiled.init is not None:
@@ -161,6 +168,11 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         kind.holdout: kind.write_holdout(ds, held),
         "model.onnx": model.SerializeToString(),
     }
+    if pictures is not None:
+        files.update(pictures.final(result))
+        if pictures.listed:
+            metrics["pictures"] = pictures.listed
+            files["metrics.json"] = json.dumps(metrics, indent=2).encode()
     if run_dir is None:
         path = write_run(Path(runs_root) / spec.name / new_run_id(), files)
         point_latest(path)
@@ -170,7 +182,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
 
 
 def _fit(spec: Spec, ds: Dataset, net: Network, init: dict | None, on_epoch, workers: int,
-         max_memory: int) -> tuple[FitResult, dict] | None:
+         max_memory: int, program=None) -> tuple[FitResult, dict] | None:
     """The one place the engines part: (the fit's record, the optimizer's state), or None
     on a rank that does not write."""
     if spec.train.engine == "torch":
@@ -180,8 +192,9 @@ def _fit(spec: Spec, ds: Dataset, net: Network, init: dict | None, on_epoch, wor
                            lambda folder: lock_yaml(spec, ds.sha256, folder),
                            augment=_augment(spec, ds))
     result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
-                      augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net))
-    return result, opt.state()
+                      augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net),
+                      program=program, pretrain=ds.pretrain)
+    return result, (opt.state() if opt is not None else {})
 
 
 def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:
@@ -236,10 +249,14 @@ def located_parity(spec: Spec, net: Network, check, *args) -> dict:
             code="export-parity")]) from None
 
 
-def split_report(net: Network, ds: Dataset, spec: Spec, split: str) -> dict:
+def split_report(net: Network, ds: Dataset, spec: Spec, split: str,
+                 program=None) -> dict:
     x, y = ds.x[split], ds.y[split]
     if len(y) == 0:
         return {}
+    if spec.train.loss is None:  # named losses alone: each of them on the split
+        return {"rows": int(len(y)),
+                **evaluate_losses(net, program, x, y, spec.train.seed)}
     report = {"rows": int(len(y)), **evaluate(net, x, y, ds.target.task, spec.train.metrics)}
     if ds.kind == "sequence" and not TASKS[ds.target.task].classifier:
         report = _forecast_report(net, ds, spec, split, report)

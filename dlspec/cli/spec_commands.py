@@ -214,6 +214,11 @@ def inspect(
         if compiled.estimate is not None:
             out.print(f"memory of a training step: {compiled.estimate.describe()}",
                       soft_wrap=True)
+        if compiled.program is not None:
+            from dlspec.render import program_lines
+
+            for line in program_lines(spec, compiled.program):
+                out.print(printable(line), soft_wrap=True, markup=False, highlight=False)
 
 
 def _inspect_model(path: Path) -> None:
@@ -265,7 +270,7 @@ def train(
         limit = size_option(max_memory)
         engine_set = [f"train.engine={engine}"] if engine is not None else []
         spec = load_spec(spec_path, [*(overrides or []), *engine_set], max_memory=limit)
-        with _progress(spec.train.epochs, quiet) as on_epoch:
+        with _progress(spec.train.total_epochs, quiet) as on_epoch:
             result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch, max_memory=limit,
                                workers=workers)
         if result is None:   # a rank other than 0 under torchrun: rank 0 reports
@@ -302,7 +307,9 @@ def _progress(epochs: int, quiet: bool):
 
         def log_line(epoch: int, logs: dict) -> None:
             if epoch % every == 0 or epoch in (1, epochs):
-                err.print(f"epoch {epoch}/{epochs}  {_epoch_line(logs)}", soft_wrap=True)
+                phase = f"  [{logs['phase']}]" if "phase" in logs else ""
+                err.print(f"epoch {epoch}/{epochs}{phase}  {_epoch_line(logs)}",
+                          soft_wrap=True)
         yield log_line
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -312,8 +319,13 @@ def _progress(epochs: int, quiet: bool):
         task = bar.add_task("train", total=epochs, logs="")
 
         def on_epoch(epoch: int, logs: dict) -> None:
-            shown = ("loss", "val_loss", *[k for k in logs if k not in ("loss", "val_loss")][:2])
-            bar.update(task, completed=epoch, logs=_epoch_line(logs, shown))
+            if "loss" in logs:
+                shown = ("loss", "val_loss",
+                         *[k for k in logs if k not in ("loss", "val_loss")][:2])
+            else:   # named losses: the first few, as they come
+                shown = tuple(k for k in logs if k not in ("epoch", "seconds"))[:4]
+            phase = f"[{logs['phase']}] " if "phase" in logs else ""
+            bar.update(task, completed=epoch, logs=phase + _epoch_line(logs, shown))
         yield on_epoch
 
 

@@ -113,4 +113,5 @@ class LossKernel(Kernel):
     def backward(self, s, g, b):
         sink = self.sinks.get(0)
         if sink is not None:
-            sink.give(g, b.grad)
+            scale = g[self.out]  # 1 when this loss is what is minimised, else its weight
+            sink.give(g, b.grad if scale == 1 else b.grad * scale)

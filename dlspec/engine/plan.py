@@ -54,7 +54,10 @@ class ParamBuffer:
         self.params = graph.params
         self.offsets: list[tuple[int, int]] = [(0, 0)] * len(self.params)
         pos, train_size = 0, None
-        for i in sorted(range(len(self.params)), key=lambda i: not self.params[i].trainable):
+        # Trainable first, grouped by optimizer (a stable sort: one group keeps graph order),
+        # so each optimizer updates one contiguous slice.
+        for i in sorted(range(len(self.params)),
+                        key=lambda i: (not self.params[i].trainable, self.params[i].group)):
             if train_size is None and not self.params[i].trainable:
                 train_size = pos
             self.offsets[i] = (pos, self.params[i].size)
@@ -68,6 +71,15 @@ class ParamBuffer:
         for (start, size), p in zip(self.offsets, self.params, strict=True):
             mask[start:start + size] = p.trainable
         self.trainable = mask
+
+    def group_slice(self, group: int) -> slice:
+        """Where the trainable parameters of optimizer ``group`` lie in ``flat``."""
+        spans = [(start, start + -(-size // _ALIGN) * _ALIGN)
+                 for p, (start, size) in zip(self.params, self.offsets, strict=True)
+                 if p.trainable and p.group == group]
+        if not spans:
+            return slice(0, 0)
+        return slice(min(a for a, _ in spans), max(b for _, b in spans))
 
     @property
     def train_flat(self) -> np.ndarray:
@@ -111,10 +123,13 @@ class Plan:
             the backward pass is given (None: an inference plan).
         fuse: let a training plan fuse nodes into kernels with reused buffers.
         wanted: what an inference plan computes (default: every node but the loss).
+        wrt: the parameters a training plan's backward pass differentiates (default: every
+            trainable one); the others get no gradient from it.
     """
 
     def __init__(self, graph: Graph, buffer: ParamBuffer, seed: Value | None = None,
-                 fuse: bool = True, wanted: list[Value] | None = None) -> None:
+                 fuse: bool = True, wanted: list[Value] | None = None,
+                 wrt: list | None = None) -> None:
         self.graph = graph
         self.training = seed is not None
         values = graph.values
@@ -134,7 +149,7 @@ class Plan:
         self.state_updates: list[tuple] = []
         self.seed_slot = self.slot[seed.id] if seed is not None else None
         if self.training:
-            self._compile_training(buffer, seed, fuse)
+            self._compile_training(buffer, seed, fuse, wrt)
         else:
             self._compile_inference(wanted)
 
@@ -173,7 +188,8 @@ class Plan:
             self.forward_steps.append((partial(node.op.forward, **node.attrs), ins, out))
             self._inference_nodes.append(node)
 
-    def _compile_training(self, buffer: ParamBuffer, seed: Value, fuse: bool) -> None:
+    def _compile_training(self, buffer: ParamBuffer, seed: Value, fuse: bool,
+                          wrt: list | None) -> None:
         views = {p.value.id: v for p, v in zip(self.graph.params, buffer.views, strict=True)}
         nodes = ancestors(seed)
         frozen = {p.value.id for p in self.graph.params if p.frozen}
@@ -184,7 +200,7 @@ class Plan:
                            if v.id in views and v.id not in frozen}
                 self.state_updates.append((partial(node.op.update, **node.attrs), ins,
                                            self.slot[node.output.id], targets))
-        trainable = [p for p in self.graph.params if p.trainable]
+        trainable = [p for p in self.graph.params if p.trainable] if wrt is None else wrt
         steps = backward_schedule(self.graph, seed, [p.value for p in trainable])
         in_backward = {id(step.node) for step in steps}
         wanted = {(id(step.node), t.index) for step in steps for t in step.targets}

@@ -1,4 +1,6 @@
-"""The training loop: seeded shuffling, the compiled plan, the optimizer, early stopping.
+"""The training loop's entry point: a network, the spec's training and its data in; the
+phases of its program run one after another (``dlspec.engine.loop``, and
+``dlspec.engine.rbm_phase`` for RBM pretraining).
 
 ``fit`` never prints: it reports each finished epoch to an optional callback,
 so the CLI can draw a progress bar and a test can stay silent.
@@ -6,57 +8,23 @@ so the CLI can draw a progress bar and a test can stay silent.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlspec.engine import metrics as M
-from dlspec.engine.kernels import aligned
+from dlspec.engine.loop import diverged, evaluate, evaluate_losses, run_phase
 from dlspec.engine.network import Network
-from dlspec.engine.optimizers import OPTIMIZERS, Optimizer
-from dlspec.errors import TrainingDiverged
-from dlspec.tasks import TASKS
+from dlspec.engine.optimizers import Optimizer
+from dlspec.engine.program import Program, supervised
+from dlspec.engine.state import INIT_STREAM, FitResult, TrainState, rng
 
-# Independent random streams, all derived from train.seed.
-INIT_STREAM, SHUFFLE_STREAM, NOISE_STREAM, AUGMENT_STREAM = 1, 2, 3, 4
-
-
-def rng(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, stream])
-
-
-@dataclass
-class FitResult:
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int = 0
-    stopped_early: bool = False
-    seconds: float = 0.0
-    steps: int = 0
-
-
-def _rows(x) -> int:
-    """How many examples ``x`` holds (an array, or a dict of arrays by input name)."""
-    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+__all__ = ["INIT_STREAM", "FitResult", "TrainState", "diverged", "evaluate",
+           "evaluate_losses", "fit", "predict_classes", "rng"]
 
 
 def _by_input(net: Network, x) -> dict:
     return x if isinstance(x, dict) else {net.input_names[0]: x}
-
-
-def evaluate(net: Network, x, y: np.ndarray, task: str,
-             names: tuple[str, ...]) -> dict[str, float]:
-    """Loss and metrics of ``net`` on one split (empty dict for an empty split); outputs
-    that overflow give an infinite or NaN loss, reported rather than warned about."""
-    if _rows(x) == 0:
-        return {}
-    with np.errstate(over="ignore", invalid="ignore"):
-        z, out = net.forward(x)
-        loss, _ = net.loss.fn(z, y)
-        t = TASKS[task]
-        return {"loss": loss, **M.compute(names, task, t.truth(y, out), t.scores(out))}
 
 
 def predict_classes(net: Network, x) -> np.ndarray:
@@ -64,35 +32,15 @@ def predict_classes(net: Network, x) -> np.ndarray:
     return np.argmax(net.probabilities(out), axis=1)
 
 
-class _Monitor:
-    """Early stopping: remembers the best epoch and its weights."""
-
-    def __init__(self, cfg, flat: np.ndarray) -> None:
-        self.cfg = cfg
-        name = cfg.monitor.removeprefix("val_")
-        self.higher = name != "loss" and M.METRICS[name].higher_is_better
-        self.best = -np.inf if self.higher else np.inf
-        self.best_epoch = 0
-        self.wait = 0
-        self.best_weights = flat.copy()
-
-    def update(self, epoch: int, logs: dict, flat: np.ndarray) -> bool:
-        """Record one epoch; True when training should stop."""
-        value = logs[self.cfg.monitor]
-        delta = (value - self.best) if self.higher else (self.best - value)
-        if delta > self.cfg.min_delta or self.best_epoch == 0:
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            np.copyto(self.best_weights, flat)
-            return False
-        self.wait += 1
-        return self.wait > self.cfg.patience
-
-
 def fit(net: Network, train_spec, task: str, x: dict, y: dict,
         on_epoch: Callable[[int, dict], None] | None = None,
         augment: Callable | None = None, init: dict | None = None,
-        lr_scale: np.ndarray | None = None) -> tuple[FitResult, Optimizer]:
-    """Train ``net`` in place.
+        lr_scale: np.ndarray | None = None, *, program: Program | None = None,
+        pretrain: dict | None = None, state: TrainState | None = None,
+        ) -> tuple[FitResult, Optimizer | None]:
+    """Train ``net`` in place: the phases of ``program`` (default: train.loss minimised by
+    train.optimizer, the supervised program), each epoch's batches in a seeded order, each
+    batch one step of every optimizer the phase's step lists.
 
     Args:
         train_spec: the spec's ``TrainSpec``.
@@ -104,115 +52,35 @@ def fit(net: Network, train_spec, task: str, x: dict, y: dict,
         init: parameters to start from by name (another run's), after initializing.
         lr_scale: per trainable element, a factor on the learning rate (train.params'
             lr_mult), or None.
+        pretrain: examples by input name for phases that pretrain on every training row
+            (an RBM's ``all_rows``), where ``x["train"]`` holds fewer.
+        state: the run's random streams and clock (default: fresh from train.seed).
+
+    Returns:
+        The result, and the optimizer of the last supervised or program phase.
 
     Raises:
         TrainingDiverged: a non-finite loss or gradient.
     """
     # Overflow on the way to a divergence is detected and reported, not warned about.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _fit(net, train_spec, task, x, y, on_epoch, augment, init, lr_scale)
+        program = program or supervised(net.graph, train_spec)
+        state = state or TrainState(train_spec.seed)
+        buf = net.buffer
+        buf.initialize(state.stream(INIT_STREAM))
+        if init is not None:
+            buf.load(init)
+        x = {split: _by_input(net, v) for split, v in x.items()}
+        result = FitResult()
+        opt = None
+        for phase in program.phases:
+            if phase.rbm is not None:
+                from dlspec.engine.rbm_phase import run_rbm_phase
 
-
-def _fit(net: Network, train_spec, task: str, x: dict, y: dict,
-         on_epoch: Callable[[int, dict], None] | None, augment: Callable | None,
-         init: dict | None, lr_scale: np.ndarray | None) -> tuple[FitResult, Optimizer]:
-    t0 = time.perf_counter()
-    seed = train_spec.seed
-    buf = net.buffer
-    buf.initialize(rng(seed, INIT_STREAM))
-    if init is not None:
-        buf.load(init)
-    plan = net.train_plan
-    opt = OPTIMIZERS[train_spec.optimizer].make(buf.train_size, dict(train_spec.optimizer_params))
-    if lr_scale is not None:
-        opt.scale = lr_scale
-    shuffle_rng, noise_rng = rng(seed, SHUFFLE_STREAM), rng(seed, NOISE_STREAM)
-    augment_rng = rng(seed, AUGMENT_STREAM)
-    x = {split: _by_input(net, v) for split, v in x.items()}
-    xt = {name: x["train"][name] for name in plan.inputs}
-    yt = y["train"]
-    n, bs = len(yt), train_spec.batch_size
-    es = train_spec.early_stopping
-    monitor = _Monitor(es, buf.flat) if es else None
-    result = FitResult()
-    inputs = [(plan.inputs[name], xt[name],
-               aligned((min(bs, n), *xt[name].shape[1:]), xt[name].dtype))  # gathered, reused
-              for name in plan.inputs]
-    (target_slot,), noise = plan.target_slots, plan.noise_slots
-    loss_slot, z_slot = plan.seed_slot, plan.slot[net.loss_input.id]
-    slots = plan.new_slots()
-    params, grads = buf.train_flat, buf.train_grad
-    seen = aligned((n, *net.loss_input.shape[1:])) if train_spec.metrics else None
-    for epoch in range(1, train_spec.epochs + 1):
-        # One gather per batch, into the reused buffer (it stays in cache for the first
-        # layer); the labels, small, in one go.
-        order = shuffle_rng.permutation(n) if train_spec.shuffle else None
-        ye = yt[order] if order is not None else yt
-        total = 0.0
-        for start in range(0, n, bs):
-            if order is None:
-                for slot, xs, _ in inputs:
-                    slots[slot] = xs[start:start + bs]
+                run_rbm_phase(net, phase, program, train_spec, x, pretrain, state, result,
+                              on_epoch)
             else:
-                idx = order[start:start + bs]
-                for slot, xs, batch in inputs:
-                    xb = batch[:len(idx)]
-                    np.take(xs, idx, axis=0, out=xb, mode="clip")
-                    slots[slot] = xb
-            rows = min(bs, n - start)
-            if augment is not None:
-                slot = inputs[0][0]
-                slots[slot] = augment(slots[slot], augment_rng)
-            slots[target_slot] = ye[start:start + bs]
-            for slot, rate in noise:
-                shape = (rows,) + tuple(net.graph.values[slot].shape[1:])
-                keep = noise_rng.random(shape, dtype=np.float32) >= rate
-                slots[slot] = keep * np.float32(1 / (1 - rate))
-            plan.forward(slots)
-            if plan.state_updates:
-                plan.update_state(slots)
-            if seen is not None:  # the loss inputs: training metrics without another pass
-                seen[start:start + rows] = slots[z_slot]
-            loss = slots[loss_slot]
-            if not math.isfinite(loss):
-                raise _diverged(net, epoch, result.steps + 1, loss)
-            plan.backward(slots)
-            opt.step(params, grads)
-            result.steps += 1
-            total += loss * rows
-        logs = {"epoch": epoch, "loss": total / max(n, 1)}
-        if seen is not None:  # as Keras reports them: over the epoch's batches, as trained
-            out = net.output_from_loss_input(seen)
-            t = TASKS[task]
-            logs.update(M.compute(train_spec.metrics, task, t.truth(ye, out), t.scores(out)))
-        scores = evaluate(net, x["validation"], y["validation"], task, train_spec.metrics)
-        if scores and not math.isfinite(scores["loss"]):  # the outputs overflow there
-            raise _diverged(net, epoch, None, scores["loss"], "validation loss")
-        logs.update({f"val_{k}": v for k, v in scores.items()})
-        logs["seconds"] = time.perf_counter() - t0
-        result.history.append(logs)
-        if not np.isfinite(buf.flat).all():
-            raise _diverged(net, epoch, result.steps, float("nan"))
-        if on_epoch:
-            on_epoch(epoch, logs)
-        if monitor and monitor.update(epoch, logs, buf.flat):
-            result.stopped_early = True
-            break
-    plan.release()  # the step buffers: evaluation and export do not need them
-    if monitor and es.restore_best:
-        np.copyto(buf.flat, monitor.best_weights)
-    result.best_epoch = monitor.best_epoch if monitor else len(result.history)
-    result.seconds = time.perf_counter() - t0
-    return result, opt
-
-
-def _diverged(net: Network, epoch: int, step: int | None, loss: float,
-              what: str = "loss") -> TrainingDiverged:
-    buf = net.buffer
-    bad = next((p.value.name for p, v, g in zip(buf.params, buf.views, buf.grad_views,
-                                                  strict=True)
-                if not (np.isfinite(v).all() and np.isfinite(g).all())), None)
-    where = f"; first non-finite parameter or gradient: {bad}" if bad else ""
-    at = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
-    return TrainingDiverged(f"training diverged at {at}: the {what} is {loss}{where} (try a "
-                            "smaller learning rate)")
+                opt = run_phase(net, phase, program, train_spec, task, x, y, state, result,
+                                on_epoch, augment, lr_scale)
+        result.seconds = time.perf_counter() - state.t0
+        return result, opt

@@ -78,9 +78,11 @@ class HeadErrors(ValueError):
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "softplus", "leaky_relu", "elu")
 
 
-def check_head(graph: Graph, name: str, loss, target: Target) -> list[HeadError]:
-    """Every reason ``loss`` cannot train output ``name`` against ``target``."""
-    out = graph.outputs[name]
+def check_head(graph: Graph, name: str, loss, target: Target,
+               value: Value | None = None) -> list[HeadError]:
+    """Every reason ``loss`` cannot train output ``name`` (or the node ``value``, named
+    ``name``) against ``target``."""
+    out = graph.outputs[name] if value is None else value
     owner = _activation(out)
     last = owner.layer if owner is not None else name
     problems = []
@@ -98,14 +100,14 @@ def check_head(graph: Graph, name: str, loss, target: Target) -> list[HeadError]
                                       f"layer '{last}' ends in '{act}'; set activation: "
                                       f"{loss.fuses}", last, "activation"))
     try:
-        _check_shape(graph, name, loss, target, last)
+        _check_shape(graph, name, loss, target, last, out)
     except HeadError as e:
         problems.append(e)
     return problems
 
 
-def _check_shape(graph: Graph, name: str, loss, target: Target, last: str) -> None:
-    out = graph.outputs[name]
+def _check_shape(graph: Graph, name: str, loss, target: Target, last: str,
+                 out: Value) -> None:
     shape = out.shape
     units = _source(graph, out, ("dense", "conv2d", *_RECURRENT)) or last
     if len(shape) == 3:

@@ -54,6 +54,7 @@ class Param:
     given: np.ndarray | None = None
     frozen: bool = False
     lr_mult: float = 1.0
+    group: int = 0           # the optimizer that trains it (train.optimizers, in order)
 
     @property
     def shape(self) -> tuple:
@@ -101,6 +102,7 @@ class Graph:
     node_values: dict[str, Value] = field(default_factory=dict)  # spec node -> its output
     targets: list[Value] = field(default_factory=list)
     loss: Value | None = None
+    losses: dict[str, Value] = field(default_factory=dict)  # train.losses by name
 
     @property
     def output(self) -> Value | None:

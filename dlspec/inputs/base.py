@@ -55,6 +55,7 @@ class Dataset:
     sha256: str
     raw: object = None
     targets: np.ndarray | None = None  # sequence regression: raw targets (n, 1), in units
+    pretrain: dict | None = None      # input name -> every unlabelled training example
 
     @property
     def input_shapes(self) -> dict[str, tuple]:

@@ -108,13 +108,13 @@ def load_image_dataset(spec: Spec) -> Dataset:
     if test is not None:
         test = _select(test, d.classes, spec)
     where = ("data", "source")
-    check_classes(spec.train.loss, list(train.classes), LABEL, where, spec.locate)
+    check_classes(spec.train.target_loss, list(train.classes), LABEL, where, spec.locate)
     rng = np.random.default_rng([spec.seed, 0])
     subset = dict(d.subset or {})
     keep = _subset(len(train), subset.get("train"), rng)
     x_all, y_all = train.x[keep], train.y[keep]
     s = d.split
-    task = LOSSES[spec.train.loss].task
+    task = LOSSES[spec.train.target_loss].task
     stratify = y_all if s.stratify else None
     if test is not None:
         if test.x.shape[1:] != train.x.shape[1:]:
@@ -131,11 +131,24 @@ def load_image_dataset(spec: Spec) -> Dataset:
                                     seed=spec.seed, stratify_labels=stratify)
     rows = dict(zip(SPLITS, (tr, val, te), strict=True))
     pre = ImagePreprocessor.fit(x_all[tr], [thaw(st) for st in d.preprocess])
-    name = spec.model.inputs[0].name
+    name = next(i.name for i in spec.model.inputs if i.kind != "noise")
     x = {k: {name: pre.transform(x_all[r])} for k, r in rows.items()}
+    pretrain = None
+    if _pretrains_on_all_rows(spec) and len(keep) < len(train):
+        # every training image, labelled or not, but the validation and test ones
+        held = np.zeros(len(train), dtype=bool)
+        for split in ("validation", "test"):
+            r = rows[split]
+            held[keep[r[r < len(keep)]]] = True
+        pretrain = {name: pre.transform(train.x[~held])}
     return Dataset("image", {name: pre}, Target(LABEL, task, list(train.classes)), rows, x,
                    {k: y_all[r] for k, r in rows.items()}, _sha256(files + test_files),
-                   raw=x_all)
+                   raw=x_all, pretrain=pretrain)
+
+
+def _pretrains_on_all_rows(spec: Spec) -> bool:
+    phases = (spec.train.program or {}).get("phases") or ()
+    return any(p.get("rbm") and p["rbm"].get("all_rows") for p in phases)
 
 
 HOLDOUT = "holdout.npz"

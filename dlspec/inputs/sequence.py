@@ -67,7 +67,7 @@ def load_sequence_dataset(spec: Spec) -> Dataset:
             f"data file not found: {path} (give another with --set data.source=PATH)",
             spec.locate(("data", "source"), False), path="data.source", code="data-file")])
     resolved = thaw(spec.resolved)
-    task = LOSSES[spec.train.loss].task
+    task = LOSSES[spec.train.target_loss].task
     seq = resolved["data"]["sequence"]
     window, horizon = seq["window"], seq["horizon"]
     if d.format == "npz":
@@ -86,7 +86,7 @@ def load_sequence_dataset(spec: Spec) -> Dataset:
         n = window_count(len(table), window, horizon)
         windows = sliding_windows(values, window)[:n]
         rows_y = target_rows(n, window, horizon)
-        target, y_rows = encode_target(table, d.target, spec.train.loss, ("data", "target"),
+        target, y_rows = encode_target(table, d.target, spec.train.target_loss, ("data", "target"),
                                        spec.locate)
         y = y_rows[rows_y]
     s = d.split
@@ -122,7 +122,7 @@ def _array_target(spec: Spec, y: np.ndarray, task: str) -> tuple[Target, np.ndar
                             Location(str(spec.data.source)), code="data-npz")
         return Target(ARRAY_TARGET, task), y.astype(np.float32)
     classes = sorted(set(y.tolist()))
-    check_classes(spec.train.loss, classes, ARRAY_TARGET, ("data", "source"), spec.locate)
+    check_classes(spec.train.target_loss, classes, ARRAY_TARGET, ("data", "source"), spec.locate)
     lookup = {c: i for i, c in enumerate(classes)}
     return Target(ARRAY_TARGET, task, classes), np.array([lookup[v] for v in y.tolist()],
                                                          dtype=np.int64)

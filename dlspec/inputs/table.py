@@ -51,7 +51,7 @@ def load_table(spec: Spec) -> Dataset:
     errors = check_columns(resolved, table.columns, spec.data.source_text, spec.locate)
     if errors:
         raise Diagnostics(errors)
-    target, y = encode_target(table, spec.data.target, spec.train.loss, ("data", "target"),
+    target, y = encode_target(table, spec.data.target, spec.train.target_loss, ("data", "target"),
                               spec.locate)
     s = spec.data.split
     stratify = y if (s.stratify and TASKS[target.task].classifier) else None

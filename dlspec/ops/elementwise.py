@@ -94,3 +94,15 @@ register(OpDef(
                          ((rng.random((4, 5)) >= 0.3) / np.float32(0.7)).astype(np.float32)], {}),
     train_only=True,
 ))
+
+
+# stop_gradient: the identity whose gradient is zero (PyTorch's detach, TensorFlow's
+# tf.stop_gradient). What reads it is not trained through it. Its input is marked no_grad:
+# no gradient is defined to flow there, so the finite-difference walk skips it honestly.
+register(OpDef(
+    "stop_gradient", 1, lambda x: tuple(x), lambda x: x,
+    vjp=lambda g, y, x: (None,),
+    emit=lambda b, names: b.node("Identity", names, "stop_gradient"),
+    sample=lambda rng: ([f32(rng, 3, 4)], {}),
+    no_grad=(0,),
+))

@@ -140,3 +140,29 @@ register(OpDef(
     sample=lambda rng: ([f32(rng, 5, 2, low=0.5, high=2), f32(rng, 5, 2, low=-2,
                                                                high=-0.5)], {}),
     no_grad=(1,)))
+
+
+def _sum_shape(*shapes, weights=()) -> tuple:
+    if any(tuple(s) != () for s in shapes):
+        raise shape_error("loss_sum", "adds losses, each one number", *shapes)
+    return ()
+
+
+def _emit_sum(b, names, weights):
+    out = None
+    for name, w in zip(names, weights, strict=True):
+        term = name if w == 1.0 else b.node("Mul", [name, b.const(np.array(w, np.float32),
+                                                                   "weight")], "weighted")
+        out = term if out is None else b.node("Add", [out, term], "loss_sum")
+    return out
+
+
+# What one optimizer minimises when it is given several losses: their weighted sum.
+register(OpDef(
+    "loss_sum", None, _sum_shape,
+    lambda *xs, weights: sum(np.float32(w) * x for w, x in zip(weights, xs, strict=True)),
+    vjp=lambda g, y, *xs, weights: tuple(g * np.float32(w) for w in weights),
+    emit=_emit_sum,
+    sample=lambda rng: ([np.array(rng.random(), np.float32), np.array(rng.random(), np.float32)],
+                        {"weights": (1.0, 0.5)}),
+))

@@ -30,6 +30,7 @@ class Compiled:
     graph: Graph
     estimate: Estimate | None
     init: object | None        # transfer.InitPlan
+    program: object | None = None   # engine.program.Program (None: the supervised one)
 
 
 def node_where(spec: Spec, name: str) -> tuple:
@@ -149,13 +150,20 @@ def compile_graph(spec: Spec, shapes: Mapping[str, tuple], *, classes: int | Non
     """
     graph = lower_model(spec.model.program(shapes), spec.locate)
     apply_param_rules(spec, graph)
+    program = None
     if spec.train is not None:
-        attach(spec, graph, classes, width)
-        unreached(spec, graph)
+        if spec.train.loss is not None:
+            attach(spec, graph, classes, width)
+        if spec.train.program is None:
+            unreached(spec, graph)
+        else:
+            from dlspec.spec.objectives import build_program
+
+            program = build_program(spec, graph, classes, width)
     plan = None
     if spec.model.init_from is not None and (init or spec.model.init_from.run.exists()):
         from dlspec.spec.transfer import plan_init
 
         plan = plan_init(spec.model.init_from, {p.name: p.shape for p in graph.params},
                          spec.locate)
-    return Compiled(graph, memory(spec, graph, limit), plan)
+    return Compiled(graph, memory(spec, graph, limit), plan, program)

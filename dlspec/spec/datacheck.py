@@ -27,7 +27,7 @@ def check_kinds(spec: Spec) -> list[DataError]:
     header = read_csv(d.source, max_rows=0).columns
     numeric = [c for c in feature_columns(resolved, header)
                if c not in encoded_columns(resolved["data"]["preprocess"])]
-    regression = LOSSES[spec.train.loss].task == "regression"
+    regression = LOSSES[spec.train.target_loss].task == "regression"
     table = read_csv(d.source, columns=[*numeric, *([d.target] if regression else [])])
     fix = ("data", "preprocess") if d.preprocess else ("data",)
     out = []

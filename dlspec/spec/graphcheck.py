@@ -29,9 +29,10 @@ class _Scope:
     """The names one graph (the model, or a block) can refer to."""
 
     def __init__(self, where: tuple, inputs: list[str], nodes: dict, outputs: list[str],
-                 blocks: dict, locate: Locate) -> None:
+                 blocks: dict, locate: Locate, also_read: tuple = ()) -> None:
         self.where, self.inputs, self.nodes, self.outputs = where, inputs, nodes, outputs
         self.blocks, self.locate = blocks, locate
+        self.also_read = set(also_read)   # names a loss reads
         self.errors: list[SpecError] = []
         # names readable by `from`: inputs, nodes, and each call's block outputs as call.out
         self.values = set(inputs) | set(nodes)
@@ -162,6 +163,7 @@ class _Scope:
         read = {src.split(".")[0] if src not in self.nodes else src
                 for node in self.nodes.values() for src in node["from"]}
         read |= {o.split(".")[0] if o not in self.nodes else o for o in self.outputs}
+        read |= self.also_read
         for i, name in enumerate(self.inputs):
             if name not in read:
                 self.err(("inputs", name) if self.where == ("model",) else ("inputs", i),
@@ -189,8 +191,14 @@ def check_graph(spec: dict, locate: Locate) -> list[SpecError]:
                         "model.inputs with their shapes (e.g. x: {shape: [2]}), or give the"
                         " spec a data section", "semantic-graph", key=True))
         return out
-    out += _Scope(("model",), list(model["inputs"]), model["nodes"], model["outputs"], blocks,
-                  locate).run()
+    # What a loss reads is read, as an output is.
+    read_by_losses = [name for t in [spec["train"] or {}] for losses in
+                      [t.get("losses") or {}, *[p.get("losses") or {}
+                                                for p in t.get("phases") or ()]]
+                      for e in losses.values()
+                      for name in (e["output"], e.get("target")) if isinstance(name, str)]
+    out += _Scope(("model",), list(model["inputs"]), model["nodes"], model["outputs"],
+                  blocks, locate, tuple(read_by_losses)).run()
     for name, block in blocks.items():
         out += _Scope(("model", "blocks", name), block["inputs"], block["nodes"],
                       block["outputs"], {}, locate).run()

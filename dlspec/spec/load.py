@@ -21,6 +21,7 @@ from dlspec.spec.diagnose import schema_errors
 from dlspec.spec.graphcheck import check_graph
 from dlspec.spec.model import Spec, build
 from dlspec.spec.normalize import normalize
+from dlspec.spec.program import RecipeConflict
 from dlspec.spec.schema import load_schema
 from dlspec.spec.yamlload import Limits, Loaded, load_yaml, load_yaml_file
 
@@ -154,7 +155,14 @@ def resolve(loaded: Loaded, overrides: Sequence[str] = (), *, base: Path,
     errors = semantic.check_model_form(data, locate)
     if errors:
         raise Diagnostics(errors)
-    canonical, written = normalize(data, base)
+    try:
+        canonical, written = normalize(data, base)
+    except RecipeConflict as e:
+        raise Diagnostics([SpecError(
+            f"train.recipe {e.recipe} writes train.{e.key}, and the spec writes it "
+            "differently; remove one (spec.lock.yaml shows what the recipe writes)",
+            locate(("train", e.key), True), path=f"train.{e.key}",
+            code="semantic-recipe")]) from None
     locate = _Locator(loaded, where, written)
     source_text = typed.get(paths.SOURCE, canonical["data"]["source"]) \
         if canonical["data"] is not None else None

@@ -62,6 +62,7 @@ class InputSpec:
     kind: str
     columns: tuple[str, ...] | None = None
     shape: tuple[int, ...] | None = None
+    noise: Mapping | None = None     # a noise input's distribution (normal or uniform)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class ModelSpec:
 
     def program(self, shapes: Mapping[str, tuple]) -> ModelDef:
         """The graph to lower, with each input's example shape from ``shapes``."""
-        return ModelDef(tuple(InputDef(i.name, tuple(shapes[i.name]),
+        return ModelDef(tuple(InputDef(i.name, tuple(shapes[i.name] if i.kind != "noise"
+                                                     else i.shape),
                                        ("model", "inputs", i.name)) for i in self.inputs),
                         self.nodes, self.outputs, self.blocks)
 
@@ -109,7 +111,7 @@ class EarlyStopping:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    loss: str
+    loss: str | None         # the supervised loss (None: a program of named losses)
     optimizer: str
     optimizer_params: Mapping
     batch_size: int
@@ -119,7 +121,34 @@ class TrainSpec:
     shuffle: bool
     seed: int
     params: tuple[ParamRule, ...] = ()
+    program: Mapping | None = None   # losses, optimizers, step, phases (canonical)
     engine: str = "numpy"   # what trains it: dlspec's NumPy engine, or torch
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of the whole run: every phase's, or train.epochs."""
+        phases = (self.program or {}).get("phases")
+        return sum(p["epochs"] for p in phases) if phases else self.epochs
+
+    @property
+    def target_loss(self) -> str:
+        """The loss whose task encodes the data's target: the supervised one, else the
+        first named loss of the data's target, else class labels (categorical)."""
+        if self.loss is not None:
+            return self.loss
+        for losses in _all_losses(self.program or {}):
+            for e in losses.values():
+                if e.get("target") is None:
+                    return e["loss"]
+        return "categorical_crossentropy"
+
+
+def _all_losses(program: Mapping):
+    if program.get("losses"):
+        yield program["losses"]
+    for phase in program.get("phases") or ():
+        if phase.get("losses"):
+            yield phase["losses"]
 
 
 @dataclass(frozen=True)
@@ -183,7 +212,8 @@ def _model(m: dict, base: Path, locate) -> ModelSpec:
     if errors:
         raise Diagnostics(errors)
     inputs = tuple(InputSpec(name, e["kind"], tuple(e["columns"]) if e.get("columns") else None,
-                             tuple(e["shape"]) if e.get("shape") is not None else None)
+                             tuple(e["shape"]) if e.get("shape") is not None else None,
+                             _frozen(e["noise"]) if e.get("noise") else None)
                    for name, e in m["inputs"].items())
     init = m.get("init_from")
     return ModelSpec(inputs, nodes, tuple(m["outputs"]), _frozen(blocks),
@@ -216,13 +246,15 @@ def _train(t: dict | None) -> TrainSpec | None:
         return None
     es = t["early_stopping"]
     (opt_name, opt_params), = t["optimizer"].items()
+    program = {k: t[k] for k in ("losses", "optimizers", "step", "phases") if t.get(k)}
     return TrainSpec(
-        loss=t["loss"], optimizer=opt_name, optimizer_params=_frozen(opt_params),
+        loss=t.get("loss"), optimizer=opt_name, optimizer_params=_frozen(opt_params),
         batch_size=t["batch_size"], epochs=t["epochs"], metrics=tuple(t["metrics"]),
         early_stopping=EarlyStopping(**es) if es else None, shuffle=t["shuffle"],
         seed=t["seed"],
         params=tuple(ParamRule(r["match"], r.get("frozen"), r.get("lr_mult"), i)
                      for i, r in enumerate(t["params"])),
+        program=_deep_freeze(program) if program else None,
         engine=t.get("engine", "numpy"))
 
 

@@ -17,6 +17,7 @@ from dlspec.data.sources import IMAGE_FORMATS, infer_format
 from dlspec.engine.optimizers import OPTIMIZERS
 from dlspec.graph.layers import LAYERS
 from dlspec.opsets import DEFAULT_OPSET
+from dlspec.spec.program import normalize_program
 
 # The input a spec's data feeds when the model does not name its inputs: the names the
 # exported model has always given them.
@@ -133,6 +134,9 @@ def _inputs(model: dict, kind: str | None) -> dict:
     out = {}
     for name, entry in written.items():
         entry = dict(entry or {})
+        if entry.get("noise") is not None:
+            out[name] = {"kind": "noise", **_noise(entry["noise"])}
+            continue
         k = entry.get("kind", kind or "tensor")
         canon = {"kind": k}
         if k == "table":
@@ -143,10 +147,24 @@ def _inputs(model: dict, kind: str | None) -> dict:
     return out
 
 
+def _noise(noise: dict) -> dict:
+    """A noise input's shape and distribution, every default filled."""
+    if "normal" in noise:
+        return {"shape": list(noise["normal"]),
+                "noise": {"normal": list(noise["normal"]), "mean": noise.get("mean", 0.0),
+                          "std": noise.get("std", 1.0)}}
+    return {"shape": list(noise["uniform"]),
+            "noise": {"uniform": list(noise["uniform"]), "low": noise.get("low", -1.0),
+                      "high": noise.get("high", 1.0)}}
+
+
 def normalize_model(model: dict, kind: str | None, written: dict) -> dict:
     m = _Model(written)
     inputs = _inputs(model, kind)
     first = list(inputs)[:1] if len(inputs) == 1 else []
+    if model.get("inputs") and len(inputs) > 1:  # a data input and noise: nodes read the data
+        data = [n for n, e in inputs.items() if e["kind"] != "noise"]
+        first = data[:1] if len(data) == 1 and "layers" in model else first
     if "layers" in model:
         nodes = m.chain(model["layers"], next(iter(inputs), DEFAULT_INPUTS["table"]))
     else:
@@ -210,6 +228,7 @@ def normalize(raw: dict, base: Path | None = None) -> tuple[dict, dict]:
         if t["early_stopping"] is not None:
             t["early_stopping"] = {"monitor": "val_loss", "patience": 5, "min_delta": 0.0,
                                    "restore_best": True, **t["early_stopping"]}
+        normalize_program(t, d["model"])
     else:
         d["train"] = None
     d["export"] = {"opset": DEFAULT_OPSET, **(d.get("export") or {})}

@@ -26,6 +26,7 @@ from dlspec.spec.schema_parts import columns as _columns
 from dlspec.spec.schema_parts import d as _d
 from dlspec.spec.schema_parts import one_key as _one_key
 from dlspec.spec.schema_parts import params_object as _params_object
+from dlspec.spec.schema_train import program_keys
 
 FORMAT_VERSION = 1
 SCHEMA_FILE = f"dlspec-{FORMAT_VERSION}.schema.json"
@@ -183,6 +184,29 @@ def build_schema() -> dict:
     }, ["source"])
     model = model_schema(layer_entries, {name: _layer_schema(layer, named=False)
                                           for name, layer in sorted(LAYERS.items())})
+    early_stopping = _d({"oneOf": [{"type": "null"}, _params_object({
+        "monitor": _d({"type": "string", "default": "val_loss"},
+                      "loss or a metric, with val_ for the validation split", "val_loss"),
+        "patience": _d({"type": "integer", "minimum": 0, "maximum": 100_000, "default": 5},
+                       "epochs without improvement before stopping", 10),
+        "min_delta": _d({"type": "number", "minimum": 0, "default": 0.0},
+                        "smallest change that counts as an improvement", 0.0),
+        "restore_best": _d({"type": "boolean", "default": True},
+                           "end with the weights of the best epoch", True),
+    })], "default": None}, "stop when the monitored value stops improving (a loss or metric"
+        " by name; val_ for the validation split)", {"monitor": "val_loss", "patience": 10})
+    param_rules = _d({"type": "array", "maxItems": 1000, "default": [], "items": _params_object({
+        "match": _d({"type": "string", "minLength": 1, "maxLength": 256},
+                    "a glob over parameter names (node.param: conv1.kernel, conv*.*, "
+                    "head.*)", "conv*.*"),
+        "frozen": _d({"type": "boolean"}, "true: these parameters never change (no "
+                     "optimizer state; batch-norm statistics stop moving too)", True),
+        "lr_mult": _d({"type": "number", "minimum": 0, "maximum": 1000},
+                      "multiply the learning rate of these parameters (0.1: ten times "
+                      "slower)", 0.1),
+    }, ["match"])}, "per-parameter training rules, in order (a later rule wins where two"
+        " match); a glob that matches no parameter is an error",
+        [{"match": "conv*.*", "frozen": True}])
     train = _params_object({
         "loss": _d({"type": "string", "enum": sorted(LOSSES)},
                    "; ".join(f"{k}: {v.description}" for k, v in sorted(LOSSES.items())),
@@ -200,40 +224,21 @@ def build_schema() -> dict:
                        "items": {"type": "string", "enum": metric_names}},
                       "; ".join(f"{k}: {METRICS[k].description}" for k in metric_names),
                       ["accuracy", "auc"]),
-        "early_stopping": _d({"oneOf": [{"type": "null"}, _params_object({
-            "monitor": _d({"type": "string", "default": "val_loss"},
-                          "loss or a metric, with val_ for the validation split", "val_loss"),
-            "patience": _d({"type": "integer", "minimum": 0, "maximum": 100_000, "default": 5},
-                           "epochs without improvement before stopping", 10),
-            "min_delta": _d({"type": "number", "minimum": 0, "default": 0.0},
-                            "smallest change that counts as an improvement", 0.0),
-            "restore_best": _d({"type": "boolean", "default": True},
-                               "end with the weights of the best epoch", True),
-        })], "default": None}, "stop when the monitored value stops improving",
-            {"monitor": "val_loss", "patience": 10}),
+        "early_stopping": early_stopping,
         "shuffle": _d({"type": "boolean", "default": True},
                       "reshuffle the training rows every epoch (seeded)", True),
         "seed": _d({"oneOf": [{"type": "null"}, {"type": "integer", "minimum": 0,
                                                   "maximum": 2**32 - 1}], "default": None},
                    "seed of weights, shuffling and dropout (default: the spec's seed), so the"
                    " split can stay fixed while this varies", 3),
-        "params": _d({"type": "array", "maxItems": 1000, "default": [], "items": _params_object({
-            "match": _d({"type": "string", "minLength": 1, "maxLength": 256},
-                        "a glob over parameter names (node.param: conv1.kernel, conv*.*, "
-                        "head.*)", "conv*.*"),
-            "frozen": _d({"type": "boolean"}, "true: these parameters never change (no "
-                         "optimizer state; batch-norm statistics stop moving too)", True),
-            "lr_mult": _d({"type": "number", "minimum": 0, "maximum": 1000},
-                          "multiply the learning rate of these parameters (0.1: ten times "
-                          "slower)", 0.1),
-        }, ["match"])}, "per-parameter training rules, in order (a later rule wins where two"
-            " match); a glob that matches no parameter is an error",
-            [{"match": "conv*.*", "frozen": True}]),
+        "params": param_rules,
         "engine": _d({"type": "string", "enum": ["numpy", "torch"], "default": "numpy"},
                      "what trains the model: numpy (dlspec's own engine, the reference) or "
                      "torch (PyTorch, needs the torch extra; dlspec train --workers N runs it "
-                     "as N DDP processes); both write the same run directory", "torch"),
-    }, ["loss"])
+                     "as N DDP processes; one loss and one optimizer); both write the same run "
+                     "directory", "torch"),
+        **program_keys(optimizer_entries, param_rules, early_stopping),
+    })
     export = _params_object({
         "opset": _d({"type": "integer", "minimum": MIN_OPSET, "maximum": MAX_OPSET,
                      "default": DEFAULT_OPSET}, "ONNX opset of the exported model",

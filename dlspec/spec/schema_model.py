@@ -54,6 +54,10 @@ def _node_schema(node_layers: dict) -> dict:
         }}
 
 
+_shape = {"type": "array", "minItems": 1, "maxItems": 8,
+          "items": {"type": "integer", "minimum": 1, "maximum": 10**9}}
+
+
 def model_schema(layer_entries: dict, node_layers: dict) -> dict:
     node = _node_schema(node_layers)
     nodes = d({"type": "object", "minProperties": 1, "maxProperties": MAX_LAYERS,
@@ -63,9 +67,23 @@ def model_schema(layer_entries: dict, node_layers: dict) -> dict:
                {"hidden": {"dense": {"units": 8, "activation": "relu"}, "from": "x"},
                 "out": {"dense": {"units": 1, "activation": "sigmoid"}}})
     input_entry = params_object({
-        "kind": d({"type": "string", "enum": ["table", "image", "sequence", "tensor"]},
+        "kind": d({"type": "string", "enum": ["table", "image", "sequence", "tensor",
+                                               "noise"]},
                    "what the input holds (default: the kind of data.source; tensor: float32 "
-                   "arrays of `shape`, with no data section)", "table"),
+                   "arrays of `shape`, with no data section; noise: see `noise`)", "table"),
+        "noise": d({"oneOf": [params_object({
+            "normal": d(_shape, "one example's shape", [100]),
+            "mean": d({"type": "number", "default": 0.0}, "the mean", 0.0),
+            "std": d({"type": "number", "exclusiveMinimum": 0, "default": 1.0},
+                     "the standard deviation", 1.0)}, ["normal"]),
+            params_object({
+                "uniform": d(_shape, "one example's shape", [100]),
+                "low": d({"type": "number", "default": -1.0}, "the lower bound", -1.0),
+                "high": d({"type": "number", "default": 1.0}, "the upper bound", 1.0),
+            }, ["uniform"])]},
+            "random numbers drawn for every batch from the training seed (a GAN's latent "
+            "code); in the exported model an ordinary float32 input of this shape",
+            {"normal": [100]}),
         "columns": d({"oneOf": [{"type": "null"}, columns("", [])]},
                       "table inputs: the raw columns this input reads (default, or null: every"
                       " feature column no other input names)", ["Age", "Balance"]),

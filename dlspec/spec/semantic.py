@@ -15,6 +15,8 @@ from dlspec.errors import Location, SpecError
 from dlspec.spec import sequence
 from dlspec.spec.diagnose import did_you_mean, missing_column, named_columns_missing
 from dlspec.spec.diagnose import spec_error as _err
+from dlspec.spec.program import target_loss
+from dlspec.spec.program_check import check_program
 
 Locate = Callable[[tuple, bool], Location]
 TASK_WORDS = {"binary": "a binary classifier", "multiclass": "a multi-class classifier",
@@ -45,6 +47,8 @@ def check_inputs(spec: dict, locate: Locate) -> list[SpecError]:
     for name, entry in inputs.items():
         path = ("model", "inputs", name)
         k = entry["kind"]
+        if k == "noise":   # drawn by the trainer, whatever the data is
+            continue
         if kind is None and k != "tensor":
             out.append(_err(locate, (*path, "kind"), f"a {k} input needs data: with no data "
                             "section, inputs are tensors of a declared shape (e.g. x: {shape: "
@@ -74,9 +78,10 @@ def check_inputs(spec: dict, locate: Locate) -> list[SpecError]:
         out.append(_err(locate, ("model", "inputs", rest[1]), f"inputs '{rest[0]}' and "
                         f"'{rest[1]}' both take the remaining columns; list the columns of all"
                         " but one", "semantic-input", key=True))
-    if kind in ("image", "sequence") and len(inputs) > 1:
+    fed = [n for n, e in inputs.items() if e["kind"] != "noise"]
+    if kind in ("image", "sequence") and len(fed) > 1:
         out.append(_err(locate, ("model", "inputs"), f"{kind} data feeds one input; the model "
-                        f"declares {len(inputs)}", "semantic-input", key=True))
+                        f"declares {len(fed)} (besides noise)", "semantic-input", key=True))
     return out
 
 
@@ -111,16 +116,24 @@ def check_model_form(raw: dict, locate: Locate) -> list[SpecError]:
 def check_metrics(spec: dict, locate: Locate) -> list[SpecError]:
     if spec["train"] is None:
         return []
-    task = LOSSES[spec["train"]["loss"]].task
+    loss = target_loss(spec["train"])
+    task = LOSSES[loss].task
     fits = sorted(m for m, d in METRICS.items() if task in d.tasks)
     return [_err(locate, ("train", "metrics", i),
                  f"metric '{m}' does not apply to {TASK_WORDS[task]} (trained with "
-                 f"{spec['train']['loss']}); use one of: {', '.join(fits)}", "semantic-metric")
+                 f"{loss}); use one of: {', '.join(fits)}", "semantic-metric")
             for i, m in enumerate(spec["train"]["metrics"]) if task not in METRICS[m].tasks]
 
 
 def monitor_names(spec: dict) -> list[str]:
-    names = ["loss", *spec["train"]["metrics"]]
+    t = spec["train"]
+    named = [n for losses in [t.get("losses") or {}, *[p.get("losses") or {}
+                                                      for p in t.get("phases") or ()]]
+             for n in losses]
+    sums = [f"{n}_loss" for opts in [t.get("optimizers") or {}, *[p.get("optimizers") or {}
+                                                             for p in t.get("phases") or ()]]
+            for n, e in opts.items() if len(e.get("minimize") or ()) > 1]
+    names = list(dict.fromkeys(["loss", *named, *sums, *t["metrics"]]))
     return names + [f"val_{n}" for n in names]
 
 
@@ -207,7 +220,7 @@ def check_data_format(spec: dict, locate: Locate) -> list[SpecError]:
             out.append(_err(locate, (*where, "source"), f"unknown built-in dataset "
                             f"'{src['source']}'{did_you_mean(src['source'], DATASETS)}; known: "
                             f"{', '.join(sorted(DATASETS))}", "semantic-format"))
-    if spec["train"] and LOSSES[spec["train"]["loss"]].task == "regression":
+    if spec["train"] and LOSSES[target_loss(spec["train"])].task == "regression":
         out.append(_err(locate, ("train", "loss"), "images are classified here: use "
                         "categorical_crossentropy (or binary_crossentropy for two classes)",
                         "semantic-loss-output"))
@@ -245,7 +258,7 @@ def check_features(spec: dict, locate: Locate) -> list[SpecError]:
 
 CHECKS = [check_sections, check_inputs, check_metrics, check_early_stopping, check_split,
           check_optimizer, check_data_format, check_target, check_features,
-          sequence.check_sequence]
+          sequence.check_sequence, check_program]
 
 
 def check_spec(spec: dict, locate: Locate) -> list[SpecError]:

@@ -19,6 +19,7 @@ from dlspec.engine.losses import LOSSES
 from dlspec.errors import SpecError
 from dlspec.spec.diagnose import missing_column, named_columns_missing
 from dlspec.spec.diagnose import spec_error as _err
+from dlspec.spec.program import target_loss
 
 SEQUENCE_FORMATS = ("csv", "npz")
 
@@ -28,7 +29,7 @@ def is_sequence(spec: dict) -> bool:
 
 
 def regression(spec: dict) -> bool:
-    return LOSSES[spec["train"]["loss"]].task == "regression"
+    return LOSSES[target_loss(spec["train"])].task == "regression"
 
 
 def check_sequence(spec: dict, locate) -> list[SpecError]:

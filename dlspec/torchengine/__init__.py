@@ -58,6 +58,15 @@ def check(spec, workers: int = 1) -> None:
             raise UsageError(f"--workers {workers} trains with torch's DistributedDataParallel:"
                              " add --engine torch (or train.engine: torch in the spec)")
         return
+    if spec.train.program is not None:
+        keys = [k for k in ("recipe", "losses", "optimizers", "step", "phases")
+                if k in (spec.resolved.get("train") or {})]
+        where = ("train", keys[0]) if keys else ("train",)
+        raise Diagnostics([SpecError(
+            "the torch engine trains one loss with one optimizer (train.loss, "
+            "train.optimizer); this spec's training program (named losses, several "
+            "optimizers, steps or phases) trains with engine: numpy",
+            spec.locate(where, False), path=".".join(where), code="torch-program")])
     if not torch_installed():
         raise Diagnostics([SpecError(
             f"train.engine torch needs PyTorch, which is not installed: {EXTRA}",

@@ -23,15 +23,14 @@ import torch.distributed as dist
 from torch.utils.data.distributed import DistributedSampler
 
 from dlspec.engine import metrics as M
+from dlspec.engine.loop import Monitor, evaluate
 from dlspec.engine.network import Network
-from dlspec.engine.trainer import (
+from dlspec.engine.state import (
     AUGMENT_STREAM,
     INIT_STREAM,
     NOISE_STREAM,
     SHUFFLE_STREAM,
     FitResult,
-    _Monitor,
-    evaluate,
     rng,
 )
 from dlspec.errors import TrainingDiverged
@@ -121,7 +120,7 @@ def fit(net: Network, train_spec, task: str, x: dict, y: dict,
     target = graph.targets[0].name
     z_id, loss_id = net.loss_input.id, graph.loss.id
     es = train_spec.early_stopping
-    monitor = _Monitor(es, buf.flat) if es else None
+    monitor = Monitor(es, buf.flat) if es else None
     result = FitResult()
     for epoch in range(1, train_spec.epochs + 1):
         sampler.set_epoch(epoch)

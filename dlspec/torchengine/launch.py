@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlspec.engine.trainer import FitResult
+from dlspec.engine.state import FitResult
 from dlspec.errors import DlspecError, TrainingDiverged
 
 RESULT, WEIGHTS, OPTIMIZER, FAILURE = "result.json", "weights.npz", "optimizer.npz", "error.json"

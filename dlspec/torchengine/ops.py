@@ -166,6 +166,8 @@ TORCH_OPS: dict[str, Callable] = {
     "cce_logits": _cce,
     "mse": _err(True),
     "mae": _err(False),
+    "stop_gradient": lambda x: x.detach(),
+    "loss_sum": lambda *xs, weights: sum(w * x for w, x in zip(weights, xs, strict=True)),
 }
 
 # The state rule of each op with one (OpDef.update in the NumPy registry).

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from dlspec.engine.trainer import FitResult
+from dlspec.engine.state import FitResult
 
 
 def train_torch(spec, ds, net, init: dict | None, on_epoch: Callable | None, workers: int,

@@ -81,7 +81,7 @@ OUT_ACT = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
 # Layer types the generator draws; test_every_layer_type_is_drawn keeps it the registry's.
 DRAWN_LAYERS = {"dense", "dropout", "activation", "batch_norm", "flatten", "reshape", "conv2d",
                 "max_pool2d", "avg_pool2d", "global_avg_pool2d", "lstm", "gru", "simple_rnn",
-                "add", "concat", "multiply"}
+                "add", "concat", "multiply", "stop_gradient"}
 JOINS = ["add", "concat", "multiply"]
 
 
@@ -174,7 +174,9 @@ def pool(d: Draw) -> dict:
 
 def any_layer(d: Draw) -> dict:
     kind = d.pick(["dense", "dropout", "activation", "batch_norm", "flatten", "conv2d", "pool",
-                   "recurrent", "reshape", "join"])
+                   "recurrent", "reshape", "join", "stop_gradient"])
+    if kind == "stop_gradient":  # what comes before it is not trained: a located error
+        return {"stop_gradient": None}
     if kind == "join":  # in a list of layers, a join has one input: a located error
         return {d.pick(JOINS): None}
     if kind == "dense":

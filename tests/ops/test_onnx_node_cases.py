@@ -277,6 +277,11 @@ ONNX_TO_DLSPEC: dict[str, Mapping] = {
 
 # dlspec ops that no ONNX node case exercises, with the reason.
 NO_NODE_CASE: dict[str, str] = {
+    "stop_gradient": ("exported as Identity (its difference is only in training: no gradient "
+                      "flows through it); checked against onnxruntime in "
+                      "tests/ops/test_registry.py"),
+    "loss_sum": ("a composite of Mul and Add (the weighted sum of several losses); its "
+                 "emission is checked against onnxruntime in tests/ops/test_registry.py"),
     "dropout": ("train-only: exported as Identity; ONNX's Dropout cases test either the "
                 "inference identity or a seeded training mask dlspec does not reproduce"),
     "batchnorm_train": ("train-only: exported as Identity of its inference form (batchnorm); "

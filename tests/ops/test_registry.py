@@ -47,7 +47,10 @@ def test_vjp_matches_central_differences(name: str, seed: int) -> None:
 
     grads = op.vjp(g, y, *xs, **attrs)
     assert len(grads) == len(xs), f"{name}: vjp returns {len(grads)} entries for {len(xs)} inputs"
-    assert any(gi is not None for gi in grads), f"{name}: vjp gives no gradient at all"
+    # Only an op declared gradient-free on every input (stop_gradient, by definition)
+    # may give no gradient at all.
+    assert any(gi is not None for gi in grads) or set(op.no_grad) == set(range(len(xs))), \
+        f"{name}: vjp gives no gradient at all"
 
     for i, gi in enumerate(grads):
         if i in op.no_grad:
@@ -91,10 +94,12 @@ def test_shape_rule_keeps_dynamic_batch_axis(name: str) -> None:
     # The first input carries the batch axis; the others are weights or broadcast, except
     # for ops whose inputs are all batches (joins, losses and their targets).
     batched = len(xs) if op.arity is None or op.no_grad else 1
-    shapes = [(None, *x.shape[1:]) for x in xs[:batched]] + [x.shape for x in xs[batched:]]
+    # (0-d inputs, as loss_sum's losses, have no batch axis.)
+    shapes = [(None, *x.shape[1:]) if x.ndim else () for x in xs[:batched]] + \
+        [x.shape for x in xs[batched:]]
     out = op.shape(*shapes, **attrs)
     y = op.forward(*xs, **attrs)
-    if op.no_grad:  # a loss: the batch is reduced to one number
+    if y.ndim == 0:  # a loss: the batch is reduced to one number
         assert out == () and y.shape == (), f"{name}: {shapes} -> {out}"
         return
     assert out[0] is None, f"{name}: {shapes} -> {out}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dlspec.errors import Diagnostics
 from dlspec.inputs import load_dataset
 from dlspec.spec.load import load_spec
 from dlspec.training import _augment, compile_network, lr_scale
@@ -15,6 +16,7 @@ torch = pytest.importorskip("torch", reason="the torch engine needs torch (the t
 
 from dlspec.engine.trainer import INIT_STREAM, rng  # noqa: E402
 from dlspec.engine.trainer import fit as numpy_fit  # noqa: E402
+from dlspec.torchengine import check  # noqa: E402
 from dlspec.torchengine.fit import fit as torch_fit  # noqa: E402
 from dlspec.torchengine.module import GraphModule  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
@@ -56,6 +58,13 @@ def test_torch_matches_numpy_after_k_steps(name, request, monkeypatch):
         pytest.skip(f"{name} has no data: nothing to train (its weights are in the spec)")
     spec = load_spec(SPECS / name, ["train.epochs=1", "train.early_stopping=null",
                                     *_data_overrides(name, request, monkeypatch)])
+    if spec.train.program is not None:
+        # a training program (a GAN's two optimizers): refused before any data is read
+        with pytest.raises(Diagnostics) as e:
+            check(load_spec(SPECS / name, ["train.engine=torch"], check_data=False))
+        assert e.value.items[0].code == "torch-program"
+        assert e.value.items[0].location.line > 0
+        return
     ds = load_dataset(spec)
     x, y = _first_rows(ds.x, ds.y, STEPS * spec.train.batch_size)
     nets = []

@@ -1,4 +1,4 @@
-"""Dense, dropout, activation, flatten and reshape."""
+"""Dense, dropout, activation, flatten, stop_gradient and reshape."""
 
 from __future__ import annotations
 
@@ -88,6 +88,13 @@ register_layer(LayerDef(
     " images; (N, H, W, C) -> (N, H*W*C)",
     params=dict(COMMON), required=(), shorthand=None, build=no_weights,
     apply=lambda gb, xs, w, p: xs[0] if len(xs[0].shape) == 2 else gb.op("flatten", xs[0]),
+))
+
+register_layer(LayerDef(
+    "stop_gradient", "the identity, through which no gradient flows: what reads it is not "
+    "trained through it (PyTorch's detach); the exported model passes the value on",
+    params=dict(COMMON), required=(), shorthand=None, build=no_weights,
+    apply=lambda gb, xs, w, p: gb.op("stop_gradient", xs[0]),
 ))
 
 register_layer(LayerDef(
