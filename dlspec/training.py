@@ -94,7 +94,8 @@ def lr_scale(net: Network) -> np.ndarray | None:
 def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
           run_dir: str | Path | None = None, runs_root: str | Path = "runs",
           on_epoch: Callable[[int, dict], None] | None = None,
-          max_memory: int = DEFAULT_LIMIT, report: bool = True) -> TrainResult:
+          max_memory: int = DEFAULT_LIMIT, report: bool = True,
+          workers: int = 1) -> TrainResult | None:
     """Train a spec and write its run directory (weights, metrics, model.onnx).
 
     Args:
@@ -103,6 +104,9 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         on_epoch: progress callback ``(epoch, logs)``.
         max_memory: refuse to train when a step would need more bytes than this.
         report: also write report.html (and a regression's held-out predictions).
+        workers: train.engine torch only: DDP over this many local processes. Under an
+            external torchrun every rank calls ``train``; only rank 0 writes the run (the
+            others return None).
 
     Raises:
         Diagnostics, DataError: invalid spec or data. TrainingDiverged: non-finite loss.
@@ -114,6 +118,10 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
 
     spec = as_spec(spec, overrides)
     _needs_training(spec)
+    if spec.train.engine != "numpy" or workers != 1:
+        from dlspec.torchengine import check
+
+        check(spec, workers)
     target = Path(run_dir) if run_dir is not None else Path(runs_root) / spec.name / "run"
     check_run_dir(target)  # before training, not after
     ds = load_dataset(spec)
@@ -126,10 +134,11 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         init = load_init(compiled.init)
     program = compiled.program
     pictures = Pictures(spec, ds, net, program) if program is not None else None
-    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y,
-                      pictures.on_epoch(on_epoch) if pictures else on_epoch,
-                      augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net),
-                      program=program, pretrain=ds.pretrain)
+    fitted = _fit(spec, ds, net, init, pictures.on_epoch(on_epoch) if pictures else on_epoch,
+                  workers, max_memory, program)
+    if fitted is None:
+        return None   # a rank other than 0 under an external launcher
+    result, opt_state_arrays = fitted
     held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
     if spec.train.loss is not None:
         model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
@@ -159,7 +168,7 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
                                 "fresh": compiled.init.fresh}
     weights, manifest = save_arrays(net.buffer.state(), spec.sha256)
     opt_state = io.BytesIO()
-    np.savez(opt_state, **(opt.state() if opt is not None else {}))
+    np.savez(opt_state, **opt_state_arrays)
     kind = KINDS[ds.kind]
     files = {
         # the lock at the run's depth: the same relative paths
@@ -196,6 +205,22 @@ def _fitted(ds: Dataset) -> dict:
     input's vocabulary."""
     texts = [pre for pre in ds.inputs.values() if getattr(pre, "kind", "") == "text"]
     return {"vocabulary_sha256": texts[0].encoder.fingerprint()} if texts else {}
+
+
+def _fit(spec: Spec, ds: Dataset, net: Network, init: dict | None, on_epoch, workers: int,
+         max_memory: int, program=None) -> tuple[FitResult, dict] | None:
+    """The one place the engines part: (the fit's record, the optimizer's state), or None
+    on a rank that does not write."""
+    if spec.train.engine == "torch":
+        from dlspec.torchengine.run import train_torch
+
+        return train_torch(spec, ds, net, init, on_epoch, workers, max_memory,
+                           lambda folder: lock_yaml(spec, ds.sha256, folder, _fitted(ds)),
+                           augment=_augment(spec, ds))
+    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
+                      augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net),
+                      program=program, pretrain=ds.pretrain)
+    return result, (opt.state() if opt is not None else {})
 
 
 def lock_yaml(spec, data_sha256: str, run_dir: Path, fitted: dict | None = None) -> bytes:

@@ -86,6 +86,9 @@ def predict(
         "--keep", metavar="COLUMN", help="Copy an input column (e.g. an id) to the front of "
         "the output, as read (repeatable).")] = None,
     quiet: Quiet = False,
+    workers: Annotated[int, typer.Option(help="Run the model in this many processes (each "
+                                         "its own onnxruntime session; tables on the CPU), "
+                                         "written in input order.")] = 1,
 ) -> None:
     """Predict every row of DATA, one output row per input row, in order."""
     import dlspec.api as api
@@ -95,7 +98,7 @@ def predict(
                              batch_size=batch_size, on_unknown=on_unknown.value,
                              on_missing=on_missing.value, keep=keep or (),
                              input_format=input_format.value if input_format else None,
-                             progress=on_rows)
+                             progress=on_rows, workers=workers)
     if not quiet:
         err.print(f"{report['rows']} rows predicted with {report['backend']} "
                   f"({report['provider']}) in {report['seconds']:.2f} s "

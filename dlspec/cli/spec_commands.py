@@ -276,6 +276,12 @@ def train(
     max_memory: MaxMemory = "8GiB",
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html "
                                             "into the run directory.")] = False,
+    engine: Annotated[str | None, typer.Option(
+        help="numpy (dlspec's engine) or torch (PyTorch; pip install 'dlspec[torch]'): "
+             "sets train.engine.")] = None,
+    workers: Annotated[int, typer.Option(
+        help="Train with torch's DistributedDataParallel over this many local processes "
+             "(gloo; the spec's batch_size is the global batch).")] = 1,
 ) -> None:
     """Train a spec; the run directory's path is the last line on stdout."""
     import dlspec.api as api
@@ -285,10 +291,13 @@ def train(
         from dlspec.spec.load import load_spec
 
         limit = size_option(max_memory)
-        spec = load_spec(spec_path, overrides or [], max_memory=limit)
+        engine_set = [f"train.engine={engine}"] if engine is not None else []
+        spec = load_spec(spec_path, [*(overrides or []), *engine_set], max_memory=limit)
         with _progress(spec.train.total_epochs, quiet) as on_epoch:
             result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch, max_memory=limit,
-                               report=not no_report)
+                               report=not no_report, workers=workers)
+        if result is None:   # a rank other than 0 under torchrun: rank 0 reports
+            return
         m = result.metrics
         if not quiet:
             stop = f", stopped early (best epoch {m['best_epoch']})" if m["stopped_early"] else ""
@@ -345,6 +354,25 @@ def _progress(epochs: int, quiet: bool):
         yield on_epoch
 
 
+def _export_torch(run: Path, output: Path | None, to: str) -> None:
+    from dlspec.errors import UsageError
+
+    if to != "torch":
+        raise UsageError(f"--to {to}: expected onnx or torch", code="usage")
+    if output is None:
+        raise UsageError("--to torch writes a folder: name it with -o DIR", code="usage")
+    if run.suffix in SPEC_SUFFIXES:
+        raise UsageError("--to torch exports a trained run (dlspec train the spec first)",
+                         code="usage")
+    from dlspec.torchengine.export import export_torch
+
+    path = export_torch(run, output)
+    err.print(f"wrote model.py, model.safetensors, train.py and preprocess.json; train "
+              f"with: torchrun --standalone --nproc_per_node=N {path}/train.py --data "
+              "DATA.npz", soft_wrap=True, markup=False)
+    print(path, flush=True)
+
+
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(metavar="RUN_DIR|SPEC", help="A run directory (or "
@@ -361,12 +389,18 @@ def export(
     inputs: Annotated[list[str] | None, typer.Option(
         "--input", help="The inputs the exported nodes take, in order (repeatable; as "
         "export.inputs).")] = None,
+    to: Annotated[str, typer.Option(help="onnx (one file), or torch: a folder with model.py, "
+                                    "model.safetensors and a torchrun train.py (-o names the "
+                                    "folder).")] = "onnx",
 ) -> None:
     """Export a run (or a spec with its weights) to one ONNX file taking raw inputs, after a
-    parity check."""
+    parity check; or, with --to torch, a run as a PyTorch project."""
     import dlspec.api as api
 
     with user_errors():
+        if to != "onnx":
+            _export_torch(run, output, to)
+            return
         if run.suffix in SPEC_SUFFIXES and run.is_file():
             from dlspec.spec.load import load_spec
 

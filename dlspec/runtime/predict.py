@@ -308,11 +308,10 @@ def predict_file(runner: Callable, contract: Contract, width: int, data: str | P
                          numbers=numbers, keep=keep, dialect=contract.dialect)
     n, ok = 0, False
     writer.open()
+    ran = runner.map(t for t in chunks if len(t)) if hasattr(runner, "map") else \
+        ((t, runner(t)) for t in chunks if len(t))
     try:
-        for table in chunks:
-            if len(table) == 0:
-                continue
-            batch = runner(table)
+        for table, batch in ran:
             writer.write(batch, [(table.cells[c], table.text) for c in keep])
             n += len(table)
             if progress:

@@ -153,11 +153,14 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
             backend: str = "onnxruntime", device: str = "cpu", batch_size: int | None = None,
             on_unknown: str = "error", on_missing: str = "error",
             input_format: str | None = None, keep: Sequence[str] = (),
-            progress: Callable[[int], None] | None = None) -> dict:
+            progress: Callable[[int], None] | None = None, workers: int = 1) -> dict:
     """Predict every row of ``data``; writes ``out`` (.csv, .jsonl, .npy, .parquet; stdout CSV
     if None), one row per input row, in order. A sequence model predicts once per complete
     window of a time-ordered file (on the window's last row), or once per window of an
     array (n, window, features) in a .npy or as ``x`` in an .npz.
+
+    ``workers`` > 1: tables run through that many processes, each with its own onnxruntime
+    session on the CPU, written in input order (dlspec.runtime.parallel).
 
     Returns a report: rows, backend, provider, seconds, rows_per_second.
     """
@@ -196,11 +199,31 @@ def predict(model: str | Path, data: str | Path, out: str | Path | None = None, 
     elif not contract.decoded:
         width = sum(contract.widths)
     bs = batch_size or (IMAGE_BATCH if contract.kind == "image" else DEFAULT_BATCH)
-    n = READERS[contract.kind](runner, contract, width, data, output, bs, progress,
-                               input_format=input_format, keep=keep)
+    pool = _parallel(model, backend, device, contract, workers, on_unknown, on_missing)
+    try:
+        n = READERS[contract.kind](pool or runner, contract, width, data, output, bs,
+                                   progress, input_format=input_format, keep=keep)
+    finally:
+        if pool is not None:
+            pool.close()
     seconds = time.perf_counter() - start
     return {"rows": n, "backend": backend, "provider": provider, "seconds": seconds,
             "rows_per_second": n / seconds if seconds > 0 else 0.0}
+
+
+def _parallel(model: Path, backend: str, device: str, contract, workers: int,
+              on_unknown: str, on_missing: str):
+    """--workers N: a pool of onnxruntime sessions, or None for one in this process."""
+    if workers == 1:
+        return None
+    if workers < 1 or backend != "onnxruntime" or device != "cpu" or contract.kind != "table":
+        raise UsageError(f"--workers {workers}: parallel prediction runs tables (CSV, JSONL, "
+                         "NPY, NPZ, Parquet) on onnxruntime's CPU provider, with at least 1 "
+                         "worker", code="usage")
+    from dlspec.runs import model_file
+    from dlspec.runtime.parallel import ParallelRunner
+
+    return ParallelRunner(model_file(model), workers, on_unknown, on_missing)
 
 
 def _no_impute(on_missing: str) -> None:

@@ -110,8 +110,9 @@ def _preload(providers: list) -> None:
             ort.preload_dlls()
 
 
-def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
-    """An onnxruntime session for a dlspec model on ``device`` (cpu, cuda or auto).
+def load_model(path: str | Path, device: str = "cpu", threads: int = 0) -> LoadedModel:
+    """An onnxruntime session for a dlspec model on ``device`` (cpu, cuda or auto);
+    ``threads``: its intra-op threads (0: onnxruntime's choice).
 
     Raises:
         ModelError: unreadable model, no dlspec contract, or onnxruntime refuses it.
@@ -125,6 +126,7 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     _preload(want)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads
     try:
         session = ort.InferenceSession(data, sess_options=opts, providers=want)
     except Exception as e:  # noqa: BLE001 - onnxruntime's errors are not one class

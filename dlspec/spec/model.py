@@ -126,6 +126,7 @@ class TrainSpec:
     seed: int
     params: tuple[ParamRule, ...] = ()
     program: Mapping | None = None   # losses, optimizers, step, phases (canonical)
+    engine: str = "numpy"   # what trains it: dlspec's NumPy engine, or torch
 
     @property
     def total_epochs(self) -> int:
@@ -262,7 +263,8 @@ def _train(t: dict | None) -> TrainSpec | None:
         seed=t["seed"],
         params=tuple(ParamRule(r["match"], r.get("frozen"), r.get("lr_mult"), i)
                      for i, r in enumerate(t["params"])),
-        program=_deep_freeze(program) if program else None)
+        program=_deep_freeze(program) if program else None,
+        engine=t.get("engine", "numpy"))
 
 
 def build(resolved: dict, file: str, base: Path, locate) -> Spec:

@@ -296,6 +296,11 @@ def build_schema() -> dict:
                    "seed of weights, shuffling and dropout (default: the spec's seed), so the"
                    " split can stay fixed while this varies", 3),
         "params": param_rules,
+        "engine": _d({"type": "string", "enum": ["numpy", "torch"], "default": "numpy"},
+                     "what trains the model: numpy (dlspec's own engine, the reference) or "
+                     "torch (PyTorch, needs the torch extra; dlspec train --workers N runs it "
+                     "as N DDP processes; one loss and one optimizer); both write the same run "
+                     "directory", "torch"),
         **program_keys(optimizer_entries, param_rules, early_stopping),
     })
     _names = {"type": "array", "minItems": 1, "maxItems": 1000, "uniqueItems": True,
