@@ -216,7 +216,7 @@ def _fit(spec: Spec, ds: Dataset, net: Network, init: dict | None, on_epoch, wor
 
         return train_torch(spec, ds, net, init, on_epoch, workers, max_memory,
                            lambda folder: lock_yaml(spec, ds.sha256, folder, _fitted(ds)),
-                           augment=_augment(spec, ds))
+                           augment=_augment(spec, ds), program=program)
     result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
                       augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net),
                       program=program, pretrain=ds.pretrain)

@@ -5,6 +5,7 @@ DistributedDataParallel over several (gloo on CPU, nccl where CUDA is).
 - ``module``: the graph as a ``torch.nn.Module``, one submodule per layer;
 - ``optim``: torch.optim configured from the spec, one group per learning-rate multiplier;
 - ``fit``: the training loop (one rank of a DDP group, or alone);
+- ``program_fit``: the loop of a training program (named losses, several optimizers, phases);
 - ``launch``: N worker processes started the way torchrun starts them;
 - ``worker``: what each of them runs;
 - ``export``: a run as a PyTorch project (model.py, weights, a torchrun train.py).
@@ -58,15 +59,6 @@ def check(spec, workers: int = 1) -> None:
             raise UsageError(f"--workers {workers} trains with torch's DistributedDataParallel:"
                              " add --engine torch (or train.engine: torch in the spec)")
         return
-    if spec.train.program is not None:
-        keys = [k for k in ("recipe", "losses", "optimizers", "step", "phases")
-                if k in (spec.resolved.get("train") or {})]
-        where = ("train", keys[0]) if keys else ("train",)
-        raise Diagnostics([SpecError(
-            "the torch engine trains one loss with one optimizer (train.loss, "
-            "train.optimizer); this spec's training program (named losses, several "
-            "optimizers, steps or phases) trains with engine: numpy",
-            spec.locate(where, False), path=".".join(where), code="torch-program")])
     if not torch_installed():
         raise Diagnostics([SpecError(
             f"train.engine torch needs PyTorch, which is not installed: {EXTRA}",

@@ -181,6 +181,20 @@ def fit(net: Network, train_spec, task: str, x: dict, y: dict,
     return result, {"t": np.array(result.steps, dtype=np.int64), **optimizer_state(opt, names)}
 
 
+def fit_any(net: Network, train_spec, task: str, x: dict, y: dict,
+            on_epoch: Callable[[int, dict], None] | None = None, *,
+            augment: Callable | None = None, init: dict | None = None, program=None,
+            pretrain: dict | None = None) -> tuple[FitResult, dict[str, np.ndarray]]:
+    """``fit`` for a spec of train.loss, ``program_fit.fit_program`` for a training
+    program (named losses, several optimizers, phases)."""
+    if program is None or program.supervised:
+        return fit(net, train_spec, task, x, y, on_epoch, augment=augment, init=init)
+    from dlspec.torchengine.program_fit import fit_program
+
+    return fit_program(net, train_spec, task, x, y, program, on_epoch, augment=augment,
+                       init=init, pretrain=pretrain)
+
+
 def _train_metrics(net, task, names, seen, sampler, y, world) -> dict:
     """Metrics over the epoch's batches as trained (as the NumPy engine reports them): every
     rank's loss inputs, put back in the global order."""

@@ -64,10 +64,12 @@ class GraphModule(nn.Module):
         return self.graph.node_values.get(node) or self.graph.outputs[node]
 
     def forward(self, feeds: dict, targets: dict | None = None,
-                noise: dict | None = None) -> dict[int, torch.Tensor]:
+                noise: dict | None = None, only: set[int] | None = None,
+                ) -> dict[int, torch.Tensor]:
         """Every value computable from ``feeds`` (input name -> tensor), ``targets`` (target
         name -> tensor; without them no loss is computed) and ``noise`` (noise name ->
-        tensor, training only), by value id."""
+        tensor, training only), by value id; ``only``: just the nodes whose outputs are
+        these ids (one loss's, so batch norm's statistics move only where it reads)."""
         env: dict[int, torch.Tensor] = {}
         for v in self.graph.inputs:
             env[v.id] = feeds[v.name]
@@ -80,6 +82,8 @@ class GraphModule(nn.Module):
         for p in self.graph.params:
             env[p.value.id] = self.tensor(p.name)
         for node in self.graph.nodes:
+            if only is not None and node.output.id not in only:
+                continue
             passes = node.op.train_only and not self.training   # the identity, as exported
             if any(v.id not in env for v in (node.inputs[:1] if passes else node.inputs)):
                 continue  # a loss without its target, or what reads it

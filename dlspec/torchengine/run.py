@@ -14,13 +14,17 @@ from dlspec.engine.state import FitResult
 
 def train_torch(spec, ds, net, init: dict | None, on_epoch: Callable | None, workers: int,
                 max_memory: int, lock: Callable[[Path], bytes], augment=None,
-                ) -> tuple[FitResult, dict] | None:
-    """(the fit's record, the optimizer's state); None on a rank other than 0."""
+                program=None) -> tuple[FitResult, dict] | None:
+    """(the fit's record, the optimizer's state); None on a rank other than 0.
+    ``program``: a training program (named losses, optimizers, phases), else train.loss."""
     if workers > 1:
         from dlspec.torchengine.launch import launch
 
         return launch(lock, workers, net, on_epoch, max_memory)
-    from dlspec.torchengine.fit import fit
+    from dlspec.torchengine.fit import fit_any
+
+    def fit(*args, **kw):
+        return fit_any(*args, **kw, program=program, pretrain=ds.pretrain)
 
     args = (net, spec.train, ds.target.task, ds.x, ds.y)
     if int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:

@@ -20,7 +20,7 @@ def main(job: Path) -> int:
     from dlspec.inputs import load_dataset
     from dlspec.spec.load import load_spec
     from dlspec.spec.transfer import load_init
-    from dlspec.torchengine.fit import fit
+    from dlspec.torchengine.fit import fit_any
     from dlspec.torchengine.launch import FAILURE, OPTIMIZER, RESULT, WEIGHTS
     from dlspec.training import _augment, compile_network
 
@@ -37,8 +37,9 @@ def main(job: Path) -> int:
             if rank == 0:
                 print(json.dumps(logs), flush=True)
 
-        result, state = fit(net, spec.train, ds.target.task, ds.x, ds.y, report,
-                            augment=_augment(spec, ds), init=init)
+        result, state = fit_any(net, spec.train, ds.target.task, ds.x, ds.y, report,
+                                augment=_augment(spec, ds), init=init,
+                                program=compiled.program, pretrain=ds.pretrain)
     except DlspecError as e:
         if rank == 0:
             (job / FAILURE).write_text(json.dumps({"type": type(e).__name__,
@@ -49,7 +50,9 @@ def main(job: Path) -> int:
     if rank == 0:
         np.savez(job / WEIGHTS, **net.buffer.state())
         np.savez(job / OPTIMIZER, **state)
-        (job / RESULT).write_text(json.dumps(dataclasses.asdict(result)))
+        # (an RBM phase's trained RBMs stay here: the parent draws no filters from them)
+        record = dataclasses.asdict(dataclasses.replace(result, rbm={}))
+        (job / RESULT).write_text(json.dumps(record))
     return 0
 
 
