@@ -39,9 +39,8 @@ from dlspec.engine.state import (
     FitResult,
     TrainState,
 )
-from dlspec.errors import TrainingDiverged
 from dlspec.tasks import TASKS
-from dlspec.torchengine.fit import _threads
+from dlspec.torchengine.fit import _diverged, _threads
 from dlspec.torchengine.module import GraphModule
 from dlspec.torchengine.optim import make_optimizer, optimizer_state
 
@@ -279,8 +278,3 @@ def _interleave(parts: list, n: int, world: int) -> torch.Tensor:
         out[r::world] = p
     return out
 
-
-def _diverged(epoch: int, step: int | None, loss: float, what: str = "loss"):
-    at = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
-    return TrainingDiverged(f"training diverged at {at}: the {what} is {loss} (try a smaller "
-                            "learning rate)")
