@@ -30,6 +30,13 @@ def attr_name(name: str) -> str:
     return f"_{out}" if out[:1].isdigit() or not out else out
 
 
+def index_inputs(graph) -> set[int]:
+    """Ids of the graph inputs some op reads as indices (a text input's token ids,
+    ``OpDef.index_inputs``): int64 data, never float32 and never differentiated."""
+    return {v.id for node in graph.nodes for i, v in enumerate(node.inputs)
+            if i in node.op.index_inputs and v.kind == "input"}
+
+
 def full_hyper(name: str, hyper) -> dict:
     """An optimizer's hyperparameters, every default filled (dlspec's defaults)."""
     from dlspec.engine.optimizers import OPTIMIZERS

@@ -107,6 +107,7 @@ def fit(net: Network, train_spec, task: str, x: dict, y: dict,
     opt = make_optimizer(train_spec.optimizer, train_spec.optimizer_params,
                          trainable)
     x = {s: v if isinstance(v, dict) else {net.input_names[0]: v} for s, v in x.items()}
+    # from_numpy keeps each input's dtype: token ids stay int64 (indices, no gradient)
     xt = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in x["train"].items()}
     yt_np = y["train"]
     yt = torch.from_numpy(np.ascontiguousarray(yt_np))

@@ -6,6 +6,8 @@ applies another's parameters again (``share:``, ``call:``) reads the owner's one
 ``nn.Parameter``, so its gradient is the sum over every use, as in the NumPy engine.
 Non-trainable parameters (batch norm's moving statistics, ``trainable: false`` weights) are
 buffers; frozen ones (``train.params: frozen``) are parameters without ``requires_grad``.
+Inputs an op reads as indices (a text input's token ids, ``OpDef.index_inputs``) stay int64:
+they are data, never cast to float and never given ``requires_grad``.
 
 The forward pass walks the graph's nodes in order and returns every value it computed,
 keyed by value id, so any loss can read any node (``value_of`` names them).
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from dlspec.graph.ir import Graph, Value
-from dlspec.torchengine import attr_name
+from dlspec.torchengine import attr_name, index_inputs
 from dlspec.torchengine.ops import TORCH_OPS, TORCH_UPDATES
 
 
@@ -46,6 +48,7 @@ class GraphModule(nn.Module):
                 holder.register_buffer(short, t)
             self._where[p.name] = (owner, short)
         self._frozen = {p.value.id for p in graph.params if p.frozen}
+        self._index_inputs = index_inputs(graph)
 
     def tensor(self, name: str) -> torch.Tensor:
         """The parameter (or buffer) called ``name`` (``node.param``)."""
@@ -72,7 +75,8 @@ class GraphModule(nn.Module):
         these ids (one loss's, so batch norm's statistics move only where it reads)."""
         env: dict[int, torch.Tensor] = {}
         for v in self.graph.inputs:
-            env[v.id] = feeds[v.name]
+            t = feeds[v.name]
+            env[v.id] = t.long() if v.id in self._index_inputs else t   # token ids: int64
         for v in self.graph.targets:
             if targets is not None and v.name in targets:
                 env[v.id] = targets[v.name]

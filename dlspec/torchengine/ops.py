@@ -5,7 +5,10 @@ O], recurrent weights in Keras' gate order), so a parameter has one shape and on
 both engines and weights move between them without conversion. Each entry is
 ``(*tensors, **attrs) -> tensor``; autograd gives the gradients. ``train_only`` ops
 (dropout, batch norm's training form) get the same inputs as in the graph: at inference
-the module passes their first input through, as the exported model does.
+the module passes their first input through, as the exported model does. Token ids and
+sequence lengths (an op's ``index_inputs``, ``token_lengths``' output) are int64 tensors,
+used as indices and masks only: nothing differentiates through them. The masked recurrent
+ops keep a padded step's states, as the NumPy engine's do.
 """
 
 from __future__ import annotations
@@ -72,27 +75,45 @@ RNN_ACTS: dict[str, Callable] = {
 }
 
 
-def _seq(hs: list, return_sequences: bool):
-    return torch.stack(hs, dim=1) if return_sequences else hs[-1]
+def _step_mask(x, lengths):
+    """(T, N, 1) bool: step t of row n is real (t < lengths[n]); None without lengths."""
+    if lengths is None:
+        return None
+    return (torch.arange(x.shape[1], device=x.device)[:, None] < lengths[None, :])[:, :, None]
+
+
+def _keep(mask, k: int, new, old):
+    """A padded step (mask False) keeps the state of the step before."""
+    return new if mask is None else torch.where(mask[k], new, old)
+
+
+def _seq(hs: list, return_sequences: bool, mask=None):
+    if not return_sequences:
+        return hs[-1]
+    seq = torch.stack(hs, dim=1)   # a padded step outputs zeros
+    return seq if mask is None else seq * mask.transpose(0, 1).to(seq.dtype)
 
 
 def _lstm(x, w, u, b=None, *, units, return_sequences=False, activation="tanh",
-          recurrent_activation="sigmoid"):
+          recurrent_activation="sigmoid", lengths=None):
     act, rec = RNN_ACTS[activation], RNN_ACTS[recurrent_activation]
+    mask = _step_mask(x, lengths)
     proj = x @ w if b is None else x @ w + b
     h = c = x.new_zeros((x.shape[0], units))
     hs = []
     for k in range(x.shape[1]):
         i, f, g, o = (proj[:, k] + h @ u).split(units, dim=1)
-        c = rec(f) * c + rec(i) * act(g)
-        h = rec(o) * act(c)
+        c_new = rec(f) * c + rec(i) * act(g)
+        h = _keep(mask, k, rec(o) * act(c_new), h)
+        c = _keep(mask, k, c_new, c)
         hs.append(h)
-    return _seq(hs, return_sequences)
+    return _seq(hs, return_sequences, mask)
 
 
 def _gru(x, w, u, b=None, *, units, return_sequences=False, activation="tanh",
-         recurrent_activation="sigmoid"):
+         recurrent_activation="sigmoid", lengths=None):
     act, rec = RNN_ACTS[activation], RNN_ACTS[recurrent_activation]
+    mask = _step_mask(x, lengths)
     proj = x @ w if b is None else x @ w + b[0]
     h = x.new_zeros((x.shape[0], units))
     hs = []
@@ -101,20 +122,38 @@ def _gru(x, w, u, b=None, *, units, return_sequences=False, activation="tanh",
         pz, pr, ph = proj[:, k].split(units, dim=1)
         rz, rr, rh = rp.split(units, dim=1)
         z, r = rec(pz + rz), rec(pr + rr)
-        h = z * h + (1 - z) * act(ph + r * rh)
+        h = _keep(mask, k, z * h + (1 - z) * act(ph + r * rh), h)
         hs.append(h)
-    return _seq(hs, return_sequences)
+    return _seq(hs, return_sequences, mask)
 
 
-def _rnn(x, w, u, b=None, *, units, return_sequences=False, activation="tanh"):
+def _rnn(x, w, u, b=None, *, units, return_sequences=False, activation="tanh",
+         lengths=None):
     act = RNN_ACTS[activation]
+    mask = _step_mask(x, lengths)
     proj = x @ w if b is None else x @ w + b
     h = x.new_zeros((x.shape[0], units))
     hs = []
     for k in range(x.shape[1]):
-        h = act(proj[:, k] + h @ u)
+        h = _keep(mask, k, act(proj[:, k] + h @ u), h)
         hs.append(h)
-    return _seq(hs, return_sequences)
+    return _seq(hs, return_sequences, mask)
+
+
+def _masked(cell: Callable) -> Callable:
+    """The masked op of ``cell``: inputs x, lengths (N,) int64, then the cell's weights."""
+    def masked(x, lengths, w, u, b=None, **attrs):
+        return cell(x, w, u, b, lengths=lengths, **attrs)
+    return masked
+
+
+# ----------------------------------------------------------------------------- text
+
+def _masked_mean(x, lengths):
+    """The mean over each row's real steps (t < length); an empty row's mean is 0."""
+    real = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+    weights = real.to(x.dtype) / lengths.clamp(min=1).to(x.dtype)[:, None]
+    return torch.einsum("ntf,nt->nf", x, weights)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -162,6 +201,14 @@ TORCH_OPS: dict[str, Callable] = {
     "lstm": _lstm, "lstm_nobias": _lstm,
     "gru": _gru, "gru_nobias": _gru,
     "rnn": _rnn, "rnn_nobias": _rnn,
+    "lstm_masked": _masked(_lstm), "lstm_masked_nobias": _masked(_lstm),
+    "gru_masked": _masked(_gru), "gru_masked_nobias": _masked(_gru),
+    "rnn_masked": _masked(_rnn), "rnn_masked_nobias": _masked(_rnn),
+    # token ids and lengths are int64 data: no gradient reaches them. The table's gradient
+    # is autograd's scatter-add (a repeated id gets the sum of its rows).
+    "embedding": lambda ids, table: F.embedding(ids, table),
+    "token_lengths": lambda ids: (ids > 0).sum(dim=1),
+    "masked_mean": _masked_mean,
     "bce_logits": _bce,
     "cce_logits": _cce,
     "mse": _err(True),

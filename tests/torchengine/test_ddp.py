@@ -118,3 +118,18 @@ def test_export_to_torch_usage_errors(args, says, tmp_path):
 def test_export_to_torch_needs_a_run(tmp_path):
     r = CliRunner().invoke(app, ["export", str(BC), "--to", "torch", "-o", str(tmp_path / "t")])
     assert r.exit_code != 0 and "trained run" in r.output
+
+
+def test_two_workers_follow_one_on_token_ids(tmp_path, torch, sms_tsv):
+    """A text spec: each rank takes its rows of the int64 token ids (never cast to float),
+    and the embedding table's scatter-added gradients average as any other's."""
+    spec = SPECS / "sms_spam_bag.yaml"
+    small = ["train.epochs=1", "train.batch_size=128", "train.engine=torch",
+             "train.early_stopping=null", f"data.source={sms_tsv}"]
+    one = dlspec.train(spec, small, run_dir=tmp_path / "one")
+    two = dlspec.train(spec, small, run_dir=tmp_path / "two", workers=2)
+    a, b = _weights(one.run_dir), _weights(two.run_dir)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    assert two.metrics["steps"] == one.metrics["steps"] and two.metrics["export_parity"]

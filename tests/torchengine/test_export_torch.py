@@ -82,3 +82,45 @@ def test_train_py_runs_under_torchrun_with_two_workers(exported, tmp_path):
                                              folder / "model.safetensors"))
     assert trained.keys() == start.keys()
     assert any(not torch.equal(trained[k], start[k]) for k in start)
+
+
+def test_a_text_model_exports_its_masked_kernels(tmp_path, sms_tsv):
+    """sms_spam_lstm trained by the torch engine: model.py carries the embedding, the
+    lengths of the padded ids and the masked LSTM, takes the int64 token ids, computes
+    the engine's output, and its train.py trains on them."""
+    run = dlspec.train(SPECS / "sms_spam_lstm.yaml",
+                       ["train.epochs=1", "train.batch_size=128", "train.engine=torch",
+                        f"data.source={sms_tsv}"], run_dir=tmp_path / "run")
+    r = CliRunner().invoke(app, ["export", str(run.run_dir), "--to", "torch", "-o",
+                                 str(tmp_path / "torch")])
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "torch"
+    source = (folder / "model.py").read_text()
+    for op in ("embedding", "token_lengths", "lstm_masked"):
+        assert f"OPS[{op!r}]" in source, op
+    from safetensors.torch import load_file
+
+    from dlspec.inputs import load_dataset
+    from dlspec.trained import load_run
+
+    mod = _load_model(folder)
+    assert mod.TOKEN_IDS == ("message",)
+    model = mod.Model()
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    model.eval()
+    loaded = load_run(run.run_dir)
+    ds = load_dataset(loaded.spec)
+    ids = ds.x["test"]["message"][:64]
+    assert ids.dtype == np.int64 and len(set((ids != 0).sum(axis=1))) > 1   # padded rows
+    _, want = loaded.net.forward({"message": ids})
+    (got,) = model(torch.from_numpy(ids)).values()
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    np.savez(tmp_path / "train.npz", message=ds.x["train"]["message"][:256],
+             target=ds.y["train"][:256])
+    done = subprocess.run(
+        [sys.executable, "train.py", "--data", str(tmp_path / "train.npz"), "--epochs", "1",
+         "--out", str(tmp_path / "trained.safetensors")],
+        cwd=folder, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+        text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "epoch 1/1" in done.stdout
