@@ -104,6 +104,7 @@ def main():
     if rank == 0:
         save_file({{k: v.contiguous() for k, v in model.state_dict().items()}}, args.out)
     if world > 1:
+        dist.barrier()   # no rank tears the group down while another still uses it
         dist.destroy_process_group()
 
 
