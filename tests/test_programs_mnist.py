@@ -4,7 +4,7 @@ right way, the pictures are written and listed, the exported parts open in onnxr
 
 The full runs and their numbers are in the README's "Training programs" section;
 DLSPEC_LONG=1 also runs the autoencoder's full training against its goal (MSE <= 0.015,
-about three minutes of two cores)."""
+about 40 s of one core)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_gan_exports_its_generator_noise_in_images_out(tmp_path):
 
 
 @pytest.mark.skipif(os.environ.get("DLSPEC_LONG") != "1",
-                    reason="the full autoencoder run (~3 min): set DLSPEC_LONG=1")
+                    reason="the full autoencoder run (~40 s): set DLSPEC_LONG=1")
 def test_autoencoder_full_run_reaches_its_goal(tmp_path):
     run, m, _ = train(tmp_path, "mnist_autoencoder.yaml")
     assert m["test"]["recon"] <= 0.015, m["test"]
