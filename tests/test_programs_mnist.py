@@ -123,3 +123,30 @@ def test_inspect_says_the_generator_goes_out_undecoded():
     assert r.exit_code == 0, r.output
     assert "export: fake from z (5 of 17 nodes, 1,486,352 of 2,019,857 parameters; " \
         "undecoded)" in r.output
+
+
+def test_gan_quality_labels_the_generators_samples_with_the_cnn(tmp_path, capsys):
+    """benchmarks/gan_quality.py on a briefly trained GAN and CNN: the generator's tanh
+    values become uint8 pixels the classifier takes, every sample gets a digit."""
+    import runpy
+
+    from tests.conftest import ROOT
+
+    gan, _, _ = train(tmp_path / "gan", "mnist_gan.yaml", "data.subset.train=1000",
+                      "data.subset.test=200", "train.epochs=1")
+    cnn, _, _ = train(tmp_path / "cnn", "mnist_cnn.yaml", "data.subset.train=600",
+                      "data.subset.test=200", "train.epochs=1")
+    script = runpy.run_path(str(ROOT / "benchmarks" / "gan_quality.py"))
+    capsys.readouterr()
+    out = tmp_path / "q.json"
+    assert script["main"]([str(gan), str(cnn), "--samples", "200", "--json", str(out),
+                           "--picture", str(tmp_path / "q.png")]) == 0
+    assert "mean top-class probability" in capsys.readouterr().out
+    q = json.loads(out.read_text())
+    assert q["samples"] == 200 and len(q["share_per_digit"]) == 10
+    assert abs(sum(q["share_per_digit"].values()) - 1) < 1e-3
+    assert 0.1 <= q["mean_top_probability"] <= 1
+    assert 0 < q["pixel_mean"] < 255
+    assert (tmp_path / "q.png").read_bytes()[:4] == b"\x89PNG"
+    pixels = script["generated_pixels"](gan, script["latent_codes"](gan, 4, 0))
+    assert pixels.dtype == np.uint8 and pixels.shape == (4, 28, 28, 1)
