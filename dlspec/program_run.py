@@ -119,9 +119,11 @@ class Pictures:
         value = self._generator()
         if value is None:
             return
+        from dlspec.engine.loop import draw_noise
+
         gen = rng(self.spec.train.seed, SAMPLE_STREAM)
-        feeds = {n: gen.standard_normal((SAMPLES, *self.net.graph.input_map[n].shape[1:]),
-                                        dtype=np.float32) for n in self.program.noise}
+        feeds = {n: draw_noise(dist, (SAMPLES, *self.net.graph.input_map[n].shape[1:]), gen)
+                 for n, dist in self.program.noise.items()}  # as training draws them
         out, scale = self._shown(node_values(self.net, value, feeds))
         name = "samples.png" if epoch is None else f"samples_epoch{epoch:03d}.png"
         title = "Generated samples (fixed latent codes)" + \
