@@ -96,6 +96,18 @@ class Pictures:
         out = values.reshape(len(values), h, w, *c)
         return out[..., 0] if c == [1] else out
 
+    def _shown(self, values: np.ndarray) -> tuple[np.ndarray, str]:
+        """Values in the image input's preprocessed space as images to draw, and the grid's
+        scaling: the preprocessing undone (pixels / 255, drawn as they are, so a generator's
+        tanh in [-1, 1] under normalize {mean: 0.5, std: 0.5} is black to white, and a
+        collapsed gray stays gray), or min..max when the input has no such inverse."""
+        pre = self.ds.inputs[self.image[0]]
+        images = self._images(values)
+        if not hasattr(pre, "pixels"):
+            return images, "global"
+        pixels = pre.pixels(values.reshape(len(values), *self.image[1]))
+        return self._images(pixels / np.float32(255)), "none"
+
     def _add(self, file: str, data: bytes, title: str) -> None:
         self.files[file] = data
         self.listed = [p for p in self.listed if p["file"] != file]
@@ -107,14 +119,16 @@ class Pictures:
         value = self._generator()
         if value is None:
             return
+        from dlspec.engine.loop import draw_noise
+
         gen = rng(self.spec.train.seed, SAMPLE_STREAM)
-        feeds = {n: gen.standard_normal((SAMPLES, *self.net.graph.input_map[n].shape[1:]),
-                                        dtype=np.float32) for n in self.program.noise}
-        out = self._images(node_values(self.net, value, feeds))
+        feeds = {n: draw_noise(dist, (SAMPLES, *self.net.graph.input_map[n].shape[1:]), gen)
+                 for n, dist in self.program.noise.items()}  # as training draws them
+        out, scale = self._shown(node_values(self.net, value, feeds))
         name = "samples.png" if epoch is None else f"samples_epoch{epoch:03d}.png"
         title = "Generated samples (fixed latent codes)" + \
             ("" if epoch is None else f", after epoch {epoch}")
-        self._add(name, png_bytes(grid(out, SHOWN)), title)
+        self._add(name, png_bytes(grid(out, SHOWN, scale=scale)), title)
 
     def on_epoch(self, callback: Callable | None) -> Callable:
         every = max(1, self.total // SNAPSHOTS)
@@ -142,8 +156,9 @@ class Pictures:
         recon = node_values(self.net, term.value.producer.inputs[0], {name: x})
         if term.value.producer.op.name == "bce_logits":  # it read the sigmoid's logits
             recon = (np.tanh(recon * 0.5) + 1) * 0.5
+        (shown, scale), (redrawn, _) = self._shown(x), self._shown(recon)
         self._add("reconstructions.png",
-                  png_bytes(pairs_grid(self._images(x), self._images(recon), SHOWN)),
+                  png_bytes(pairs_grid(shown, redrawn, SHOWN, scale=scale)),
                   f"Test images (top) and their reconstructions (below), loss '{term.name}'")
 
     def filters(self, result) -> None:

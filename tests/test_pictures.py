@@ -132,3 +132,67 @@ def test_pairs_grid_puts_reconstructions_under_their_originals():
     np.testing.assert_array_equal(decode_png(png_bytes(g)), want)
     with pytest.raises(ValueError, match="differ in shape"):
         pairs_grid(orig, recon[:2], cols=2)
+
+
+def test_image_preprocessing_undone_gives_the_raw_pixels():
+    from dlspec.data.image_prep import ImagePreprocessor
+
+    raw = np.random.default_rng(0).integers(0, 256, (5, 4, 3, 2), dtype=np.uint8)
+    pre = ImagePreprocessor.fit(raw, [{"scale": 255}, {"normalize": {"mean": [0.5, 0.2],
+                                                                      "std": [0.5, 0.3]}}])
+    back = pre.pixels(pre.transform(raw))
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back, raw, atol=1e-3)
+
+
+def test_samples_are_drawn_in_pixel_space_not_stretched():
+    """A generator's tanh outputs under normalize {mean: 0.5, std: 0.5}: -1 is black, 1
+    white, 0 mid-gray, whatever the other samples hold (a collapsed gray stays gray)."""
+    from types import SimpleNamespace
+
+    from dlspec.data.image_prep import ImagePreprocessor
+    from dlspec.program_run import Pictures
+
+    pre = ImagePreprocessor((2, 2, 1), 255.0, np.array([0.5], np.float32),
+                            np.array([0.5], np.float32))
+    pictures = Pictures.__new__(Pictures)
+    pictures.ds, pictures.image = SimpleNamespace(inputs={"image": pre}), ("image", (2, 2, 1))
+    values = np.array([[-1, 0, 0.5, 1], [0, 0, 0, 0]], np.float32)
+    images, scale = pictures._shown(values)
+    assert scale == "none" and images.shape == (2, 2, 2)
+    np.testing.assert_allclose(images[0].ravel(), [0, 0.5, 0.75, 1], atol=1e-6)
+    g = decode_png(png_bytes(grid(images, 2, pad=0, scale=scale)))
+    np.testing.assert_array_equal(g[:, 2:], 128)   # the all-zero sample: gray, not stretched
+    assert g[0, 0] == 0 and g[1, 1] == 255
+
+
+def test_samples_draw_their_codes_from_the_noise_inputs_distribution(monkeypatch):
+    """The fixed latent codes of the sample grids come from each noise input's own
+    distribution (here uniform in [5, 6]), as training draws them, not always N(0, 1)."""
+    from types import SimpleNamespace
+
+    import dlspec.program_run as program_run
+    from dlspec.data.image_prep import ImagePreprocessor
+    from dlspec.program_run import Pictures
+
+    seen = {}
+
+    def node_values(net, value, feeds):
+        seen.update(feeds)
+        return np.zeros((len(feeds["z"]), 4), np.float32)
+
+    monkeypatch.setattr(program_run, "node_values", node_values)
+    monkeypatch.setattr(Pictures, "_generator", lambda self: "fake")
+    pictures = Pictures.__new__(Pictures)
+    pictures.spec = SimpleNamespace(train=SimpleNamespace(seed=0))
+    pictures.program = SimpleNamespace(noise={"z": {"uniform": [3], "low": 5.0, "high": 6.0}})
+    pictures.net = SimpleNamespace(graph=SimpleNamespace(
+        input_map={"z": SimpleNamespace(shape=(None, 3))}))
+    pictures.ds = SimpleNamespace(inputs={"image": ImagePreprocessor(
+        (2, 2, 1), 255.0, np.zeros(1, np.float32), np.ones(1, np.float32))})
+    pictures.image, pictures.files, pictures.listed = ("image", (2, 2, 1)), {}, []
+    pictures.samples(None)
+    z = seen["z"]
+    assert z.shape == (program_run.SAMPLES, 3) and z.dtype == np.float32
+    assert z.min() >= 5 and z.max() <= 6
+    assert "samples.png" in pictures.files

@@ -231,7 +231,10 @@ def _exported(spec, graph) -> str:
     params = {v.id for n in t.nodes for v in n.inputs if v.kind == "param"}
     kept = sum(p.size for p in graph.params if p.value.id in params)
     layers = {n.layer for n in t.nodes}
-    head = spec.data is not None and next(iter(graph.outputs)) in t.outputs
+    # decoded only where a supervised loss trained the head on the data's target (a
+    # training program's export, a GAN's generator say, goes out as plain values)
+    head = spec.data is not None and spec.train.loss is not None \
+        and next(iter(graph.outputs)) in t.outputs
     return (f"export: {', '.join(t.outputs)} from {', '.join(t.inputs)} ({len(layers)} of "
             f"{len(graph.layers)} nodes, {kept:,} of {graph.n_params:,} parameters; "
             + ("the head decoded)" if head else "undecoded)"))
@@ -309,6 +312,9 @@ def train(
             if cm:
                 out.print(confusion_table(cm, m["classes"], "test" if m["test"] else
                                           "validation"))
+            for picture in m.get("pictures") or ():
+                out.print(f"picture: {Path(result.run_dir) / picture['file']}  "
+                          f"({picture['title']})", soft_wrap=True, markup=False)
         if result.note:
             err.print(f"note: {result.note}", soft_wrap=True, markup=False)
         if not quiet and not no_report:

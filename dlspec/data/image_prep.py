@@ -79,6 +79,11 @@ class ImagePreprocessor:
             raise ValueError(f"images are {x.shape[1:]}, the model takes {self.shape}")
         return (self._scaled(x) - self.mean) / self.std
 
+    def pixels(self, values: np.ndarray) -> np.ndarray:
+        """``transform`` undone: float32 (N, H, W, C) values as raw pixels (float, not
+        rounded or clipped), e.g. a generator's tanh outputs for a picture."""
+        return (np.asarray(values, np.float32) * self.std + self.mean) * np.float32(self.scale)
+
     def to_dict(self) -> dict:
         return {"format": _FORMAT, "kind": "image", "shape": list(self.shape),
                 "scale": self.scale, "mean": [float(v) for v in self.mean],
