@@ -47,6 +47,8 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     supervised = r.spec.train.loss is not None
     # a training program (GAN, autoencoder) exports its outputs undecoded, noise as inputs
     taken = r.inputs if supervised else program_inputs(r.spec, r.inputs)
+    if not supervised and outputs is None:   # only the inputs its outputs read
+        outputs = list(r.net.graph.outputs)
     model = build_model(r.net, taken, r.target if supervised else None, opset=opset,
                         name=r.spec.name, spec_sha256=r.spec.sha256, outputs=outputs,
                         input_names=inputs,

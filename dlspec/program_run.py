@@ -32,16 +32,17 @@ def program_inputs(spec, inputs: dict) -> dict:
 
 
 def export_program(spec, ds: Dataset, net: Network, held: np.ndarray):
-    """The ONNX model of the spec's export outputs (default: every output), undecoded, and
-    its parity against the engine on held-out rows (noise inputs: seeded draws, the same to
-    both)."""
+    """The ONNX model of the spec's export outputs (default: every output, taking only the
+    inputs they read: a GAN's generator does not ask for images), undecoded, and its parity
+    against the engine on held-out rows (noise inputs: seeded draws, the same to both)."""
     from dlspec.onnx.export import build_model
     from dlspec.onnx.parity import check_model_parity
     from dlspec.training import located_parity
 
     inputs = program_inputs(spec, ds.inputs)
     model = build_model(net, inputs, None, opset=spec.opset, name=spec.name,
-                        spec_sha256=spec.sha256, outputs=spec.export_outputs,
+                        spec_sha256=spec.sha256,
+                        outputs=spec.export_outputs or list(net.graph.outputs),
                         input_names=spec.export_inputs)
     return model, located_parity(spec, net, check_model_parity, model, net, ds.kind, inputs,
                                  "regression", ds.raw, held)
