@@ -17,6 +17,7 @@ the runtime's input check refuse such rows first.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -236,6 +237,7 @@ class Preprocessor:
                     encodings[name] = Encoding(kind, bool(args.get("drop_first", False)))
         scaled = _scaled_sets(features, steps)  # scaler -> raw columns whose features it scales
         inputs, names, std_mask, mm_mask = [], [], [], []
+        numbers: dict[str, np.ndarray] = {}  # numeric column -> its training rows' float64
         for name in features:
             if name in encodings:
                 cells = _categorical_cells(table, name, rows)
@@ -247,11 +249,9 @@ class Preprocessor:
                 else:
                     new = [name]
             else:
-                problem = non_numeric(table, name, rows)
-                if problem:
-                    raise problem
-                mean = float(table.numeric(name, rows).mean())
-                inputs.append(InputColumn(name, "numeric", impute=mean))
+                numbers[name] = _training_numbers(table, name, rows)
+                inputs.append(InputColumn(name, "numeric",
+                                          impute=float(numbers[name].mean())))
                 new = [name]
             names += new
             std_mask += [name in scaled["standardize"]] * len(new)
@@ -261,17 +261,17 @@ class Preprocessor:
                              "drop_first gives none)")
         fitted = cls(inputs, names, {k: encodings[k] for k in features if k in encodings},
                      np.zeros(len(names), np.float32), np.ones(len(names), np.float32))
-        raw = fitted._assemble(table, rows, "error", "error")
-        x = raw.astype(np.float64)
-        lo, hi = x.min(axis=0), x.max(axis=0)
+        raw = fitted._assemble(table, rows, "error", "error", numbers)
+        del numbers
+        mean, std = column_stats(raw)
+        lo, hi = raw.min(axis=0).astype(np.float64), raw.max(axis=0).astype(np.float64)
         # A constant feature keeps scale 1, as sklearn's StandardScaler and MinMaxScaler do.
-        std, span = x.std(axis=0), hi - lo
+        span = hi - lo
         std[lo == hi], span[lo == hi] = 1.0, 1.0
-        for mask, offset, scale in ((std_mask, x.mean(axis=0), std), (mm_mask, lo, span)):
+        for mask, offset, scale in ((std_mask, mean, std), (mm_mask, lo, span)):
             mask = np.array(mask, dtype=bool)
             fitted.mean[mask] = offset[mask].astype(np.float32)
             fitted.scale[mask] = scale[mask].astype(np.float32)
-        del x
         return fitted, fitted._scaled(raw)
 
     def transform(self, table: Table, rows: np.ndarray | None = None, *,
@@ -294,14 +294,16 @@ class Preprocessor:
         return x
 
     def _assemble(self, table: Table, rows: np.ndarray | None, on_unknown: str,
-                  on_missing: str) -> np.ndarray:
+                  on_missing: str, numbers: dict | None = None) -> np.ndarray:
+        """The raw float32 features of ``rows``; ``numbers``: numeric columns already read."""
         require_columns(table, self.columns)
         n = len(table) if rows is None else len(rows)
         x = np.empty((n, len(self.feature_names)), dtype=np.float32)
         j = 0
         for col in self.inputs:
             if col.kind == "numeric":
-                x[:, j] = numeric_input(table, col, rows, on_missing)
+                x[:, j] = (numbers[col.name] if numbers and col.name in numbers
+                           else numeric_input(table, col, rows, on_missing))
                 if on_missing == "impute":
                     x[np.isnan(x[:, j]), j] = np.float32(col.impute)
                 j += 1
@@ -374,6 +376,56 @@ def numeric_input(table: Table, col: InputColumn, rows: np.ndarray | None,
                          else "error").astype(np.float32)
 
 
+_STATS_ROWS = 65_536  # rows of float64 at a time in column_stats
+
+
+def column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` over axis 0 of the float32 matrix ``x``, in float64, equal bit for bit
+    to ``x.astype(np.float64).mean(axis=0)`` and ``.std(axis=0)`` without that copy.
+
+    NumPy reduces a C-contiguous (N, F > 1) matrix over axis 0 one row after another, so
+    carrying the running sum as the first row of each block of rows keeps that order. A
+    single column (reduced pairwise) and a small matrix take the direct path.
+    """
+    n, f = x.shape
+    if f == 1 or n <= _STATS_ROWS:
+        wide = x.astype(np.float64)
+        return wide.mean(axis=0), wide.std(axis=0)
+    buf = np.empty((_STATS_ROWS + 1, f), dtype=np.float64)
+
+    def total(prepare) -> np.ndarray:
+        acc = None
+        for start in range(0, n, _STATS_ROWS):
+            part = x[start:start + _STATS_ROWS]
+            block = buf[:len(part) + (acc is not None)]
+            prepare(part, block[acc is not None:])
+            if acc is not None:
+                block[0] = acc
+            acc = block.sum(axis=0)
+        return acc
+
+    def square(part, out):
+        np.subtract(part, mean, out=out)
+        np.multiply(out, out, out=out)
+
+    mean = total(lambda part, out: np.copyto(out, part)) / n
+    return mean, np.sqrt(total(square) / n)
+
+
+def _training_numbers(table: Table, name: str, rows: np.ndarray) -> np.ndarray:
+    """A numeric column's training rows as float64; a cell that is not a number (first) or
+    a missing value is the located error."""
+    cells = table.cells[name]
+    if cells.dtype.kind == "f":  # parsed by the reader: finite there
+        values = cells[rows].astype(np.float64, copy=False)
+        if np.isfinite(values).all():
+            return values
+    problem = non_numeric(table, name, rows)
+    if problem:
+        raise problem
+    return table.numeric(name, rows)
+
+
 def _categorical_cells(table: Table, name: str, rows: np.ndarray | None) -> np.ndarray:
     """The category strings of a training column; a missing one is an error."""
     cells = table.strings(name, rows)
@@ -415,4 +467,5 @@ def category_index(table: Table, col: InputColumn, rows: np.ndarray | None,
     cells = table.strings(col.name, rows)
     check_categories(table, col, cells, rows, on_unknown, on_missing)
     lookup = {cat: i for i, cat in enumerate(col.categories)}
-    return np.fromiter((lookup.get(c, -1) for c in cells), dtype=np.int64, count=len(cells))
+    return np.fromiter(map(lookup.get, cells.tolist(), itertools.repeat(-1)), dtype=np.int64,
+                       count=len(cells))
