@@ -203,7 +203,6 @@ def _fast_block(block: bytes, line: int, width: int, kept: list[tuple[int, bool]
             return None  # some line has too many fields or too few
         commas = commas.reshape(n, width - 1)
     ascii_only = block.isascii()
-    strip = not ascii_only or _needs_strip(block, delimiter)
     numbers = _numbers(block, [i for i, numeric in kept if numeric], n, delimiter)
     cols = []
     for i, numeric in kept:
@@ -222,12 +221,12 @@ def _fast_block(block: bytes, line: int, width: int, kept: list[tuple[int, bool]
                 cols.append(values)
                 continue
         if cells.dtype.kind == "u" and ascii_only:
-            cols.append(_ascii_text(cells, strip))
+            cols.append(_ascii_text(cells, _edge_space(cells, last - first)))
         else:
             if cells.dtype.kind == "u":
                 cells = cells.view(f"S{cells.shape[1]}").reshape(-1)
-            cells = [c.decode("utf-8") for c in cells.tolist()]
-            cols.append(np.array([c.strip() for c in cells] if strip else cells, dtype=object))
+            cols.append(np.array([c.decode("utf-8").strip() for c in cells.tolist()],
+                                 dtype=object))
     return np.arange(line, line + n, dtype=np.int64), cols
 
 
@@ -323,20 +322,17 @@ def _decimals(cells: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
     return values
 
 
-_STRIP_TABLE = bytes(int(b in _WHITESPACE) for b in range(256))  # 1 where whitespace
+_SPACE = np.zeros(256, dtype=bool)
+_SPACE[list(_WHITESPACE)] = True
 
 
-def _needs_strip(block: bytes, delimiter: int = 44) -> bool:
-    """Whether some field may start or end with whitespace (ASCII; str.strip's idea of it)."""
-    if len(block.translate(None, _WHITESPACE)) == len(block):
+def _edge_space(cells: np.ndarray, lengths: np.ndarray) -> bool:
+    """Whether some field of a zero-padded (rows, width) ASCII matrix starts or ends with
+    whitespace (str.strip's idea of it), so that the column needs stripping."""
+    if not len(cells):
         return False
-    u = np.frombuffer(block, dtype=np.uint8)
-    ws = np.flatnonzero(np.frombuffer(block.translate(_STRIP_TABLE), dtype=np.uint8))
-    edge = np.zeros(256, dtype=bool)
-    edge[[10, 13, delimiter]] = True
-    before = edge[u[np.maximum(ws - 1, 0)]] | (ws == 0)
-    after = edge[u[np.minimum(ws + 1, len(u) - 1)]] | (ws == len(u) - 1)
-    return bool((before | after).any())
+    lastbyte = cells[np.arange(len(cells)), np.maximum(lengths - 1, 0)]
+    return bool(_SPACE[cells[:, 0]].any() or _SPACE[lastbyte].any())
 
 
 def _parse_slow(pieces: Iterator[tuple[bytes, int]], width: int | None,
