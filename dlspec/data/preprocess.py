@@ -237,7 +237,7 @@ class Preprocessor:
                     encodings[name] = Encoding(kind, bool(args.get("drop_first", False)))
         scaled = _scaled_sets(features, steps)  # scaler -> raw columns whose features it scales
         inputs, names, std_mask, mm_mask = [], [], [], []
-        numbers: dict[str, np.ndarray] = {}  # numeric column -> its training rows' float64
+        numbers: dict[str, np.ndarray] = {}  # numeric column -> its training rows, float32
         for name in features:
             if name in encodings:
                 cells = _categorical_cells(table, name, rows)
@@ -249,9 +249,10 @@ class Preprocessor:
                 else:
                     new = [name]
             else:
-                numbers[name] = _training_numbers(table, name, rows)
-                inputs.append(InputColumn(name, "numeric",
-                                          impute=float(numbers[name].mean())))
+                values = _training_numbers(table, name, rows)
+                inputs.append(InputColumn(name, "numeric", impute=float(values.mean())))
+                numbers[name] = values.astype(np.float32)  # what _assemble would store
+                del values
                 new = [name]
             names += new
             std_mask += [name in scaled["standardize"]] * len(new)

@@ -373,7 +373,7 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             count += len(lines)
             if chunk_rows is None or count < chunk_rows:
                 continue
-            cols = [_concat(p) for p in pending]
+            cols = _join(pending)
             lines = np.concatenate(pending_lines)
             full = count - count % chunk_rows
             for start in range(0, full, chunk_rows):
@@ -383,11 +383,21 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             pending, pending_lines = [[c[full:].copy()] for c in cols], [lines[full:].copy()]
             count -= full
         if count or not yielded:
-            yield table([_concat(p) for p in pending], np.concatenate(pending_lines), 0, count)
+            yield table(_join(pending), np.concatenate(pending_lines), 0, count)
     finally:
         parsed.close()
         if own:
             raw.close()
+
+
+def _join(pending: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Each column from its blocks, the blocks let go column by column (the table at most
+    one column larger than its cells, not twice their size)."""
+    cols = []
+    for k in range(len(pending)):
+        cols.append(_concat(pending[k]))
+        pending[k] = []
+    return cols
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
