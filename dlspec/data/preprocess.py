@@ -237,7 +237,6 @@ class Preprocessor:
                     encodings[name] = Encoding(kind, bool(args.get("drop_first", False)))
         scaled = _scaled_sets(features, steps)  # scaler -> raw columns whose features it scales
         inputs, names, std_mask, mm_mask = [], [], [], []
-        numbers: dict[str, np.ndarray] = {}  # numeric column -> its training rows, float32
         for name in features:
             if name in encodings:
                 cells = _categorical_cells(table, name, rows)
@@ -249,10 +248,10 @@ class Preprocessor:
                 else:
                     new = [name]
             else:
-                values = _training_numbers(table, name, rows)
-                inputs.append(InputColumn(name, "numeric", impute=float(values.mean())))
-                numbers[name] = values.astype(np.float32)  # what _assemble would store
-                del values
+                # checked and averaged here, gathered again by _assemble: one column of
+                # float64 at a time, never all of them
+                mean = float(_training_numbers(table, name, rows).mean())
+                inputs.append(InputColumn(name, "numeric", impute=mean))
                 new = [name]
             names += new
             std_mask += [name in scaled["standardize"]] * len(new)
@@ -262,8 +261,7 @@ class Preprocessor:
                              "drop_first gives none)")
         fitted = cls(inputs, names, {k: encodings[k] for k in features if k in encodings},
                      np.zeros(len(names), np.float32), np.ones(len(names), np.float32))
-        raw = fitted._assemble(table, rows, "error", "error", numbers)
-        del numbers
+        raw = fitted._assemble(table, rows, "error", "error")
         mean, std = column_stats(raw)
         lo, hi = raw.min(axis=0).astype(np.float64), raw.max(axis=0).astype(np.float64)
         # A constant feature keeps scale 1, as sklearn's StandardScaler and MinMaxScaler do.
@@ -295,16 +293,14 @@ class Preprocessor:
         return x
 
     def _assemble(self, table: Table, rows: np.ndarray | None, on_unknown: str,
-                  on_missing: str, numbers: dict | None = None) -> np.ndarray:
-        """The raw float32 features of ``rows``; ``numbers``: numeric columns already read."""
+                  on_missing: str) -> np.ndarray:
         require_columns(table, self.columns)
         n = len(table) if rows is None else len(rows)
         x = np.empty((n, len(self.feature_names)), dtype=np.float32)
         j = 0
         for col in self.inputs:
             if col.kind == "numeric":
-                x[:, j] = (numbers[col.name] if numbers and col.name in numbers
-                           else numeric_input(table, col, rows, on_missing))
+                x[:, j] = numeric_input(table, col, rows, on_missing)
                 if on_missing == "impute":
                     x[np.isnan(x[:, j]), j] = np.float32(col.impute)
                 j += 1
@@ -317,10 +313,9 @@ class Preprocessor:
                 continue
             first = 1 if enc.drop_first else 0
             width = len(col.categories) - first
-            block = np.zeros((n, width), dtype=np.float32)
-            hit = index >= first
-            block[np.flatnonzero(hit), index[hit] - first] = 1.0
-            x[:, j:j + width] = block
+            x[:, j:j + width] = 0.0
+            hit = np.flatnonzero(index >= first)
+            x[hit, j - first + index[hit]] = 1.0
             j += width
         return x
 
@@ -466,7 +461,9 @@ def category_index(table: Table, col: InputColumn, rows: np.ndarray | None,
                    on_unknown: str, on_missing: str = "error") -> np.ndarray:
     """Index of each cell in the vocabulary; -1 for an unseen or (allowed) missing category."""
     cells = table.strings(col.name, rows)
-    check_categories(table, col, cells, rows, on_unknown, on_missing)
     lookup = {cat: i for i, cat in enumerate(col.categories)}
-    return np.fromiter(map(lookup.get, cells.tolist(), itertools.repeat(-1)), dtype=np.int64,
-                       count=len(cells))
+    index = np.fromiter(map(lookup.get, cells, itertools.repeat(-1)), dtype=np.int64,
+                        count=len(cells))
+    if (index < 0).any():  # a missing or unseen category: refused unless the policies allow
+        check_categories(table, col, cells, rows, on_unknown, on_missing)
+    return index

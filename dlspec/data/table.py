@@ -20,6 +20,7 @@ import contextlib
 import difflib
 import math
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -365,6 +366,15 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
         if chunk_rows == 0:  # read_csv(max_rows=0): the header only
             yield table([p[0] for p in pending], pending_lines[0], 0, 0)
             return
+        if chunk_rows is None and first is not None:
+            size = _file_size(raw)
+            if size is not None:
+                whole = _Filled(len(kept), _rows_in(size, raw.tell(), len(first[0])))
+                for lines, new in chain([first], parsed):
+                    whole.add(lines, new)
+                cols, lines = whole.arrays()
+                yield table(cols, lines, 0, len(lines))
+                return
         count, yielded = 0, False
         for lines, new in chain([first] if first else [], parsed):
             for p, c in zip(pending, new, strict=True):
@@ -388,6 +398,58 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
         parsed.close()
         if own:
             raw.close()
+
+
+def _file_size(raw: BinaryIO) -> int | None:
+    """The size of a regular file (None for a pipe or another stream)."""
+    try:
+        st = os.fstat(raw.fileno())
+    except (OSError, AttributeError, ValueError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _rows_in(size: int, read: int, rows: int) -> int:
+    """The rows a file of ``size`` bytes likely holds, from the first ``read`` bytes' rows."""
+    return int(size / max(read, 1) * rows * 1.02) + 1024
+
+
+class _Filled:
+    """A whole file's columns, each block copied into arrays sized once from the file's
+    length (grown if the guess was short): no list of blocks joined at the end, which
+    would hold the table twice and leave the blocks' memory behind in the heap."""
+
+    def __init__(self, width: int, capacity: int) -> None:
+        self.width, self.capacity, self.count = width, capacity, 0
+        self.cols: list[np.ndarray] = []
+        self.lines = np.empty(capacity, dtype=np.int64)
+
+    def add(self, lines: np.ndarray, new: list[np.ndarray]) -> None:
+        n, at = len(lines), self.count
+        if not self.cols:
+            self.cols = [np.empty(self.capacity, dtype=c.dtype) for c in new]
+        if at + n > self.capacity:
+            self.capacity = max(at + n, int(self.capacity * 1.5))
+            self.cols = [_grown(c, self.capacity, at) for c in self.cols]
+            self.lines = _grown(self.lines, self.capacity, at)
+        for k, c in enumerate(new):
+            if c.dtype != self.cols[k].dtype:  # text and float64 blocks: an object column
+                self.cols[k] = self.cols[k].astype(object)
+            self.cols[k][at:at + n] = c
+        self.lines[at:at + n] = lines
+        self.count = at + n
+
+    def arrays(self) -> tuple[list[np.ndarray], np.ndarray]:
+        n = self.count
+        if self.capacity - n > n // 8:  # a guess well over: copy to size
+            return [c[:n].copy() for c in self.cols], self.lines[:n].copy()
+        return [c[:n] for c in self.cols], self.lines[:n]
+
+
+def _grown(a: np.ndarray, capacity: int, used: int) -> np.ndarray:
+    out = np.empty(capacity, dtype=a.dtype)
+    out[:used] = a[:used]
+    return out
 
 
 def _join(pending: list[list[np.ndarray]]) -> list[np.ndarray]:
