@@ -261,7 +261,11 @@ class Preprocessor:
                              "drop_first gives none)")
         fitted = cls(inputs, names, {k: encodings[k] for k in features if k in encodings},
                      np.zeros(len(names), np.float32), np.ones(len(names), np.float32))
-        raw = fitted._assemble(table, rows, "error", "error")
+        # in blocks of rows, so that the gathers beside the matrix stay small
+        raw = np.empty((len(rows), len(names)), dtype=np.float32)
+        for start in range(0, len(rows), _ASSEMBLE_ROWS):
+            fitted._assemble(table, rows[start:start + _ASSEMBLE_ROWS], "error", "error",
+                             raw[start:start + _ASSEMBLE_ROWS])
         mean, std = column_stats(raw)
         lo, hi = raw.min(axis=0).astype(np.float64), raw.max(axis=0).astype(np.float64)
         # A constant feature keeps scale 1, as sklearn's StandardScaler and MinMaxScaler do.
@@ -293,10 +297,10 @@ class Preprocessor:
         return x
 
     def _assemble(self, table: Table, rows: np.ndarray | None, on_unknown: str,
-                  on_missing: str) -> np.ndarray:
+                  on_missing: str, out: np.ndarray | None = None) -> np.ndarray:
         require_columns(table, self.columns)
         n = len(table) if rows is None else len(rows)
-        x = np.empty((n, len(self.feature_names)), dtype=np.float32)
+        x = np.empty((n, len(self.feature_names)), dtype=np.float32) if out is None else out
         j = 0
         for col in self.inputs:
             if col.kind == "numeric":
@@ -373,6 +377,7 @@ def numeric_input(table: Table, col: InputColumn, rows: np.ndarray | None,
 
 
 _STATS_ROWS = 65_536  # rows of float64 at a time in column_stats
+_ASSEMBLE_ROWS = 1 << 20  # training rows assembled at a time (their checks are done by then)
 
 
 def column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

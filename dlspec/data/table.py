@@ -52,6 +52,7 @@ class Table:
     lines: np.ndarray
     by_row: bool = False
     text: bool = True
+    index: np.ndarray | None = None  # see ``keep``
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -60,6 +61,24 @@ class Table:
         """The table of ``rows`` only (their file lines kept, for messages)."""
         return Table(self.source, self.columns, {c: v[rows] for c, v in self.cells.items()},
                      self.lines[rows], self.by_row, self.text)
+
+    def keep(self, rows: np.ndarray) -> Table:
+        """The table of ``rows`` only, still addressed by this table's row numbers through
+        ``positions`` (``index`` holds them, sorted): what a dataset keeps of a large table
+        once its examples are prepared."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        kept = self.take(rows)
+        kept.index = rows if self.index is None else self.index[rows]
+        return kept
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Where the rows numbered ``rows`` (of the table ``keep`` was called on) are here."""
+        if self.index is None:
+            return rows
+        at = np.searchsorted(self.index, rows)
+        if not (at < len(self.index)).all() or not np.array_equal(self.index[at], rows):
+            raise KeyError("rows not kept in this table")
+        return at
 
     def error(self, message: str, line, code: str) -> DataError:
         """A DataError at a row: ``file:17: message``, or ``file: row 17: message``."""
@@ -89,7 +108,8 @@ class Table:
         if kind in "iub":
             return cells.astype(np.float64)
         if kind == "f":
-            return self._floats(column, cells.astype(np.float64), lines, missing)
+            return self._floats(column, cells.astype(np.float64, copy=rows is None), lines,
+                                missing)
         if kind != "O":
             raise DataError(f"column {column!r}: expected numbers, got {_dtype_name(cells.dtype)}",
                             Location(self.source), code="data-type")
