@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from dlspec.data import arrowcsv
 from dlspec.data.csvparse import CSV, Dialect, parse, unreadable
 from dlspec.errors import DataError, Location
 
@@ -308,7 +309,14 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
     """
     if max_rows is not None and max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows}")
-    chunks = _chunks(os.fspath(path), None, columns, max_rows, numbers, dialect)
+    source = os.fspath(path)
+    if max_rows is None and arrowcsv.available() and _size(source) >= arrowcsv.MIN_BYTES:
+        head = read_csv(source, columns=columns, max_rows=0, dialect=dialect)  # its checks
+        got = arrowcsv.read(source, head.columns, [n for n in numbers if n in head.cells],
+                            dialect)
+        if got is not None:
+            return Table(source, head.columns, *got)
+    chunks = _chunks(source, None, columns, max_rows, numbers, dialect)
     try:
         return next(chunks)
     finally:
@@ -371,6 +379,8 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
         if missing:
             raise missing_columns_error(source, header, missing, header_line)
         kept.extend((i, n) for i, n in enumerate(header) if n in names)
+        if chunk_rows == 0:  # the header is all the caller wants: parse no row
+            raise _HeaderRead
         return [(i, n in numbers) for i, n in kept]
 
     parsed = parse(raw, source, plan, dialect)
@@ -380,7 +390,10 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
                          {n: c[start:stop] for (_, n), c in zip(kept, cols, strict=True)},
                          lines[start:stop])
 
-        first = next(parsed, None)  # runs plan(): the header is read and checked
+        try:
+            first = next(parsed, None)  # runs plan(): the header is read and checked
+        except _HeaderRead:
+            first = None
         pending: list[list[np.ndarray]] = [[np.empty(0, dtype=object)] for _ in kept]
         pending_lines = [np.empty(0, dtype=np.int64)]
         if chunk_rows == 0:  # read_csv(max_rows=0): the header only
@@ -418,6 +431,17 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
         parsed.close()
         if own:
             raw.close()
+
+
+class _HeaderRead(Exception):  # noqa: N818 - not an error: stops the parse after the header
+    """Raised by ``_chunks``'s plan when only the header was asked for."""
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _file_size(raw: BinaryIO) -> int | None:
