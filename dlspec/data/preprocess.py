@@ -239,8 +239,8 @@ class Preprocessor:
         inputs, names, std_mask, mm_mask = [], [], [], []
         for name in features:
             if name in encodings:
-                cells = _categorical_cells(table, name, rows)
-                inputs.append(InputColumn(name, "categorical", tuple(sorted(set(cells)))))
+                inputs.append(InputColumn(name, "categorical",
+                                          _training_categories(table, name, rows)))
                 enc = encodings[name]
                 if enc.kind == "onehot":
                     kept = inputs[-1].categories[1:] if enc.drop_first else inputs[-1].categories
@@ -427,6 +427,21 @@ def _training_numbers(table: Table, name: str, rows: np.ndarray) -> np.ndarray:
     return table.numeric(name, rows)
 
 
+def _training_categories(table: Table, name: str, rows: np.ndarray) -> tuple[str, ...]:
+    """The sorted vocabulary of a column's training rows; a missing value is an error."""
+    coded = table.codes(name)
+    if coded is None:
+        return tuple(sorted(set(_categorical_cells(table, name, rows))))
+    codes, values = coded
+    mine = codes[rows]
+    present = np.flatnonzero(np.bincount(mine, minlength=len(values)))
+    if "" in values and values.index("") in present:
+        first = np.flatnonzero(mine == values.index(""))[0]
+        raise table.error(f"column {name!r}: missing value", table.lines[rows[first]],
+                          "data-value")
+    return tuple(sorted(values[i] for i in present))
+
+
 def _categorical_cells(table: Table, name: str, rows: np.ndarray | None) -> np.ndarray:
     """The category strings of a training column; a missing one is an error."""
     cells = table.strings(name, rows)
@@ -465,10 +480,18 @@ def check_categories(table: Table, col: InputColumn, cells: np.ndarray,
 def category_index(table: Table, col: InputColumn, rows: np.ndarray | None,
                    on_unknown: str, on_missing: str = "error") -> np.ndarray:
     """Index of each cell in the vocabulary; -1 for an unseen or (allowed) missing category."""
-    cells = table.strings(col.name, rows)
     lookup = {cat: i for i, cat in enumerate(col.categories)}
-    index = np.fromiter(map(lookup.get, cells, itertools.repeat(-1)), dtype=np.int64,
-                        count=len(cells))
+    coded = table.codes(col.name)
+    if coded is not None:  # CSV text: each distinct cell looked up once
+        codes, values = coded
+        remap = np.array([lookup.get(v, -1) for v in values], dtype=np.int64)
+        index = remap[codes if rows is None else codes[rows]]
+        cells = None
+    else:
+        cells = table.strings(col.name, rows)
+        index = np.fromiter(map(lookup.get, cells, itertools.repeat(-1)), dtype=np.int64,
+                            count=len(cells))
     if (index < 0).any():  # a missing or unseen category: refused unless the policies allow
+        cells = table.strings(col.name, rows) if cells is None else cells
         check_categories(table, col, cells, rows, on_unknown, on_missing)
     return index

@@ -22,7 +22,7 @@ import math
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import BinaryIO
 
@@ -54,6 +54,7 @@ class Table:
     by_row: bool = False
     text: bool = True
     index: np.ndarray | None = None  # see ``keep``
+    _codes: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -71,6 +72,25 @@ class Table:
         kept = self.take(rows)
         kept.index = rows if self.index is None else self.index[rows]
         return kept
+
+    def codes(self, column: str) -> tuple[np.ndarray, list[str]] | None:
+        """``(code of each row, the distinct cells in order of first appearance)`` of a CSV
+        text column, computed once per table and column: a category column's rows are
+        looked up once for the fit, every split and the target, not once per use. None for
+        other columns (their cells go through ``strings``)."""
+        cells = self.cells.get(column)
+        if cells is None or cells.dtype.kind != "O" or not self.text:
+            return None
+        if column not in self._codes:
+            as_list = cells.tolist()
+            values = list(dict.fromkeys(as_list))
+            if not all(type(v) is str for v in values):  # noqa: E721 - a float64 block mixed in
+                return None
+            lookup = {v: i for i, v in enumerate(values)}
+            codes = np.fromiter(map(lookup.__getitem__, as_list), dtype=np.int32,
+                                count=len(as_list))
+            self._codes[column] = (codes, values)
+        return self._codes[column]
 
     def positions(self, rows: np.ndarray) -> np.ndarray:
         """Where the rows numbered ``rows`` (of the table ``keep`` was called on) are here."""
