@@ -1,7 +1,9 @@
 """CSV parsing for ``dlspec.data.table``: whole-line blocks, split fast when they can be.
 
 A block without quote characters is split by byte positions after a NumPy check
-that every line has the header's field count; a block that fails the check, and
+that every line has the header's field count; its numeric columns go through NumPy's
+C tokenizer (``loadtxt``, whose values are ``float()``'s bit for bit), its text
+columns become str objects shared by equal cells. A block that fails the check, and
 everything from the first quote character on, goes through the ``csv`` module,
 which locates each problem exactly. Both paths give the same cells and line
 numbers.

@@ -5,13 +5,13 @@ categories (``Table.strings``), so one reader serves training, categorical
 encoding and prediction. Every problem with a file's content is a located
 ``DataError``, never a traceback.
 
-CSV is read in blocks of whole lines. A block without double quotes is split
-with ``str`` methods after a NumPy check that every line has the header's
-field count; a block that fails the check, and everything from the first
-double quote on, goes through the ``csv`` module, which locates each problem
-exactly. Both paths give the same cells and line numbers. Other sources (JSON
-Lines, NumPy and Parquet files: ``dlspec.runtime.readers``) fill the same
-Table with typed arrays or raw values.
+CSV is read in blocks of whole lines (``dlspec.data.csvparse``); a whole file's
+blocks are copied into arrays sized once from the file's length, so a large table
+is held once, never as a list of blocks joined at the end. With pyarrow installed,
+a whole file of 8 MiB or more is read by pyarrow's reader when it reads it exactly
+as this one does (``dlspec.data.arrowcsv``). Other sources (JSON Lines, NumPy and
+Parquet files: ``dlspec.runtime.readers``) fill the same Table with typed arrays or
+raw values.
 """
 
 from __future__ import annotations
