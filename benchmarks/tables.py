@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,10 +103,12 @@ def measure(name: str, checkout: Path, extra: str | None, data: Path, rows: int,
         result.update(load_s=float(load_s), load_peak_rss=int(load_rss),
                       train_rows=int(train_rows), train_dtype=dtype)
     if "train" in only:
+        run_dir = work / f"run-{name}-{rows}"
         _, err = child(checkout, _RUN, ["train", str(spec), "--set", f"data.source={data}",
                                         "--set", "train.epochs=1", "--set",
                                         "train.batch_size=256", "--quiet", "--run-dir",
-                                        str(work / f"run-{name}-{rows}")], extra, work)
+                                        str(run_dir)], extra, work)
+        shutil.rmtree(run_dir)  # the next repetition trains into the same folder
         train_s, train_rss = err.strip().splitlines()[-1].split()
         result.update(train_s=float(train_s), train_peak_rss=int(train_rss))
     if "predict" in only:
