@@ -41,7 +41,12 @@ def available() -> bool:
 def read(path: str, columns: Sequence[str], numbers: Sequence[str],
          dialect: Dialect) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
     """``(cells by column, file line of each row)`` of the whole file, or None when the own
-    reader must read it. ``columns``: the kept columns, already checked against the header."""
+    reader must read it. ``columns``: the kept columns, already checked against the header.
+
+    pyarrow's streaming reader hands over one block of rows at a time, copied into arrays
+    sized from the line count, with malloc's pool (what it frees goes back as NumPy's
+    does), so the table is held once, as with the own reader.
+    """
     lines = _lines(path)
     if lines is None:
         return None
@@ -52,8 +57,11 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str],
     types = {c: pa.float64() if c in numbers else pa.dictionary(pa.int32(), pa.string())
              for c in columns}
     header = 1 if dialect.header else 0
+    n = lines - header
+    cells = {c: np.empty(n, dtype=np.float64 if c in numbers else object) for c in columns}
+    at = 0
     try:
-        table = csv.read_csv(
+        reader = csv.open_csv(
             path,
             read_options=csv.ReadOptions(
                 column_names=None if dialect.header else list(dialect.columns),
@@ -64,39 +72,37 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str],
             convert_options=csv.ConvertOptions(
                 include_columns=list(columns), column_types=types, null_values=[],
                 strings_can_be_null=False, quoted_strings_can_be_null=False,
-                check_utf8=True))
+                check_utf8=True),
+            memory_pool=pa.system_memory_pool())
+        for batch in reader:
+            size = batch.num_rows
+            if at + size > n:
+                return None
+            for name in columns:
+                column = batch.column(name)
+                if column.null_count:
+                    return None
+                if name in numbers:
+                    values = column.to_numpy()
+                    if not np.isfinite(values).all():
+                        return None
+                    cells[name][at:at + size] = values
+                else:
+                    cells[name][at:at + size] = _text(column)
+            at += size
     except (pa.ArrowException, ValueError, OSError):
         return None
-    n = table.num_rows
-    if n != lines - header:
+    if at != n:
         return None
-    cells = {}
-    for name in columns:
-        column = table.column(name)
-        if column.null_count:
-            return None
-        if name in numbers:
-            values = column.to_numpy()
-            if not np.isfinite(values).all():
-                return None
-        else:
-            values = _text(column, n)
-        cells[name] = values
     return cells, np.arange(1 + header, n + 1 + header, dtype=np.int64)
 
 
-def _text(column, n: int) -> np.ndarray:
-    """A dictionary-encoded column as an object array of stripped str (one str object per
-    distinct value of each chunk, shared by its cells)."""
-    out = np.empty(n, dtype=object)
-    at = 0
-    for chunk in column.chunks:
-        words = np.array([w.strip() for w in chunk.dictionary.to_pylist()] or [""],
-                         dtype=object)
-        index = chunk.indices.to_numpy(zero_copy_only=False)
-        out[at:at + len(chunk)] = words[index]
-        at += len(chunk)
-    return out
+def _text(column) -> np.ndarray:
+    """A dictionary-encoded block as an object array of stripped str (one str object per
+    distinct value, shared by its cells)."""
+    words = np.array([w.strip() for w in column.dictionary.to_pylist()] or [""],
+                     dtype=object)
+    return words[column.indices.to_numpy(zero_copy_only=False)]
 
 
 def _lines(path: str) -> int | None:
