@@ -92,6 +92,8 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str],
             at += size
     except (pa.ArrowException, ValueError, OSError):
         return None
+    finally:
+        pa.default_memory_pool().release_unused()  # the reader's own buffers, kept by the pool
     if at != n:
         return None
     return cells, np.arange(1 + header, n + 1 + header, dtype=np.int64)
