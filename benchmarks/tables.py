@@ -2,7 +2,7 @@
 
     python benchmarks/tables.py                        # 1M rows, this checkout
     python benchmarks/tables.py --rows 1e6,1e7 --before /tmp/dlspec-0184870 \\
-        [--pyarrow DIR] [--cache DIR] [--json out.json]
+        [--pyarrow DIR] [--repeat 3] [--cache DIR] [--json out.json]
 
 The resamples (rows drawn with replacement, seed 0, from ../shared/data/churn's 10,000)
 are written once into the cache folder (default: $TMPDIR/dlspec-tables), never into the
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,10 +103,12 @@ def measure(name: str, checkout: Path, extra: str | None, data: Path, rows: int,
         result.update(load_s=float(load_s), load_peak_rss=int(load_rss),
                       train_rows=int(train_rows), train_dtype=dtype)
     if "train" in only:
+        run_dir = work / f"run-{name}-{rows}"
         _, err = child(checkout, _RUN, ["train", str(spec), "--set", f"data.source={data}",
                                         "--set", "train.epochs=1", "--set",
                                         "train.batch_size=256", "--quiet", "--run-dir",
-                                        str(work / f"run-{name}-{rows}")], extra, work)
+                                        str(run_dir)], extra, work)
+        shutil.rmtree(run_dir)  # the next repetition trains into the same folder
         train_s, train_rss = err.strip().splitlines()[-1].split()
         result.update(train_s=float(train_s), train_peak_rss=int(train_rss))
     if "predict" in only:
@@ -116,6 +119,36 @@ def measure(name: str, checkout: Path, extra: str | None, data: Path, rows: int,
                       predict_peak_rss=int(pred_rss))
     print(json.dumps(result), file=sys.stderr, flush=True)
     return result
+
+
+def medians(results: list[dict]) -> list[dict]:
+    """One row per (rows, checkout): the median of each measurement over the repetitions."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["rows"], r["checkout"]), []).append(r)
+    out = []
+    for (rows, name), rs in groups.items():
+        row = {"checkout": name, "rows": rows, "repeats": len(rs)}
+        for key in rs[0]:
+            if key not in row and isinstance(rs[0][key], (int, float)):
+                row[key] = float(np.median([r[key] for r in rs]))
+        out.append(row)
+    return out
+
+
+def ratios(rows: list[dict]) -> str:
+    """Speed-ups of every checkout over 'before' (time before / time now), per size."""
+    keys = [("load", "load_s"), ("train", "train_s"), ("predict", "predict_s")]
+    lines = ["| rows | checkout | " + " | ".join(f"{k} speed-up" for k, _ in keys) + " |",
+             "|---|---|" + "---|" * len(keys)]
+    for r in rows:
+        base = next((b for b in rows if b["rows"] == r["rows"] and b["checkout"] == "before"),
+                    None)
+        if base is None or r is base:
+            continue
+        cells = [f"{base[k] / r[k]:.2f}x" if k in r and k in base else "-" for _, k in keys]
+        lines.append(f"| {r['rows']:,} | {r['checkout']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def table(results: list[dict]) -> str:
@@ -146,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--only", default="load,train,predict",
                    help="what to measure: a comma-separated subset of load,train,predict")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="repetitions, the checkouts interleaved in each; medians reported")
     a = p.parse_args(argv)
     if not CHURN.exists():
         print(f"the churn CSV is not at {CHURN}", file=sys.stderr)
@@ -167,14 +202,20 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for rows in sizes:
             data = resample(rows, a.cache)
-            for name, checkout, extra in checkouts:
-                results.append(measure(name, checkout, extra, data, rows, model, work,
-                                       set(a.only.split(","))))
-    text = table(results)
+            for _ in range(a.repeat):
+                for name, checkout, extra in checkouts:
+                    results.append(measure(name, checkout, extra, data, rows, model, work,
+                                           set(a.only.split(","))))
+    summary = medians(results)
+    text = table(summary)
     print(text)
+    speedups = ratios(summary)
+    if speedups:
+        print()
+        print(speedups)
     if a.json:
         a.json.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                      "results": results}, indent=1))
+                                      "medians": summary, "results": results}, indent=1))
     return 0
 
 

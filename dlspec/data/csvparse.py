@@ -1,7 +1,9 @@
 """CSV parsing for ``dlspec.data.table``: whole-line blocks, split fast when they can be.
 
 A block without quote characters is split by byte positions after a NumPy check
-that every line has the header's field count; a block that fails the check, and
+that every line has the header's field count; its numeric columns go through NumPy's
+C tokenizer (``loadtxt``, whose values are ``float()``'s bit for bit), its text
+columns become str objects shared by equal cells. A block that fails the check, and
 everything from the first quote character on, goes through the ``csv`` module,
 which locates each problem exactly. Both paths give the same cells and line
 numbers.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -202,9 +205,12 @@ def _fast_block(block: bytes, line: int, width: int, kept: list[tuple[int, bool]
             return None  # some line has too many fields or too few
         commas = commas.reshape(n, width - 1)
     ascii_only = block.isascii()
-    strip = not ascii_only or _needs_strip(block, delimiter)
+    numbers = _numbers(block, [i for i, numeric in kept if numeric], n, delimiter)
     cols = []
     for i, numeric in kept:
+        if i in numbers:
+            cols.append(numbers[i])
+            continue
         first = starts if i == 0 else commas[:, i - 1] + 1
         last = stops if i == width - 1 else commas[:, i]
         cells = _gather(block, u, first, last)
@@ -217,12 +223,12 @@ def _fast_block(block: bytes, line: int, width: int, kept: list[tuple[int, bool]
                 cols.append(values)
                 continue
         if cells.dtype.kind == "u" and ascii_only:
-            cols.append(_ascii_text(cells.view(f"S{cells.shape[1]}").reshape(-1), strip))
+            cols.append(_ascii_text(cells, _edge_space(cells, last - first)))
         else:
             if cells.dtype.kind == "u":
                 cells = cells.view(f"S{cells.shape[1]}").reshape(-1)
-            cells = [c.decode("utf-8") for c in cells.tolist()]
-            cols.append(np.array([c.strip() for c in cells] if strip else cells, dtype=object))
+            cols.append(np.array([c.decode("utf-8").strip() for c in cells.tolist()],
+                                 dtype=object))
     return np.arange(line, line + n, dtype=np.int64), cols
 
 
@@ -241,12 +247,48 @@ def _gather(block: bytes, u: np.ndarray, first: np.ndarray, last: np.ndarray) ->
     return out
 
 
+def _numbers(block: bytes, columns: list[int], n: int, delimiter: int) -> dict[int, np.ndarray]:
+    """The fields of ``columns`` that all parse as finite numbers, as float64 by column.
+
+    NumPy's loadtxt tokenizes in C and converts with ``PyOS_string_to_double``, what
+    ``float()`` uses, so the values are float()'s bit for bit; it accepts a subset of
+    float()'s spellings (no underscores), and a column it refuses, or with a NaN or an
+    infinity, is left to the per-column path, which names the bad cell.
+    """
+    if not columns:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = np.loadtxt(io.BytesIO(block), dtype=np.float64, delimiter=chr(delimiter),
+                                comments=None, quotechar=None, usecols=columns, ndmin=2,
+                                encoding=None)
+    except ValueError:
+        return {}
+    if values.shape != (n, len(columns)):
+        return {}
+    values = values.T.copy()  # one contiguous row per column
+    return {i: v for i, v in zip(columns, values, strict=True) if np.isfinite(v).all()}
+
+
 def _ascii_text(cells: np.ndarray, strip: bool) -> np.ndarray:
-    """Fixed-width ASCII bytes as an object array of str. A column with few distinct
-    values (categories) shares one str object per value: less memory, less work."""
-    distinct, index = np.unique(cells, return_inverse=True)
-    few = len(distinct) <= len(cells) // 4
-    text = (distinct if few else cells).astype(f"U{cells.dtype.itemsize}")
+    """A (rows, width) uint8 matrix of zero-padded ASCII fields as an object array of str.
+    A column with few distinct values (categories) shares one str object per value: less
+    memory, less work."""
+    n, width = cells.shape
+    if width <= 8:  # distinct values by one 8-byte integer each: a fast numeric sort
+        wide = np.zeros((n, 8), dtype=np.uint8)
+        wide[:, :width] = cells
+        keys, index = np.unique(wide.view(np.uint64).reshape(-1), return_inverse=True)
+        distinct = keys.view(np.uint8).reshape(-1, 8)[:, :width].copy().view(f"S{width}")
+        distinct = distinct.reshape(-1)
+    else:
+        cells = cells.view(f"S{width}").reshape(-1)
+        distinct, index = np.unique(cells, return_inverse=True)
+    few = len(distinct) <= n // 4
+    if not few:  # not categories: one str per cell
+        distinct = cells.view(f"S{width}").reshape(-1) if cells.ndim == 2 else cells
+    text = distinct.astype(f"U{width}")
     text = (np.strings.strip(text) if strip else text).astype(object)
     return text[index] if few else text
 
@@ -282,20 +324,17 @@ def _decimals(cells: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
     return values
 
 
-_STRIP_TABLE = bytes(int(b in _WHITESPACE) for b in range(256))  # 1 where whitespace
+_SPACE = np.zeros(256, dtype=bool)
+_SPACE[list(_WHITESPACE)] = True
 
 
-def _needs_strip(block: bytes, delimiter: int = 44) -> bool:
-    """Whether some field may start or end with whitespace (ASCII; str.strip's idea of it)."""
-    if len(block.translate(None, _WHITESPACE)) == len(block):
+def _edge_space(cells: np.ndarray, lengths: np.ndarray) -> bool:
+    """Whether some field of a zero-padded (rows, width) ASCII matrix starts or ends with
+    whitespace (str.strip's idea of it), so that the column needs stripping."""
+    if not len(cells):
         return False
-    u = np.frombuffer(block, dtype=np.uint8)
-    ws = np.flatnonzero(np.frombuffer(block.translate(_STRIP_TABLE), dtype=np.uint8))
-    edge = np.zeros(256, dtype=bool)
-    edge[[10, 13, delimiter]] = True
-    before = edge[u[np.maximum(ws - 1, 0)]] | (ws == 0)
-    after = edge[u[np.minimum(ws + 1, len(u) - 1)]] | (ws == len(u) - 1)
-    return bool((before | after).any())
+    lastbyte = cells[np.arange(len(cells)), np.maximum(lengths - 1, 0)]
+    return bool(_SPACE[cells[:, 0]].any() or _SPACE[lastbyte].any())
 
 
 def _parse_slow(pieces: Iterator[tuple[bytes, int]], width: int | None,

@@ -17,6 +17,7 @@ the runtime's input check refuse such rows first.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -238,8 +239,8 @@ class Preprocessor:
         inputs, names, std_mask, mm_mask = [], [], [], []
         for name in features:
             if name in encodings:
-                cells = _categorical_cells(table, name, rows)
-                inputs.append(InputColumn(name, "categorical", tuple(sorted(set(cells)))))
+                inputs.append(InputColumn(name, "categorical",
+                                          _training_categories(table, name, rows)))
                 enc = encodings[name]
                 if enc.kind == "onehot":
                     kept = inputs[-1].categories[1:] if enc.drop_first else inputs[-1].categories
@@ -247,10 +248,9 @@ class Preprocessor:
                 else:
                     new = [name]
             else:
-                problem = non_numeric(table, name, rows)
-                if problem:
-                    raise problem
-                mean = float(table.numeric(name, rows).mean())
+                # checked and averaged here, gathered again by _assemble: one column of
+                # float64 at a time, never all of them
+                mean = float(_training_numbers(table, name, rows).mean())
                 inputs.append(InputColumn(name, "numeric", impute=mean))
                 new = [name]
             names += new
@@ -261,17 +261,20 @@ class Preprocessor:
                              "drop_first gives none)")
         fitted = cls(inputs, names, {k: encodings[k] for k in features if k in encodings},
                      np.zeros(len(names), np.float32), np.ones(len(names), np.float32))
-        raw = fitted._assemble(table, rows, "error", "error")
-        x = raw.astype(np.float64)
-        lo, hi = x.min(axis=0), x.max(axis=0)
+        # in blocks of rows, so that the gathers beside the matrix stay small
+        raw = np.empty((len(rows), len(names)), dtype=np.float32)
+        for start in range(0, len(rows), _ASSEMBLE_ROWS):
+            fitted._assemble(table, rows[start:start + _ASSEMBLE_ROWS], "error", "error",
+                             raw[start:start + _ASSEMBLE_ROWS])
+        mean, std = column_stats(raw)
+        lo, hi = raw.min(axis=0).astype(np.float64), raw.max(axis=0).astype(np.float64)
         # A constant feature keeps scale 1, as sklearn's StandardScaler and MinMaxScaler do.
-        std, span = x.std(axis=0), hi - lo
+        span = hi - lo
         std[lo == hi], span[lo == hi] = 1.0, 1.0
-        for mask, offset, scale in ((std_mask, x.mean(axis=0), std), (mm_mask, lo, span)):
+        for mask, offset, scale in ((std_mask, mean, std), (mm_mask, lo, span)):
             mask = np.array(mask, dtype=bool)
             fitted.mean[mask] = offset[mask].astype(np.float32)
             fitted.scale[mask] = scale[mask].astype(np.float32)
-        del x
         return fitted, fitted._scaled(raw)
 
     def transform(self, table: Table, rows: np.ndarray | None = None, *,
@@ -294,10 +297,10 @@ class Preprocessor:
         return x
 
     def _assemble(self, table: Table, rows: np.ndarray | None, on_unknown: str,
-                  on_missing: str) -> np.ndarray:
+                  on_missing: str, out: np.ndarray | None = None) -> np.ndarray:
         require_columns(table, self.columns)
         n = len(table) if rows is None else len(rows)
-        x = np.empty((n, len(self.feature_names)), dtype=np.float32)
+        x = np.empty((n, len(self.feature_names)), dtype=np.float32) if out is None else out
         j = 0
         for col in self.inputs:
             if col.kind == "numeric":
@@ -314,10 +317,9 @@ class Preprocessor:
                 continue
             first = 1 if enc.drop_first else 0
             width = len(col.categories) - first
-            block = np.zeros((n, width), dtype=np.float32)
-            hit = index >= first
-            block[np.flatnonzero(hit), index[hit] - first] = 1.0
-            x[:, j:j + width] = block
+            x[:, j:j + width] = 0.0
+            hit = np.flatnonzero(index >= first)
+            x[hit, j - first + index[hit]] = 1.0
             j += width
         return x
 
@@ -374,6 +376,72 @@ def numeric_input(table: Table, col: InputColumn, rows: np.ndarray | None,
                          else "error").astype(np.float32)
 
 
+_STATS_ROWS = 65_536  # rows of float64 at a time in column_stats
+_ASSEMBLE_ROWS = 1 << 20  # training rows assembled at a time (their checks are done by then)
+
+
+def column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` over axis 0 of the float32 matrix ``x``, in float64, equal bit for bit
+    to ``x.astype(np.float64).mean(axis=0)`` and ``.std(axis=0)`` without that copy.
+
+    NumPy reduces a C-contiguous (N, F > 1) matrix over axis 0 one row after another, so
+    carrying the running sum as the first row of each block of rows keeps that order. A
+    single column (reduced pairwise) and a small matrix take the direct path.
+    """
+    n, f = x.shape
+    if f == 1 or n <= _STATS_ROWS:
+        wide = x.astype(np.float64)
+        return wide.mean(axis=0), wide.std(axis=0)
+    buf = np.empty((_STATS_ROWS + 1, f), dtype=np.float64)
+
+    def total(prepare) -> np.ndarray:
+        acc = None
+        for start in range(0, n, _STATS_ROWS):
+            part = x[start:start + _STATS_ROWS]
+            block = buf[:len(part) + (acc is not None)]
+            prepare(part, block[acc is not None:])
+            if acc is not None:
+                block[0] = acc
+            acc = block.sum(axis=0)
+        return acc
+
+    def square(part, out):
+        np.subtract(part, mean, out=out)
+        np.multiply(out, out, out=out)
+
+    mean = total(lambda part, out: np.copyto(out, part)) / n
+    return mean, np.sqrt(total(square) / n)
+
+
+def _training_numbers(table: Table, name: str, rows: np.ndarray) -> np.ndarray:
+    """A numeric column's training rows as float64; a cell that is not a number (first) or
+    a missing value is the located error."""
+    cells = table.cells[name]
+    if cells.dtype.kind == "f":  # parsed by the reader: finite there
+        values = cells[rows].astype(np.float64, copy=False)
+        if np.isfinite(values).all():
+            return values
+    problem = non_numeric(table, name, rows)
+    if problem:
+        raise problem
+    return table.numeric(name, rows)
+
+
+def _training_categories(table: Table, name: str, rows: np.ndarray) -> tuple[str, ...]:
+    """The sorted vocabulary of a column's training rows; a missing value is an error."""
+    coded = table.codes(name)
+    if coded is None:
+        return tuple(sorted(set(_categorical_cells(table, name, rows))))
+    codes, values = coded
+    mine = codes[rows]
+    present = np.flatnonzero(np.bincount(mine, minlength=len(values)))
+    if "" in values and values.index("") in present:
+        first = np.flatnonzero(mine == values.index(""))[0]
+        raise table.error(f"column {name!r}: missing value", table.lines[rows[first]],
+                          "data-value")
+    return tuple(sorted(values[i] for i in present))
+
+
 def _categorical_cells(table: Table, name: str, rows: np.ndarray | None) -> np.ndarray:
     """The category strings of a training column; a missing one is an error."""
     cells = table.strings(name, rows)
@@ -412,7 +480,18 @@ def check_categories(table: Table, col: InputColumn, cells: np.ndarray,
 def category_index(table: Table, col: InputColumn, rows: np.ndarray | None,
                    on_unknown: str, on_missing: str = "error") -> np.ndarray:
     """Index of each cell in the vocabulary; -1 for an unseen or (allowed) missing category."""
-    cells = table.strings(col.name, rows)
-    check_categories(table, col, cells, rows, on_unknown, on_missing)
     lookup = {cat: i for i, cat in enumerate(col.categories)}
-    return np.fromiter((lookup.get(c, -1) for c in cells), dtype=np.int64, count=len(cells))
+    coded = table.codes(col.name)
+    if coded is not None:  # CSV text: each distinct cell looked up once
+        codes, values = coded
+        remap = np.array([lookup.get(v, -1) for v in values], dtype=np.int64)
+        index = remap[codes if rows is None else codes[rows]]
+        cells = None
+    else:
+        cells = table.strings(col.name, rows)
+        index = np.fromiter(map(lookup.get, cells, itertools.repeat(-1)), dtype=np.int64,
+                            count=len(cells))
+    if (index < 0).any():  # a missing or unseen category: refused unless the policies allow
+        cells = table.strings(col.name, rows) if cells is None else cells
+        check_categories(table, col, cells, rows, on_unknown, on_missing)
+    return index

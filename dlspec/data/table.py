@@ -5,13 +5,13 @@ categories (``Table.strings``), so one reader serves training, categorical
 encoding and prediction. Every problem with a file's content is a located
 ``DataError``, never a traceback.
 
-CSV is read in blocks of whole lines. A block without double quotes is split
-with ``str`` methods after a NumPy check that every line has the header's
-field count; a block that fails the check, and everything from the first
-double quote on, goes through the ``csv`` module, which locates each problem
-exactly. Both paths give the same cells and line numbers. Other sources (JSON
-Lines, NumPy and Parquet files: ``dlspec.runtime.readers``) fill the same
-Table with typed arrays or raw values.
+CSV is read in blocks of whole lines (``dlspec.data.csvparse``); a whole file's
+blocks are copied into arrays sized once from the file's length, so a large table
+is held once, never as a list of blocks joined at the end. With pyarrow installed,
+a whole file of 8 MiB or more is read by pyarrow's reader when it reads it exactly
+as this one does (``dlspec.data.arrowcsv``). Other sources (JSON Lines, NumPy and
+Parquet files: ``dlspec.runtime.readers``) fill the same Table with typed arrays or
+raw values.
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ import contextlib
 import difflib
 import math
 import os
+import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import BinaryIO
 
 import numpy as np
 
+from dlspec.data import arrowcsv
 from dlspec.data.csvparse import CSV, Dialect, parse, unreadable
 from dlspec.errors import DataError, Location
 
@@ -51,6 +53,8 @@ class Table:
     lines: np.ndarray
     by_row: bool = False
     text: bool = True
+    index: np.ndarray | None = None  # see ``keep``
+    _codes: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -59,6 +63,43 @@ class Table:
         """The table of ``rows`` only (their file lines kept, for messages)."""
         return Table(self.source, self.columns, {c: v[rows] for c, v in self.cells.items()},
                      self.lines[rows], self.by_row, self.text)
+
+    def keep(self, rows: np.ndarray) -> Table:
+        """The table of ``rows`` only, still addressed by this table's row numbers through
+        ``positions`` (``index`` holds them, sorted): what a dataset keeps of a large table
+        once its examples are prepared."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        kept = self.take(rows)
+        kept.index = rows if self.index is None else self.index[rows]
+        return kept
+
+    def codes(self, column: str) -> tuple[np.ndarray, list[str]] | None:
+        """``(code of each row, the distinct cells in order of first appearance)`` of a CSV
+        text column, computed once per table and column: a category column's rows are
+        looked up once for the fit, every split and the target, not once per use. None for
+        other columns (their cells go through ``strings``)."""
+        cells = self.cells.get(column)
+        if cells is None or cells.dtype.kind != "O" or not self.text:
+            return None
+        if column not in self._codes:
+            as_list = cells.tolist()
+            values = list(dict.fromkeys(as_list))
+            if not all(type(v) is str for v in values):  # noqa: E721 - a float64 block mixed in
+                return None
+            lookup = {v: i for i, v in enumerate(values)}
+            codes = np.fromiter(map(lookup.__getitem__, as_list), dtype=np.int32,
+                                count=len(as_list))
+            self._codes[column] = (codes, values)
+        return self._codes[column]
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Where the rows numbered ``rows`` (of the table ``keep`` was called on) are here."""
+        if self.index is None:
+            return rows
+        at = np.searchsorted(self.index, rows)
+        if not (at < len(self.index)).all() or not np.array_equal(self.index[at], rows):
+            raise KeyError("rows not kept in this table")
+        return at
 
     def error(self, message: str, line, code: str) -> DataError:
         """A DataError at a row: ``file:17: message``, or ``file: row 17: message``."""
@@ -88,7 +129,8 @@ class Table:
         if kind in "iub":
             return cells.astype(np.float64)
         if kind == "f":
-            return self._floats(column, cells.astype(np.float64), lines, missing)
+            return self._floats(column, cells.astype(np.float64, copy=rows is None), lines,
+                                missing)
         if kind != "O":
             raise DataError(f"column {column!r}: expected numbers, got {_dtype_name(cells.dtype)}",
                             Location(self.source), code="data-type")
@@ -287,7 +329,14 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
     """
     if max_rows is not None and max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows}")
-    chunks = _chunks(os.fspath(path), None, columns, max_rows, numbers, dialect)
+    source = os.fspath(path)
+    if max_rows is None and arrowcsv.available() and _size(source) >= arrowcsv.MIN_BYTES:
+        head = read_csv(source, columns=columns, max_rows=0, dialect=dialect)  # its checks
+        got = arrowcsv.read(source, head.columns, [n for n in numbers if n in head.cells],
+                            dialect)
+        if got is not None:
+            return Table(source, head.columns, *got)
+    chunks = _chunks(source, None, columns, max_rows, numbers, dialect)
     try:
         return next(chunks)
     finally:
@@ -350,6 +399,8 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
         if missing:
             raise missing_columns_error(source, header, missing, header_line)
         kept.extend((i, n) for i, n in enumerate(header) if n in names)
+        if chunk_rows == 0:  # the header is all the caller wants: parse no row
+            raise _HeaderRead
         return [(i, n in numbers) for i, n in kept]
 
     parsed = parse(raw, source, plan, dialect)
@@ -359,12 +410,24 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
                          {n: c[start:stop] for (_, n), c in zip(kept, cols, strict=True)},
                          lines[start:stop])
 
-        first = next(parsed, None)  # runs plan(): the header is read and checked
+        try:
+            first = next(parsed, None)  # runs plan(): the header is read and checked
+        except _HeaderRead:
+            first = None
         pending: list[list[np.ndarray]] = [[np.empty(0, dtype=object)] for _ in kept]
         pending_lines = [np.empty(0, dtype=np.int64)]
         if chunk_rows == 0:  # read_csv(max_rows=0): the header only
             yield table([p[0] for p in pending], pending_lines[0], 0, 0)
             return
+        if chunk_rows is None and first is not None:
+            size = _file_size(raw)
+            if size is not None:
+                whole = _Filled(len(kept), _rows_in(size, raw.tell(), len(first[0])))
+                for lines, new in chain([first], parsed):
+                    whole.add(lines, new)
+                cols, lines = whole.arrays()
+                yield table(cols, lines, 0, len(lines))
+                return
         count, yielded = 0, False
         for lines, new in chain([first] if first else [], parsed):
             for p, c in zip(pending, new, strict=True):
@@ -373,7 +436,7 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             count += len(lines)
             if chunk_rows is None or count < chunk_rows:
                 continue
-            cols = [_concat(p) for p in pending]
+            cols = _join(pending)
             lines = np.concatenate(pending_lines)
             full = count - count % chunk_rows
             for start in range(0, full, chunk_rows):
@@ -383,11 +446,84 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             pending, pending_lines = [[c[full:].copy()] for c in cols], [lines[full:].copy()]
             count -= full
         if count or not yielded:
-            yield table([_concat(p) for p in pending], np.concatenate(pending_lines), 0, count)
+            yield table(_join(pending), np.concatenate(pending_lines), 0, count)
     finally:
         parsed.close()
         if own:
             raw.close()
+
+
+class _HeaderRead(Exception):  # noqa: N818 - not an error: stops the parse after the header
+    """Raised by ``_chunks``'s plan when only the header was asked for."""
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _file_size(raw: BinaryIO) -> int | None:
+    """The size of a regular file (None for a pipe or another stream)."""
+    try:
+        st = os.fstat(raw.fileno())
+    except (OSError, AttributeError, ValueError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _rows_in(size: int, read: int, rows: int) -> int:
+    """The rows a file of ``size`` bytes likely holds, from the first ``read`` bytes' rows."""
+    return int(size / max(read, 1) * rows * 1.02) + 1024
+
+
+class _Filled:
+    """A whole file's columns, each block copied into arrays sized once from the file's
+    length (grown if the guess was short): no list of blocks joined at the end, which
+    would hold the table twice and leave the blocks' memory behind in the heap."""
+
+    def __init__(self, width: int, capacity: int) -> None:
+        self.width, self.capacity, self.count = width, capacity, 0
+        self.cols: list[np.ndarray] = []
+        self.lines = np.empty(capacity, dtype=np.int64)
+
+    def add(self, lines: np.ndarray, new: list[np.ndarray]) -> None:
+        n, at = len(lines), self.count
+        if not self.cols:
+            self.cols = [np.empty(self.capacity, dtype=c.dtype) for c in new]
+        if at + n > self.capacity:
+            self.capacity = max(at + n, int(self.capacity * 1.5))
+            self.cols = [_grown(c, self.capacity, at) for c in self.cols]
+            self.lines = _grown(self.lines, self.capacity, at)
+        for k, c in enumerate(new):
+            if c.dtype != self.cols[k].dtype:  # text and float64 blocks: an object column
+                self.cols[k] = self.cols[k].astype(object)
+            self.cols[k][at:at + n] = c
+        self.lines[at:at + n] = lines
+        self.count = at + n
+
+    def arrays(self) -> tuple[list[np.ndarray], np.ndarray]:
+        n = self.count
+        if self.capacity - n > n // 8:  # a guess well over: copy to size
+            return [c[:n].copy() for c in self.cols], self.lines[:n].copy()
+        return [c[:n] for c in self.cols], self.lines[:n]
+
+
+def _grown(a: np.ndarray, capacity: int, used: int) -> np.ndarray:
+    out = np.empty(capacity, dtype=a.dtype)
+    out[:used] = a[:used]
+    return out
+
+
+def _join(pending: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Each column from its blocks, the blocks let go column by column (the table at most
+    one column larger than its cells, not twice their size)."""
+    cols = []
+    for k in range(len(pending)):
+        cols.append(_concat(pending[k]))
+        pending[k] = []
+    return cols
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:

@@ -113,14 +113,21 @@ def encode_target(table, name: str, loss: str, where: tuple, locate) -> tuple[Ta
     task = LOSSES[loss].task
     if not TASKS[task].classifier:
         return Target(name, task), table.numeric(name).astype(np.float32).reshape(-1, 1)
-    cells = table.cells[name]
-    empty = np.flatnonzero(cells == "")
+    coded = table.codes(name)
+    if coded is not None:  # CSV text: the distinct cells classified once
+        codes, values = coded
+        cells = np.array(values, dtype=object)
+        empty = np.flatnonzero(codes == values.index("")) if "" in values else codes[:0]
+    else:
+        cells = table.cells[name]
+        empty = np.flatnonzero(cells == "")
     if empty.size:
         raise DataError(f"column '{name}': missing target value",
                         Location(table.source, int(table.lines[empty[0]])), code="data-value")
     classes = class_values(cells)
     check_classes(loss, classes, name, where, locate)
-    return Target(name, task, classes), encode_classes(cells, classes)
+    y = encode_classes(cells, classes)
+    return Target(name, task, classes), (y if coded is None else y[coded[0]])
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from dlspec.data.preprocess import Preprocessor, encoded_columns, steps_for
 from dlspec.data.split import split_indices
-from dlspec.data.table import read_csv
+from dlspec.data.table import Table, read_csv
 from dlspec.errors import Diagnostics, SpecError
 from dlspec.fsio import file_sha256
 from dlspec.inputs.base import (
@@ -61,6 +61,10 @@ def load_table(spec: Spec) -> Dataset:
         table = _only_classes(table, spec)
     target, y = encode_target(table, spec.data.target, spec.train.target_loss, ("data", "target"),
                               spec.locate)
+    if spec.data.target not in features:  # encoded: its cells are not needed any more
+        table = Table(table.source, [c for c in table.columns if c != spec.data.target],
+                      {c: v for c, v in table.cells.items() if c != spec.data.target},
+                      table.lines)
     s = spec.data.split
     stratify = y if (s.stratify and TASKS[target.task].classifier) else None
     train, val, test = split_indices(len(table), test=s.test, validation=s.validation,
@@ -74,8 +78,12 @@ def load_table(spec: Spec) -> Dataset:
             table, train, columns, steps_for(steps, columns))
         for k in ("validation", "test"):
             x[k][name] = inputs[name].transform(table, rows[k])
+    # The raw rows a run looks at again (its export's parity check, holdout.csv) are the
+    # first of a split: only those stay, so a large table goes once its examples are made.
+    held = table.keep(np.concatenate([r[:HOLDOUT_ROWS] for r in rows.values()]))
+    del table
     return Dataset("table", inputs, target, rows, x, {k: y[r] for k, r in rows.items()},
-                   file_sha256(path), raw=table)
+                   file_sha256(path), raw=held)
 
 
 def _only_classes(table, spec: Spec):
@@ -100,7 +108,7 @@ def write_holdout(ds: Dataset, rows: np.ndarray) -> bytes:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(cols)
-    for r in rows[:HOLDOUT_ROWS]:
+    for r in ds.raw.positions(rows[:HOLDOUT_ROWS]):
         w.writerow([ds.raw.cells[c][r] for c in cols])
     return out.getvalue().encode()
 

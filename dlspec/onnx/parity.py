@@ -34,9 +34,10 @@ class RawRows:
 
 
 def table_rows(contract, inputs: dict, table) -> RawRows:
-    """Raw CSV rows; unseen categories take the all-zeros path in both, as in the graph."""
-    return RawRows(lambda r: contract.feeds(table, r, on_unknown="zeros"),
-                   lambda r: {n: pre.transform(table, r, on_unknown="zeros")
+    """Raw CSV rows; unseen categories take the all-zeros path in both, as in the graph.
+    Rows are numbered as in the whole table (a dataset keeps only some: ``Table.keep``)."""
+    return RawRows(lambda r: contract.feeds(table, table.positions(r), on_unknown="zeros"),
+                   lambda r: {n: pre.transform(table, table.positions(r), on_unknown="zeros")
                               for n, pre in inputs.items()})
 
 

@@ -66,22 +66,21 @@ class LoadedModel:
 
 
 def _read(path: Path):
-    import onnx
+    """The model's bytes and parameter count; a model with external data is refused."""
+    from dlspec.runtime.modelfile import WireError, scan
 
     try:
         data = path.read_bytes()
-        model = onnx.load_from_string(data)
+        external, n_params = scan(data)
     except OSError as e:
         raise ModelError(f"cannot read the model: {e.strerror or e}", Location(str(path)),
                          code="model-file") from None
-    except Exception as e:  # noqa: BLE001 - protobuf raises its own DecodeError
-        raise ModelError(f"not an ONNX model ({type(e).__name__})", Location(str(path)),
+    except WireError:
+        raise ModelError("not an ONNX model (DecodeError)", Location(str(path)),
                          code="model-file") from None
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            raise ModelError("the model references external data files; dlspec loads "
-                             "single-file models only", Location(str(path)), code="model-file")
-    n_params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    if external:
+        raise ModelError("the model references external data files; dlspec loads "
+                         "single-file models only", Location(str(path)), code="model-file")
     return data, n_params
 
 
