@@ -50,7 +50,7 @@ def predictions_csv(model_bytes: bytes, ds, held: np.ndarray, split: str) -> byt
     feeds = RAW_ROWS[ds.kind](contract, ds.inputs, ds.raw).feeds(rows)
     got = np.asarray(cpu_session(model_bytes).run([contract.outputs[0]], feeds)[0],
                      dtype=np.float64).reshape(len(rows), -1)
-    truth = _truth(ds, rows).reshape(len(rows), -1)
+    truth = _truth(ds, rows, split).reshape(len(rows), -1)
     width = got.shape[1]
     names = ["true", "predicted"] if width == 1 else \
         [f"{k}_{i}" for k in ("true", "predicted") for i in range(width)]
@@ -58,12 +58,20 @@ def predictions_csv(model_bytes: bytes, ds, held: np.ndarray, split: str) -> byt
     w = csv.writer(out, lineterminator="\n")
     w.writerow([*names, "split"])
     for t, p in zip(truth, got, strict=True):
-        w.writerow([*(repr(float(v)) for v in (*t, *p)), split])
+        w.writerow([*(_number(v) for v in t), *(repr(float(v)) for v in p), split])
     return out.getvalue().encode()
 
 
-def _truth(ds, rows: np.ndarray) -> np.ndarray:
+def _truth(ds, rows: np.ndarray, split: str) -> np.ndarray:
+    """The held-out rows' true values in the target's units: a series' raw targets, a
+    table's encoded target (float32 of the cell; the table keeps no text of it)."""
     if ds.targets is not None:
-        return np.asarray(ds.targets[rows], dtype=np.float64)
-    cells = ds.raw.cells[ds.target.name][rows]
-    return np.array([float(c) if str(c).strip() else np.nan for c in cells])
+        return np.asarray(ds.targets[rows])
+    at = {int(r): i for i, r in enumerate(ds.rows[split])}
+    return np.asarray(ds.y[split])[[at[int(r)] for r in rows]]
+
+
+def _number(v) -> str:
+    """The shortest text that reads back as ``v`` at its own precision (a float32 target
+    cell 17.99 stays 17.99)."""
+    return repr(float(v)) if np.asarray(v).dtype == np.float64 else str(v)
