@@ -35,6 +35,7 @@ def train_torch(spec, ds, net, init: dict | None, on_epoch: Callable | None, wor
     try:
         rank = dist.get_rank()
         out = fit(*args, on_epoch if rank == 0 else None, augment=augment, init=init)
+        dist.barrier()   # no rank tears the group down while another still uses it
     finally:
         dist.destroy_process_group()
     return out if rank == 0 else None

@@ -40,6 +40,7 @@ def main(job: Path) -> int:
         result, state = fit_any(net, spec.train, ds.target.task, ds.x, ds.y, report,
                                 augment=_augment(spec, ds), init=init,
                                 program=compiled.program, pretrain=ds.pretrain)
+        dist.barrier()   # no rank tears the group down while another still uses it
     except DlspecError as e:
         if rank == 0:
             (job / FAILURE).write_text(json.dumps({"type": type(e).__name__,
@@ -57,4 +58,10 @@ def main(job: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    status = main(Path(sys.argv[1]))
+    # Leave without running C++ static destructors: at interpreter exit, torch's gloo
+    # threads can be torn down in an order that aborts ("terminate called without an
+    # active exception", seen under load) after the work is done and written.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
