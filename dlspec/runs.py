@@ -4,7 +4,10 @@
         spec.lock.yaml    the resolved spec (every default filled) + data SHA-256
         weights.npz       parameters by name (plain .npy members, no pickle)
         weights.json      manifest: format, spec SHA-256, shape/dtype/SHA-256 per array
-        optimizer.npz     optimizer state (for resuming)
+        optimizer.npz     every optimizer's state, as <optimizer>/<buffer>
+        run.json          how the run started (spec file, --set overrides, hashes)
+        status.json       running, interrupted, diverged, failed or finished
+        checkpoints/      while it trains (dlspec.checkpoint); removed once finished
         preprocess.json   fitted preprocessing and the target's classes
         metrics.json      validation/test metrics, confusion matrices, timings
         history.csv       one row per epoch
@@ -12,8 +15,9 @@
         model.onnx        the exported model
     runs/<name>/latest -> <run-id>
 
-The whole directory is written under a temporary name and renamed into place,
-so a run directory either exists complete or not at all.
+Every file is written atomically (a temporary file, fsync, rename); the results of a
+finished run come last, then status.json says "finished". ``write_run`` writes a whole
+directory at once, for runs that are not trained here.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from dlspec.fsio import atomic_write, fsync_dir
 WEIGHTS_FORMAT = 1
 LATEST = "latest"
 REQUIRED = ("spec.lock.yaml", "weights.npz", "weights.json", "preprocess.json")
+WEIGHTS = ("weights.npz", "weights.json")   # what an unfinished run has checkpoints for
 MAX_ARRAY_BYTES = 8 << 30
 
 
@@ -131,6 +136,8 @@ def resolve_run_dir(path: str | Path) -> Path:
         raise ModelError("not a run directory (it does not exist)", Location(str(path)),
                          code="run-missing")
     missing = [f for f in REQUIRED if not (p / f).is_file()]
+    if set(missing) <= set(WEIGHTS) and (p / "checkpoints" / "latest").is_file():
+        missing = []  # an unfinished run: its newest checkpoint holds the weights
     if missing:
         raise ModelError(f"not a complete run directory: missing {', '.join(missing)}",
                          Location(str(path)), code="run-incomplete")

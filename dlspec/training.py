@@ -3,18 +3,45 @@ its own export, and written as a run directory."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dlspec.checkpoint import folder_of, latest_checkpoint
+from dlspec.checkpointing import (
+    Checkpoints,
+    identity,
+    interruptible,
+    load_snapshot,
+    read_run,
+    set_status,
+    spec_changes,
+    write_run_file,
+)
 from dlspec.engine import metrics as M
 from dlspec.engine.network import Network
+from dlspec.engine.state import TrainState
 from dlspec.engine.trainer import FitResult, evaluate, evaluate_losses, fit, predict_classes
-from dlspec.errors import Diagnostics, SpecError, path_str
+from dlspec.errors import (
+    DataError,
+    Diagnostics,
+    DlspecError,
+    Location,
+    ModelError,
+    RunFinished,
+    SpecError,
+    TrainingDiverged,
+    TrainingInterrupted,
+    path_str,
+)
+from dlspec.fsio import fsync_dir
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.inputs import KINDS, Dataset, load_dataset
 from dlspec.program_run import Pictures, export_program
@@ -25,7 +52,7 @@ from dlspec.runs import (
     point_latest,
     preprocess_json,
     save_arrays,
-    write_run,
+    write_atomic,
 )
 from dlspec.spec.compile import compile_graph
 from dlspec.spec.load import load_spec
@@ -84,45 +111,178 @@ def lr_scale(net: Network) -> np.ndarray | None:
     return scale
 
 
-def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
+def train(spec: Spec | str | Path | None = None, overrides: Sequence[str] = (), *,
           run_dir: str | Path | None = None, runs_root: str | Path = "runs",
           on_epoch: Callable[[int, dict], None] | None = None,
-          max_memory: int = DEFAULT_LIMIT) -> TrainResult:
-    """Train a spec and write its run directory (weights, metrics, model.onnx).
+          max_memory: int = DEFAULT_LIMIT, resume: str | Path | None = None) -> TrainResult:
+    """Train a spec and write its run directory (checkpoints while it trains; weights,
+    metrics, model.onnx at the end).
 
     Args:
+        overrides: the ``--set`` overrides (applied here to a spec path; recorded for
+            ``resume`` either way).
         run_dir: write the run exactly here (default ``runs_root/<name>/<run-id>``,
-            with ``runs_root/<name>/latest`` pointing at it).
+            with ``runs_root/<name>/latest`` pointing at it once it is finished).
         on_epoch: progress callback ``(epoch, logs)``.
         max_memory: refuse to train when a step would need more bytes than this.
+        resume: continue this run directory from its newest checkpoint (``spec``: as
+            the run started it when None, else checked to be the same).
 
     Raises:
         Diagnostics, DataError: invalid spec or data. TrainingDiverged: non-finite loss.
-        ExportError: the exported model fails its checks.
+        TrainingInterrupted: Ctrl-C (after a checkpoint). ModelError: a run that cannot be
+        resumed. ExportError: the exported model fails its checks.
     """
-    from dlspec.onnx.export import build_model
-    from dlspec.onnx.parity import check_model_parity
-    from dlspec.onnx.portability import note_of
-
+    if resume is not None:
+        return _resume(resume, spec, overrides, on_epoch, max_memory)
     spec = as_spec(spec, overrides)
     _needs_training(spec)
-    target = Path(run_dir) if run_dir is not None else Path(runs_root) / spec.name / "run"
+    target = Path(run_dir) if run_dir is not None else \
+        Path(runs_root) / spec.name / new_run_id()
     check_run_dir(target)  # before training, not after
     ds = load_dataset(spec)
     _check_lock(spec, ds)
     compiled, net = compile_network(spec, ds, max_memory)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelError(f"cannot write here: {e.strerror or e}", Location(str(target)),
+                         code="write") from None
+    held = _held(ds)
+    kind = KINDS[ds.kind]
+    for name, data in {"spec.lock.yaml": lock_yaml(spec, ds.sha256, target),
+                       "preprocess.json": preprocess_json(ds.inputs, ds.target),
+                       kind.holdout: kind.write_holdout(ds, held)}.items():
+        write_atomic(target / name, data)
+    write_run_file(target, spec, overrides, ds.sha256)
+    return _train_run(spec, ds, compiled, net, target, None, on_epoch,
+                      latest=run_dir is None)
+
+
+def _held(ds: Dataset) -> np.ndarray:
+    return next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
+
+
+def _resume(run: str | Path, spec, overrides: Sequence[str], on_epoch,
+            max_memory: int) -> TrainResult:
+    target, record, status = read_run(run)
+    if status.get("state") == "finished":
+        raise RunFinished(f"{target}: this run is finished; nothing to resume")
+    if spec is None:
+        base = record.get("cwd")
+        with _cwd(base if isinstance(base, str) and Path(base).is_dir() else None):
+            spec = as_spec(record["spec_file"], record["overrides"])
+        overrides = record["overrides"]
+    else:
+        spec = as_spec(spec, overrides)
+    if spec.sha256 != record.get("spec_sha256"):
+        raise Diagnostics(spec_changes(spec, record))
+    if record.get("dlspec_version") != __version__:
+        raise ModelError(f"the run was started by dlspec {record.get('dlspec_version')}, this "
+                         f"is {__version__}: an exact resume needs the same version",
+                         Location(str(target)), code="resume-version")
+    # the checkpoint before the data: a damaged one is refused at once
+    snap = load_snapshot(target, identity(spec, record.get("data_sha256")))
+    ds = load_dataset(spec)
+    if ds.sha256 != record.get("data_sha256"):
+        raise DataError(f"the data changed since the run started: its SHA-256 is now "
+                        f"{ds.sha256}, the run was trained on {record.get('data_sha256')}",
+                        Location(str(spec.data.source)), code="resume-data")
+    compiled, net = compile_network(spec, ds, max_memory)
+    return _train_run(spec, ds, compiled, net, target, snap, on_epoch,
+                      latest=target.parent.name == spec.name)
+
+
+@contextlib.contextmanager
+def _cwd(path: str | None):
+    """Relative --set paths were relative to where the run started."""
+    if path is None:
+        yield
+        return
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _train_run(spec: Spec, ds: Dataset, compiled, net: Network, target: Path, snap,
+               on_epoch, *, latest: bool) -> TrainResult:
+    """Train (from ``snap``: (snapshot, its number, pictures), or from the start) with
+    checkpoints in ``target``, then write the run's results there."""
+    from dlspec.onnx.export import build_model
+    from dlspec.onnx.parity import check_model_parity
+
     init = None
-    if compiled.init is not None:
+    snapshot, seq, kept = snap if snap is not None else (None, 0, {})
+    if compiled.init is not None and snapshot is None:
         from dlspec.spec.transfer import load_init
 
         init = load_init(compiled.init)
     program = compiled.program
     pictures = Pictures(spec, ds, net, program) if program is not None else None
-    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y,
-                      pictures.on_epoch(on_epoch) if pictures else on_epoch,
-                      augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net),
-                      program=program, pretrain=ds.pretrain)
-    held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
+    if pictures is not None and kept:
+        pictures.files, pictures.listed = dict(kept["files"]), list(kept["listed"])
+    state = TrainState(spec.train.seed)
+    state.saver = saver = Checkpoints(target, spec.train.checkpoint,
+                                      identity(spec, ds.sha256), seq, pictures)
+    state.resume = snapshot
+    set_status(target, "running")
+    try:
+        with interruptible(state):
+            result, opts = fit(net, spec.train, ds.target.task, ds.x, ds.y,
+                               pictures.on_epoch(on_epoch) if pictures else on_epoch,
+                               augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net),
+                               program=program, pretrain=ds.pretrain, state=state)
+    except TrainingInterrupted as e:
+        set_status(target, "interrupted", epoch=e.epoch, step=e.step)
+        raise TrainingInterrupted(f"interrupted at epoch {e.epoch}, step {e.step:,}; resume "
+                                  f"with: dlspec train --resume {target}", e.epoch,
+                                  e.step) from None
+    except KeyboardInterrupt:   # the second Ctrl-C: at once, from the newest checkpoint
+        epoch, step = saver.saved or (0, 0)
+        set_status(target, "interrupted", epoch=epoch, step=step)
+        raise
+    except TrainingDiverged as e:
+        epoch, step = saver.saved or (0, 0)
+        kept_note = (f"; its last good checkpoint (epoch {epoch}, step {step:,}) is kept"
+                     if saver.saved else "")
+        set_status(target, "diverged", message=str(e))
+        raise TrainingDiverged(f"{e}{kept_note}") from None
+    except ModelError as e:
+        if e.code == "checkpoint" and e.location is None:  # a snapshot that does not fit
+            where = latest_checkpoint(target)
+            raise ModelError(e.message, Location(str(where or target)),
+                             code="checkpoint") from None
+        raise
+    try:
+        files, note = _results(spec, ds, compiled, net, result, opts, pictures,
+                               build_model, check_model_parity)
+    except DlspecError as e:
+        set_status(target, "failed", message=str(e))
+        raise
+    for name, data in files.items():
+        write_atomic(target / name, data)
+    set_status(target, "finished", epochs=len(result.history), steps=result.steps)
+    shutil.rmtree(folder_of(target), ignore_errors=True)  # a finished run needs none
+    fsync_dir(target)
+    if latest:
+        point_latest(target)
+    metrics = json.loads(files["metrics.json"])
+    return TrainResult(target, spec, result, metrics, note)
+
+
+def _results(spec: Spec, ds: Dataset, compiled, net: Network, result: FitResult,
+             opts: dict, pictures, build_model, check_model_parity
+             ) -> tuple[dict[str, bytes], str]:
+    """The files a finished run adds to its directory (weights, optimizer state, metrics,
+    history, curve, model: exported and parity-checked, pictures) and the model's
+    portability note."""
+    from dlspec.onnx.portability import note_of
+
+    program = compiled.program
+    held = _held(ds)
     if spec.train.loss is not None:
         model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
                             spec_sha256=spec.sha256, outputs=spec.export_outputs,
@@ -148,30 +308,20 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
                                 "fresh": compiled.init.fresh}
     weights, manifest = save_arrays(net.buffer.state(), spec.sha256)
     opt_state = io.BytesIO()
-    np.savez(opt_state, **(opt.state() if opt is not None else {}))
-    kind = KINDS[ds.kind]
+    np.savez(opt_state, **opts)
     files = {
-        "spec.lock.yaml": lock_yaml(spec, ds.sha256, target),  # the run's depth: same paths
         "weights.npz": weights, "weights.json": manifest,
         "optimizer.npz": opt_state.getvalue(),
-        "preprocess.json": preprocess_json(ds.inputs, ds.target),
-        "metrics.json": json.dumps(metrics, indent=2).encode(),
         "history.csv": history_csv(result.history),
         "curve.svg": _curve_svg(result.history, spec.name),
-        kind.holdout: kind.write_holdout(ds, held),
         "model.onnx": model.SerializeToString(),
     }
     if pictures is not None:
         files.update(pictures.final(result))
         if pictures.listed:
             metrics["pictures"] = pictures.listed
-            files["metrics.json"] = json.dumps(metrics, indent=2).encode()
-    if run_dir is None:
-        path = write_run(Path(runs_root) / spec.name / new_run_id(), files)
-        point_latest(path)
-    else:
-        path = write_run(Path(run_dir), files)
-    return TrainResult(path, spec, result, metrics, note_of(model))
+    files["metrics.json"] = json.dumps(metrics, indent=2).encode()
+    return files, note_of(model)
 
 
 def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:

@@ -9,5 +9,6 @@ Results go to stdout, diagnostics and progress to stderr. Exit codes: 0 ok,
 from dlspec.cli.app import app, main  # noqa: I001
 from dlspec.cli import spec_commands  # noqa: F401
 from dlspec.cli import model_commands  # noqa: F401
+from dlspec.cli import run_commands  # noqa: F401
 
 __all__ = ["app", "main"]

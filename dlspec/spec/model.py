@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -125,6 +125,8 @@ class TrainSpec:
     seed: int
     params: tuple[ParamRule, ...] = ()
     program: Mapping | None = None   # losses, optimizers, step, phases (canonical)
+    checkpoint: Mapping = field(default_factory=lambda: {"every": 1, "every_steps": 0,
+                                                         "keep": 2})
 
     @property
     def total_epochs(self) -> int:
@@ -260,7 +262,8 @@ def _train(t: dict | None) -> TrainSpec | None:
         seed=t["seed"],
         params=tuple(ParamRule(r["match"], r.get("frozen"), r.get("lr_mult"), i)
                      for i, r in enumerate(t["params"])),
-        program=_deep_freeze(program) if program else None)
+        program=_deep_freeze(program) if program else None,
+        checkpoint=_frozen(t["checkpoint"]))
 
 
 def build(resolved: dict, file: str, base: Path, locate) -> Spec:
