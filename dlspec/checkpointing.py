@@ -3,7 +3,7 @@ does, and what resuming it checks.
 
     RUN/run.json      how the run started: spec file, --set overrides, the resolved spec,
                       its SHA-256, the data's SHA-256, the dlspec version
-    RUN/status.json   running (with its pid) / interrupted / diverged / failed / finished
+    RUN/status.json   running (with its pid) / interrupted / diverged / finished
     RUN/checkpoints/  the newest checkpoints (``dlspec.checkpoint``)
 
 A resume reloads the spec as the run started it (or as given), and refuses, naming the

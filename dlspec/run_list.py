@@ -1,5 +1,5 @@
 """``dlspec runs``: every run under a runs folder, newest first, with its state (finished,
-interrupted at epoch E, diverged, failed, running), epochs, best validation value, test
+interrupted at epoch E, diverged, running), epochs, best validation value, test
 value and training time, read from its files without loading any weights."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
         weights.json      manifest: format, spec SHA-256, shape/dtype/SHA-256 per array
         optimizer.npz     every optimizer's state, as <optimizer>/<buffer>
         run.json          how the run started (spec file, --set overrides, hashes)
-        status.json       running, interrupted, diverged, failed or finished
+        status.json       running, interrupted, diverged or finished
         checkpoints/      while it trains (dlspec.checkpoint); removed once finished
         preprocess.json   fitted preprocessing and the target's classes
         metrics.json      validation/test metrics, confusion matrices, timings

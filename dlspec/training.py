@@ -259,8 +259,8 @@ def _train_run(spec: Spec, ds: Dataset, compiled, net: Network, target: Path, sn
     try:
         files, note = _results(spec, ds, compiled, net, result, opts, pictures,
                                build_model, check_model_parity)
-    except DlspecError as e:
-        set_status(target, "failed", message=str(e))
+    except DlspecError:  # a model that fails its checks: no run (a resume would fail too)
+        shutil.rmtree(target, ignore_errors=True)
         raise
     for name, data in files.items():
         write_atomic(target / name, data)
