@@ -158,7 +158,10 @@ def _manifest(zf: zipfile.ZipFile, path: Path) -> dict:
     if info.file_size > MAX_MANIFEST:
         raise ValueError(f"{MANIFEST} is {info.file_size} bytes")
     with zf.open(info) as fh:
-        manifest = json.loads(fh.read(MAX_MANIFEST + 1))
+        try:
+            manifest = json.loads(fh.read(MAX_MANIFEST + 1))
+        except ValueError as e:
+            raise ValueError(f"{MANIFEST} is not JSON ({e})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"not a dlspec checkpoint of format {FORMAT}")
     if not isinstance(manifest.get("arrays"), dict):

@@ -245,7 +245,8 @@ def load_snapshot(run_dir: Path, expect: dict) -> tuple[Snapshot | None, int, di
         if not isinstance(listed, list) or "flat" not in arrays:
             raise ValueError("its state is incomplete")
     except (KeyError, TypeError, ValueError) as e:
-        raise ModelError(f"damaged checkpoint: {e}", Location(str(path)),
+        what = f"its state lacks {e}" if isinstance(e, KeyError) else str(e)
+        raise ModelError(f"damaged checkpoint: {what}", Location(str(path)),
                          code="checkpoint") from None
     seq = int(path.stem.removeprefix("ckpt-"))
     return snap, seq, {"files": pictures, "listed": listed}

@@ -372,7 +372,8 @@ def _check_progress(snap: Snapshot, n: int, bs: int, shuffle: bool, seen) -> Non
 
 def damaged(e: Exception) -> ModelError:
     """A snapshot that does not fit the run (located by the caller, who knows the file)."""
-    return ModelError(f"damaged checkpoint: {e}", code="checkpoint")
+    what = f"its state lacks {e}" if isinstance(e, KeyError) else str(e)
+    return ModelError(f"damaged checkpoint: {what}", code="checkpoint")
 
 
 def save(state: TrainState, result: FitResult, flat: np.ndarray, snap: Snapshot) -> None:
