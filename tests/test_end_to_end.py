@@ -16,7 +16,7 @@ from tests.conftest import SPECS
 
 RUN_FILES = {"spec.lock.yaml", "weights.npz", "weights.json", "optimizer.npz",
              "preprocess.json", "metrics.json", "history.csv", "curve.svg", "holdout.csv",
-             "model.onnx"}
+             "model.onnx", "run.json", "status.json"}
 
 
 def _read(path):
