@@ -243,7 +243,9 @@ def _train_run(spec: Spec, ds: Dataset, compiled, net: Network, target: Path, sn
     except KeyboardInterrupt:   # the second Ctrl-C: at once, from the newest checkpoint
         epoch, step = saver.saved or (0, 0)
         set_status(target, "interrupted", epoch=epoch, step=step)
-        raise
+        raise TrainingInterrupted(f"interrupted; resume from the newest checkpoint (epoch "
+                                  f"{epoch}, step {step:,}) with: dlspec train --resume "
+                                  f"{target}", epoch, step) from None
     except TrainingDiverged as e:
         epoch, step = saver.saved or (0, 0)
         kept_note = (f"; its last good checkpoint (epoch {epoch}, step {step:,}) is kept"
