@@ -234,3 +234,37 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path):
     _, arrays = read_checkpoint(latest_checkpoint(tmp_path / "run"))
     assert np.isfinite(arrays["flat"]).all()
     assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "diverged"
+
+
+DBN_DIGITS = f"""\
+dlspec: 1
+name: dbn_digits
+seed: 0
+data: {{source: {DIGITS}, preprocess: [{{scale: 16}}], split: {{validation: 0.1}}}}
+model:
+  nodes:
+    flat: {{flatten: {{}}}}
+    h1: {{dense: {{units: 24, activation: sigmoid}}}}
+    h2: {{dense: {{units: 16, activation: sigmoid}}}}
+    out: {{dense: {{units: 10, activation: softmax}}}}
+train:
+  loss: categorical_crossentropy
+  optimizer: {{sgd: {{lr: 0.1, momentum: 0.9}}}}
+  recipe:
+    dbn: {{layers: [h1, h2], epochs: 2, cd_k: 1, lr: 0.05, momentum: 0.5}}
+  batch_size: 32
+  epochs: 3
+  metrics: [accuracy]
+  early_stopping: {{patience: 2}}
+"""
+
+
+def test_dbn_interrupted_inside_an_rbm_phase_repeats_it_exactly(tmp_path, monkeypatch):
+    """RBM phases checkpoint at their end: Ctrl-C inside the second one stops at once,
+    the resume repeats it from the first one's checkpoint; the filters drawn from the
+    first RBM come back from the checkpoint."""
+    spec = tmp_path / "dbn.yaml"
+    spec.write_text(DBN_DIGITS)
+    _, resumed, e = straight_and_resumed(tmp_path, monkeypatch, spec, [], saves=1)
+    assert e.epoch == 3   # the second RBM's first epoch
+    assert (resumed / "filters_h1.png").is_file()
