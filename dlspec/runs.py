@@ -16,8 +16,7 @@
     runs/<name>/latest -> <run-id>
 
 Every file is written atomically (a temporary file, fsync, rename); the results of a
-finished run come last, then status.json says "finished". ``write_run`` writes a whole
-directory at once, for runs that are not trained here.
+finished run come last, then status.json says "finished".
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import io
 import json
 import os
 import secrets
-import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -35,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.errors import Location, ModelError
-from dlspec.fsio import atomic_write, fsync_dir
+from dlspec.fsio import atomic_write
 
 WEIGHTS_FORMAT = 1
 LATEST = "latest"
@@ -82,38 +80,6 @@ def check_run_dir(run_dir: Path) -> None:
     if not os.access(run_dir.parent, os.W_OK):
         raise ModelError("cannot write here: permission denied", Location(str(run_dir)),
                          code="write")
-
-
-def write_run(run_dir: Path, files: dict[str, bytes]) -> Path:
-    """Create ``run_dir`` holding ``files``, all at once (temp dir, fsync, rename)."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise ModelError("the run directory already exists and is not empty",
-                         Location(str(run_dir)), code="run-exists")
-    tmp = run_dir.with_name(f".{run_dir.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    except OSError as e:
-        raise _cannot_write(run_dir, e) from None
-    try:
-        for name, data in files.items():
-            with open(tmp / name, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        fsync_dir(tmp)
-        if run_dir.exists():
-            run_dir.rmdir()
-        os.replace(tmp, run_dir)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _cannot_write(run_dir, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    fsync_dir(run_dir.parent)
-    return run_dir
 
 
 def point_latest(run_dir: Path) -> None:

@@ -4,7 +4,6 @@ its own export, and written as a run directory."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -25,10 +24,9 @@ from dlspec.checkpointing import (
     spec_changes,
     write_run_file,
 )
-from dlspec.engine import metrics as M
 from dlspec.engine.network import Network
 from dlspec.engine.state import TrainState
-from dlspec.engine.trainer import FitResult, evaluate, evaluate_losses, fit, predict_classes
+from dlspec.engine.trainer import FitResult, fit
 from dlspec.errors import (
     DataError,
     Diagnostics,
@@ -39,25 +37,24 @@ from dlspec.errors import (
     SpecError,
     TrainingDiverged,
     TrainingInterrupted,
+    UsageError,
     path_str,
 )
 from dlspec.fsio import fsync_dir
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.inputs import KINDS, Dataset, load_dataset
-from dlspec.program_run import Pictures, export_program
+from dlspec.program_run import Pictures
+from dlspec.run_results import held_rows, results
 from dlspec.runs import (
     check_run_dir,
-    history_csv,
     new_run_id,
     point_latest,
     preprocess_json,
-    save_arrays,
     write_atomic,
 )
 from dlspec.spec.compile import compile_graph
 from dlspec.spec.load import load_spec
 from dlspec.spec.model import Spec, thaw
-from dlspec.tasks import TASKS
 from dlspec.version import __version__
 
 
@@ -135,6 +132,8 @@ def train(spec: Spec | str | Path | None = None, overrides: Sequence[str] = (), 
     """
     if resume is not None:
         return _resume(resume, spec, overrides, on_epoch, max_memory)
+    if spec is None:
+        raise UsageError("give a spec to train, or a run directory to resume", code="usage")
     spec = as_spec(spec, overrides)
     _needs_training(spec)
     target = Path(run_dir) if run_dir is not None else \
@@ -148,7 +147,7 @@ def train(spec: Spec | str | Path | None = None, overrides: Sequence[str] = (), 
     except OSError as e:
         raise ModelError(f"cannot write here: {e.strerror or e}", Location(str(target)),
                          code="write") from None
-    held = _held(ds)
+    held = held_rows(ds)
     kind = KINDS[ds.kind]
     for name, data in {"spec.lock.yaml": lock_yaml(spec, ds.sha256, target),
                        "preprocess.json": preprocess_json(ds.inputs, ds.target),
@@ -157,10 +156,6 @@ def train(spec: Spec | str | Path | None = None, overrides: Sequence[str] = (), 
     write_run_file(target, spec, overrides, ds.sha256)
     return _train_run(spec, ds, compiled, net, target, None, on_epoch,
                       latest=run_dir is None)
-
-
-def _held(ds: Dataset) -> np.ndarray:
-    return next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
 
 
 def _resume(run: str | Path, spec, overrides: Sequence[str], on_epoch,
@@ -259,8 +254,8 @@ def _train_run(spec: Spec, ds: Dataset, compiled, net: Network, target: Path, sn
                              code="checkpoint") from None
         raise
     try:
-        files, note = _results(spec, ds, compiled, net, result, opts, pictures,
-                               build_model, check_model_parity)
+        files, note = results(spec, ds, compiled, net, result, opts, pictures,
+                              build_model, check_model_parity)
     except DlspecError:  # a model that fails its checks: no run (a resume would fail too)
         shutil.rmtree(target, ignore_errors=True)
         raise
@@ -273,57 +268,6 @@ def _train_run(spec: Spec, ds: Dataset, compiled, net: Network, target: Path, sn
         point_latest(target)
     metrics = json.loads(files["metrics.json"])
     return TrainResult(target, spec, result, metrics, note)
-
-
-def _results(spec: Spec, ds: Dataset, compiled, net: Network, result: FitResult,
-             opts: dict, pictures, build_model, check_model_parity
-             ) -> tuple[dict[str, bytes], str]:
-    """The files a finished run adds to its directory (weights, optimizer state, metrics,
-    history, curve, model: exported and parity-checked, pictures) and the model's
-    portability note."""
-    from dlspec.onnx.portability import note_of
-
-    program = compiled.program
-    held = _held(ds)
-    if spec.train.loss is not None:
-        model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
-                            spec_sha256=spec.sha256, outputs=spec.export_outputs,
-                            input_names=spec.export_inputs, dialect=spec.data.dialect)
-        parity = located_parity(spec, net, check_model_parity, model, net, ds.kind,
-                                ds.inputs, ds.target.task, ds.raw, held)
-    else:  # no supervised head: every output as the engine computes it
-        model, parity = export_program(spec, ds, net, held)
-    metrics = {
-        "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
-        "data_sha256": ds.sha256, "task": ds.target.task, "classes": ds.target.classes,
-        "epochs_run": len(result.history), "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early, "steps": result.steps,
-        "training_seconds": round(result.seconds, 3),
-        "validation": split_report(net, ds, spec, "validation", program),
-        "test": split_report(net, ds, spec, "test", program),
-        "export_parity": parity,
-    }
-    if compiled.init is not None:
-        metrics["init_from"] = {"run": str(compiled.init.source),
-                                "loaded": len(compiled.init.loads),
-                                "skipped": compiled.init.skipped,
-                                "fresh": compiled.init.fresh}
-    weights, manifest = save_arrays(net.buffer.state(), spec.sha256)
-    opt_state = io.BytesIO()
-    np.savez(opt_state, **opts)
-    files = {
-        "weights.npz": weights, "weights.json": manifest,
-        "optimizer.npz": opt_state.getvalue(),
-        "history.csv": history_csv(result.history),
-        "curve.svg": _curve_svg(result.history, spec.name),
-        "model.onnx": model.SerializeToString(),
-    }
-    if pictures is not None:
-        files.update(pictures.final(result))
-        if pictures.listed:
-            metrics["pictures"] = pictures.listed
-    files["metrics.json"] = json.dumps(metrics, indent=2).encode()
-    return files, note_of(model)
 
 
 def lock_yaml(spec, data_sha256: str, run_dir: Path) -> bytes:
@@ -378,42 +322,6 @@ def located_parity(spec: Spec, net: Network, check, *args) -> dict:
             code="export-parity")]) from None
 
 
-def split_report(net: Network, ds: Dataset, spec: Spec, split: str,
-                 program=None) -> dict:
-    x, y = ds.x[split], ds.y[split]
-    if len(y) == 0:
-        return {}
-    if spec.train.loss is None:  # named losses alone: each of them on the split
-        return {"rows": int(len(y)),
-                **evaluate_losses(net, program, x, y, spec.train.seed)}
-    report = {"rows": int(len(y)), **evaluate(net, x, y, ds.target.task, spec.train.metrics)}
-    if ds.kind == "sequence" and not TASKS[ds.target.task].classifier:
-        report = _forecast_report(net, ds, spec, split, report)
-    if TASKS[ds.target.task].classifier:
-        cm = M.confusion_matrix(y, predict_classes(net, x), len(ds.target.classes))
-        report["confusion_matrix"] = cm.tolist()
-    return report
-
-
-def _forecast_report(net: Network, ds: Dataset, spec: Spec, split: str, report: dict) -> dict:
-    """A sequence model's errors in the target's units (its loss, in the scaled units it was
-    trained in, becomes ``scaled_loss``), and those of the naive forecast "the target's
-    last value in the window" (``naive_rmse``, ``naive_mae``) where the target is a feature."""
-    pre, rows = ds.preprocessor, ds.rows[split]
-    y = ds.targets[rows].astype(np.float64)
-    out = pre.unscale_target(net.forward(ds.x[split])[1]).astype(np.float64)
-    if pre.target_scaled:
-        report = {("scaled_loss" if k == "loss" else k): v for k, v in report.items()}
-    report.update(M.compute(spec.train.metrics, "regression", y, out),
-                  rmse=float(np.sqrt(np.mean((out - y) ** 2))))
-    if pre.target in pre.columns and out.shape[1] == 1:
-        last = ds.raw[rows][:, -1, pre.columns.index(pre.target)].astype(np.float64)
-        naive = last.reshape(y.shape)
-        report["naive_rmse"] = float(np.sqrt(np.mean((naive - y) ** 2)))
-        report["naive_mae"] = float(np.mean(np.abs(naive - y)))
-    return report
-
-
 def _augment(spec: Spec, ds: Dataset):
     if not spec.data.augment:
         return None
@@ -424,7 +332,3 @@ def _augment(spec: Spec, ds: Dataset):
     return make_augment([thaw(a) for a in spec.data.augment], blank)
 
 
-def _curve_svg(history: list[dict], name: str) -> bytes:
-    from dlspec.plot import training_curve_svg
-
-    return training_curve_svg(history, name).encode()

@@ -22,6 +22,13 @@ from dlspec.engine.network import Network
 from dlspec.engine.optimizers import OPTIMIZERS, Optimizer
 from dlspec.engine.plan import Plan
 from dlspec.engine.program import LossTerm, Objective, Phase, Program, constant_target
+from dlspec.engine.snapshot import (
+    check_progress,
+    damaged,
+    load_optimizers,
+    optimizer_arrays,
+    save,
+)
 from dlspec.engine.state import (
     AUGMENT_STREAM,
     EVAL_STREAM,
@@ -33,7 +40,7 @@ from dlspec.engine.state import (
     TrainState,
     rng,
 )
-from dlspec.errors import ModelError, TrainingDiverged, TrainingInterrupted
+from dlspec.errors import TrainingDiverged, TrainingInterrupted
 from dlspec.tasks import TASKS
 
 
@@ -217,7 +224,8 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
             if monitor:
                 monitor.load(snap.info["monitor"], snap.arrays["best_weights"])
             if snap.batch:
-                _check_progress(snap, n, bs, train_spec.shuffle, seen)
+                check_progress(snap, n, bs, train_spec.shuffle, seen,
+                               None if sup else [*program.losses, *sums_of])
         except (KeyError, TypeError, ValueError) as e:
             raise damaged(e) from None
 
@@ -354,60 +362,6 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
         np.copyto(buf.flat, monitor.best_weights)
     result.best_epoch = monitor.best_epoch if monitor else len(result.history)
     return {name: st.opt for name, st in steps.items()}
-
-
-def _check_progress(snap: Snapshot, n: int, bs: int, shuffle: bool, seen) -> None:
-    """A snapshot inside an epoch: its batch, data order and metrics buffer fit the data."""
-    order = snap.arrays.get("order")
-    if not 0 < snap.batch <= -(-n // bs):
-        raise ValueError(f"batch {snap.batch} is outside an epoch of {n} rows")
-    if shuffle and (order is None or order.shape != (n,) or
-                    not np.array_equal(np.sort(order), np.arange(n))):
-        raise ValueError("its data order is not an order of the training rows")
-    if seen is not None and snap.arrays["seen"].shape != (min(snap.batch * bs, n),
-                                                          *seen.shape[1:]):
-        raise ValueError("its training outputs do not fit the batches done")
-    float(snap.info["total"])
-
-
-def damaged(e: Exception) -> ModelError:
-    """A snapshot that does not fit the run (located by the caller, who knows the file)."""
-    what = f"its state lacks {e}" if isinstance(e, KeyError) else str(e)
-    return ModelError(f"damaged checkpoint: {what}", code="checkpoint")
-
-
-def save(state: TrainState, result: FitResult, flat: np.ndarray, snap: Snapshot) -> None:
-    """Complete ``snap`` with what every phase shares (weights, history, RNG states) and
-    hand it to the run's saver."""
-    snap.info.update(history=result.history, steps=result.steps,
-                     best_epoch=result.best_epoch, stopped_early=result.stopped_early,
-                     seconds=_seconds(state), rng=state.rng_states())
-    snap.arrays["flat"] = flat
-    for layer, rbm in result.rbm.items():
-        snap.arrays[f"rbm/{layer}"] = rbm.kernel
-    state.saver.save(snap)
-
-
-def optimizer_arrays(opts: dict[str, Optimizer]) -> dict[str, np.ndarray]:
-    """Every optimizer's state, its keys namespaced ``opt/<optimizer>/<buffer>``."""
-    return {f"opt/{name}/{k}": v for name, opt in opts.items()
-            for k, v in opt.state().items()}
-
-
-def load_optimizers(opts: dict[str, Optimizer], arrays: dict) -> None:
-    """Each optimizer's state from ``arrays`` (``optimizer_arrays``' keys), shapes checked.
-
-    Raises:
-        ValueError: a missing buffer or one of another size.
-    """
-    for name, opt in opts.items():
-        own = opt.state()
-        found = {k: arrays.get(f"opt/{name}/{k}") for k in own}
-        for k, v in found.items():
-            if v is None or v.shape != own[k].shape:
-                raise ValueError(f"optimizer '{name}': its state '{k}' is missing or has "
-                                 f"another shape than {own[k].shape}")
-        opt.load_state(found)
 
 
 def _seconds(state: TrainState) -> float:

@@ -14,17 +14,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from dlspec.engine.loop import (
-    damaged,
-    diverged,
-    evaluate,
-    evaluate_losses,
-    optimizer_arrays,
-    run_phase,
-    save,
-)
+from dlspec.engine.loop import diverged, evaluate, evaluate_losses, run_phase
 from dlspec.engine.network import Network
 from dlspec.engine.program import Program, supervised
+from dlspec.engine.snapshot import damaged, optimizer_arrays, save
 from dlspec.engine.state import INIT_STREAM, FitResult, Snapshot, TrainState, rng
 
 __all__ = ["INIT_STREAM", "FitResult", "TrainState", "diverged", "evaluate",

@@ -77,7 +77,8 @@ def assert_same_run(a, b) -> None:
     assert pictures == sorted(p.name for p in b.glob("*.png"))
     for name in pictures:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    assert not list(b.rglob("*.tmp")) and not (b / "checkpoints").exists()
+    for run in (a, b):   # a finished run keeps no checkpoints, and no temporary file
+        assert not list(run.rglob("*.tmp")) and not (run / "checkpoints").exists()
 
 
 def interrupt_after(monkeypatch, saves: int) -> None:
@@ -173,6 +174,9 @@ def test_resume_refusals(tmp_path, monkeypatch):
     r = runner.invoke(app, ["train", str(spec), "--set", "train.epochs=4", "--resume",
                             str(tmp_path / "run")])
     assert r.exit_code == 1 and "--set train.epochs=4: train.epochs: changed" in r.stderr
+    # neither a spec nor a run
+    r = runner.invoke(app, ["train"])
+    assert r.exit_code == 1 and "give a spec to train, or --resume RUN_DIR" in r.stderr
     # not a run
     r = runner.invoke(app, ["train", "--resume", str(tmp_path)])
     assert r.exit_code == 1 and "not a run directory" in r.stderr
