@@ -16,7 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import dlspec
+from dlspec.checkpointing import interruptible
+from dlspec.engine.state import TrainState
 from tests.conftest import EXAMPLES, ROOT
 from tests.train.test_resume import assert_same_run
 
@@ -139,3 +143,14 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path):
     assert "Traceback" not in err and "interrupted" in err
     assert f"dlspec train --resume {run}" in err
     assert not list(run.rglob("*.tmp"))
+
+
+def test_the_first_sigint_asks_the_second_raises():
+    state = TrainState(0)
+    before = signal.getsignal(signal.SIGINT)
+    with interruptible(state):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert state.stop   # the loop checkpoints after this step, then stops
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
