@@ -160,6 +160,9 @@ def train(spec: Spec | str | Path | None = None, overrides: Sequence[str] = (), 
 
 def _resume(run: str | Path, spec, overrides: Sequence[str], on_epoch,
             max_memory: int) -> TrainResult:
+    """Continue ``run`` from its newest checkpoint, after checking that the spec, the
+    dlspec version, the checkpoint and the data are the run's (in that order: the cheap
+    checks first, a damaged checkpoint refused before the data is read)."""
     target, record, status = read_run(run)
     if status.get("state") == "finished":
         raise RunFinished(f"{target}: this run is finished; nothing to resume")
