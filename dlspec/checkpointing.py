@@ -149,7 +149,8 @@ def read_run(run_dir: Path) -> tuple[Path, dict, dict]:
         p = p.parent / p.read_text().strip()
     p = p.resolve() if p.is_symlink() else p
     if not p.is_dir():
-        raise ModelError("not a run directory (it does not exist)", Location(str(run_dir)),
+        why = "it is a file" if p.exists() else "it does not exist"
+        raise ModelError(f"not a run directory ({why})", Location(str(run_dir)),
                          code="run-missing")
     record = read_json(p / RUN_FILE)
     if record is None or not isinstance(record.get("spec_file"), str) or \
