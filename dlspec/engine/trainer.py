@@ -81,6 +81,7 @@ def fit(net: Network, train_spec, task: str, x: dict, y: dict,
         last: dict[str, np.ndarray] = {}   # the state of the last phase's optimizers
         if snap is not None:
             try:
+                _check_position(snap, program)
                 last = _restore(state, snap, buf, result)
             except (KeyError, TypeError, ValueError) as e:
                 raise damaged(e) from None
@@ -107,6 +108,17 @@ def fit(net: Network, train_spec, task: str, x: dict, y: dict,
                                                    dict(last)))
         result.seconds = state.elapsed()
         return result, {k.removeprefix("opt/"): v for k, v in last.items()}
+
+
+def _check_position(snap: Snapshot, program: Program) -> None:
+    """Raises ValueError for a position that is not one of ``program``'s."""
+    phases = program.phases
+    # epochs done in the phase, and the next one begun (batch > 0) only if there is one
+    epochs = phases[snap.phase].epochs if 0 <= snap.phase < len(phases) else 0
+    if not 0 <= snap.phase <= len(phases) or not 0 <= snap.epoch <= epochs or \
+            snap.batch < 0 or (snap.batch and snap.epoch == epochs):
+        raise ValueError(f"its position (phase {snap.phase}, epoch {snap.epoch}, batch "
+                         f"{snap.batch}) is not one of this run's")
 
 
 def _restore(state: TrainState, snap: Snapshot, buf, result: FitResult) -> dict:

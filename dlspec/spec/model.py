@@ -185,9 +185,15 @@ class Spec:
 
 
 def spec_sha256(resolved: Mapping) -> str:
+    """The hash of what a spec trains: its resolved form without the lock, the paths, and
+    train.checkpoint (how often a run is saved changes nothing it computes, so a run may
+    be resumed with other checkpoint settings, and every spec kept its hash when
+    checkpoints came)."""
     from dlspec.spec.paths import without_paths
 
     resolved = without_paths({k: v for k, v in thaw(resolved).items() if k != "lock"})
+    if isinstance(resolved.get("train"), dict):
+        resolved["train"] = {k: v for k, v in resolved["train"].items() if k != "checkpoint"}
     text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=dict)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -272,3 +272,16 @@ def test_dbn_interrupted_inside_an_rbm_phase_repeats_it_exactly(tmp_path, monkey
     _, resumed, e = straight_and_resumed(tmp_path, monkeypatch, spec, [], saves=1)
     assert e.epoch == 3   # the second RBM's first epoch
     assert (resumed / "filters_h1.png").is_file()
+
+
+def test_checkpoint_settings_may_change_on_resume(tmp_path, monkeypatch):
+    """train.checkpoint is not part of what a spec trains (nor of its SHA-256)."""
+    spec = SPECS / "digits_cnn.yaml"
+    straight = dlspec.train(spec, ["train.epochs=3"], run_dir=tmp_path / "straight").run_dir
+    interrupt_after(monkeypatch, 1)
+    with pytest.raises(TrainingInterrupted):
+        dlspec.train(spec, ["train.epochs=3"], run_dir=tmp_path / "cut")
+    monkeypatch.undo()
+    resumed = dlspec.train(spec, ["train.epochs=3", "train.checkpoint={every_steps: 5, "
+                                  "keep: 1}"], resume=tmp_path / "cut").run_dir
+    assert_same_run(straight, resumed)
