@@ -6,8 +6,8 @@ checkpoints vs without, paired and interleaved.
         [--epochs E] [--rows R] [--json OUT.json]
 
 Each pair trains the same spec twice from the same seed, once with a checkpoint written
-at the end of every epoch (``train.checkpoint: {every: 1}``, into a temporary folder on the
-same disk as the runs) and once without, in alternating order (ABBA...), so a machine
+at the end of every epoch (``train.checkpoint: {every: 1}``, into a temporary folder under
+runs/, on the same disk as the runs) and once without, in alternating order (ABBA...), so a machine
 whose load drifts slows both sides alike. Reported: the median of the per-pair ratios
 (with / without) of wall time and of this process's CPU time (less sensitive to other
 processes on a shared machine), their spread, and the time of the checkpoint writes
@@ -77,7 +77,8 @@ def main() -> None:
     spec = load_spec(ROOT / "specs" / "mnist_cnn.yaml", sets)
     ds = load_dataset(spec)
     rows = []
-    with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
+    (ROOT / "runs").mkdir(exist_ok=True)   # ignored by git, on the runs' disk
+    with tempfile.TemporaryDirectory(dir=ROOT / "runs") as tmp:
         one_run(spec, ds, False, Path(tmp) / "warm-up")  # first-call costs, not counted
         for i in range(args.pairs):
             order = (True, False) if i % 2 == 0 else (False, True)

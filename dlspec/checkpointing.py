@@ -81,7 +81,7 @@ def write_run_file(run_dir: Path, spec, overrides, data_sha256: str) -> None:
 
     record = {"spec_file": str(Path(spec.file).resolve()), "overrides": list(overrides),
               "cwd": os.getcwd(), "spec": thaw(spec.resolved), **identity(spec, data_sha256),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "started_ns": time.time_ns()}
     atomic_write(run_dir / RUN_FILE, json.dumps(record, indent=2, default=str).encode())
 
 

@@ -25,7 +25,7 @@ def list_runs(root: str | Path = "runs", name: str | None = None) -> list[dict]:
             if run.is_dir() and not run.is_symlink() and not run.name.startswith(".") and \
                     ((run / RUN_FILE).is_file() or (run / "metrics.json").is_file()):
                 rows.append(describe(run))
-    return sorted(rows, key=lambda r: (r["started"], r["id"]), reverse=True)
+    return sorted(rows, key=lambda r: r.pop("order"), reverse=True)
 
 
 def describe(run: Path) -> dict:
@@ -35,7 +35,8 @@ def describe(run: Path) -> dict:
     state = status.get("state") or ("finished" if metrics else "unknown")
     row = {"id": f"{run.parent.name}/{run.name}", "path": str(run), "state": state,
            "started": str(record.get("started", run.name)), "epochs": None,
-           "best_validation": None, "test": None, "seconds": None}
+           "best_validation": None, "test": None, "seconds": None,
+           "order": _started_ns(record, run)}
     if state == "finished" and metrics:
         row["epochs"] = metrics.get("epochs_run")
         row["seconds"] = metrics.get("training_seconds")
@@ -51,6 +52,18 @@ def describe(run: Path) -> dict:
                 if state == "interrupted" else f"interrupted at epoch {len(history)} (killed)"
     row["best_validation"] = _best(history)
     return row
+
+
+def _started_ns(record: dict, run: Path) -> int:
+    """When the run started, to the nanosecond (run ids count seconds): run.json's
+    record, else (a run from before checkpoints) when its folder last changed."""
+    found = record.get("started_ns")
+    if isinstance(found, int):
+        return found
+    try:
+        return run.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _pick(split: dict) -> tuple[str, float] | None:
