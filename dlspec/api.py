@@ -3,6 +3,7 @@
     import dlspec
     spec = dlspec.load_spec("specs/churn.yaml", ["train.epochs=5"])
     result = dlspec.train(spec)
+    dlspec.train(resume="runs/churn/20261204-101500-ab12")   # after Ctrl-C: exactly on
     dlspec.export(result.run_dir, "churn.onnx")
     dlspec.predict("churn.onnx", "customers.csv", "predictions.csv")
     values, grads = dlspec.gradients("specs/graph_product.yaml", {"x": 2, "y": 3, "z": 4}, "g")

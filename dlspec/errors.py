@@ -130,3 +130,20 @@ class TrainingDiverged(DlspecError):
     """A non-finite loss or gradient stopped training."""
 
     exit_code = 3
+
+
+class TrainingInterrupted(DlspecError):
+    """Ctrl-C stopped training (after a checkpoint, where one could be written):
+    ``epoch`` and ``step`` say where."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, epoch: int = 0, step: int = 0) -> None:
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
+
+
+class RunFinished(DlspecError):
+    """``--resume`` of a run that is finished: nothing to do, not a failure."""
+
+    exit_code = 0

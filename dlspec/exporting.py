@@ -30,8 +30,9 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
             export.outputs and export.inputs; ``outputs`` alone leaves the inputs to what
             the nodes read).
 
-    Returns a report: the output path, opset, IR version, the parity check and the model's
-    portability note (empty when there is none).
+    Returns a report: the output path, opset, IR version, the parity check, the model's
+    portability note (empty when there is none) and, for a run that has not finished,
+    which of its checkpoint's weights were exported.
     """
     from dlspec.inputs import KINDS
     from dlspec.onnx.export import build_model
@@ -62,7 +63,7 @@ def export(run: str | Path, out: str | Path | None = None, *, opset: int | None 
     out = Path(out) if out else Path(f"{r.spec.name}.onnx")
     write_atomic(out, data)
     return {"path": str(out), "opset": opset, "ir_version": model.ir_version, "parity": parity,
-            "bytes": len(data), "note": note_of(model)}
+            "bytes": len(data), "note": note_of(model), "unfinished": r.unfinished}
 
 
 def export_spec(spec, out: str | Path | None = None, *, opset: int | None = None) -> dict:

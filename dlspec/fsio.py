@@ -28,11 +28,21 @@ def atomic_write(path: Path, data: bytes) -> None:
 
     Raises OSError as the file system does; no temporary file is left behind.
     """
+    with atomic_writer(path) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path):
+    """A binary file handle whose content becomes ``path`` when the block ends: written to
+    a temporary file beside it, fsynced, renamed, the folder fsynced. An exception in the
+    block removes the temporary file and leaves ``path`` as it was; a kill leaves at most
+    a ``.NAME.XXXX.tmp`` beside it. Raises OSError as the file system does."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -4,7 +4,10 @@
         spec.lock.yaml    the resolved spec (every default filled) + data SHA-256
         weights.npz       parameters by name (plain .npy members, no pickle)
         weights.json      manifest: format, spec SHA-256, shape/dtype/SHA-256 per array
-        optimizer.npz     optimizer state (for resuming)
+        optimizer.npz     every optimizer's state, as <optimizer>/<buffer>
+        run.json          how the run started (spec file, --set overrides, hashes)
+        status.json       running, interrupted, diverged or finished
+        checkpoints/      while it trains (dlspec.checkpoint); removed once finished
         preprocess.json   fitted preprocessing and the target's classes
         metrics.json      validation/test metrics, confusion matrices, timings
         history.csv       one row per epoch
@@ -14,8 +17,8 @@
         holdout_predictions.csv   a regression's held-out rows, true and predicted
     runs/<name>/latest -> <run-id>
 
-The whole directory is written under a temporary name and renamed into place,
-so a run directory either exists complete or not at all.
+Every file is written atomically (a temporary file, fsync, rename); the results of a
+finished run come last, then status.json says "finished".
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import io
 import json
 import os
 import secrets
-import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -33,11 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.errors import Location, ModelError
-from dlspec.fsio import atomic_write, fsync_dir
+from dlspec.fsio import atomic_write
 
 WEIGHTS_FORMAT = 1
 LATEST = "latest"
 REQUIRED = ("spec.lock.yaml", "weights.npz", "weights.json", "preprocess.json")
+WEIGHTS = ("weights.npz", "weights.json")   # what an unfinished run has checkpoints for
 MAX_ARRAY_BYTES = 8 << 30
 
 
@@ -81,38 +84,6 @@ def check_run_dir(run_dir: Path) -> None:
                          code="write")
 
 
-def write_run(run_dir: Path, files: dict[str, bytes]) -> Path:
-    """Create ``run_dir`` holding ``files``, all at once (temp dir, fsync, rename)."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise ModelError("the run directory already exists and is not empty",
-                         Location(str(run_dir)), code="run-exists")
-    tmp = run_dir.with_name(f".{run_dir.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    except OSError as e:
-        raise _cannot_write(run_dir, e) from None
-    try:
-        for name, data in files.items():
-            with open(tmp / name, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        fsync_dir(tmp)
-        if run_dir.exists():
-            run_dir.rmdir()
-        os.replace(tmp, run_dir)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _cannot_write(run_dir, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    fsync_dir(run_dir.parent)
-    return run_dir
-
-
 def point_latest(run_dir: Path) -> None:
     """Make ``<parent>/latest`` point at ``run_dir`` (a relative symlink, swapped atomically)."""
     link = run_dir.parent / LATEST
@@ -133,6 +104,8 @@ def resolve_run_dir(path: str | Path) -> Path:
         raise ModelError("not a run directory (it does not exist)", Location(str(path)),
                          code="run-missing")
     missing = [f for f in REQUIRED if not (p / f).is_file()]
+    if set(missing) <= set(WEIGHTS) and (p / "checkpoints" / "latest").is_file():
+        missing = []  # an unfinished run: its newest checkpoint holds the weights
     if missing:
         raise ModelError(f"not a complete run directory: missing {', '.join(missing)}",
                          Location(str(path)), code="run-incomplete")

@@ -38,8 +38,10 @@ class Run:
     """A trained model loaded back from its run directory: its spec, compiled network
     (weights loaded), fitted inputs and target."""
 
-    def __init__(self, path: Path, spec, net, inputs: dict, target) -> None:
+    def __init__(self, path: Path, spec, net, inputs: dict, target,
+                 unfinished: str = "") -> None:
         self.path, self.spec, self.net, self.inputs, self.target = path, spec, net, inputs, target
+        self.unfinished = unfinished   # what an unfinished run's weights are, in words
 
     @property
     def kind(self) -> str:
@@ -72,30 +74,70 @@ def load_run(path: str | Path) -> Run:
     Raises:
         ModelError: a missing or inconsistent run directory.
     """
-    from dlspec.engine.network import Network
-    from dlspec.spec.compile import compile_graph
     from dlspec.spec.load import load_spec
 
     run_dir = resolve_run_dir(path)
     spec = load_spec(run_dir / "spec.lock.yaml", check_data=False)
     inputs, target = read_preprocess(run_dir)
+    if not (run_dir / "weights.npz").is_file():
+        return _unfinished(run_dir, spec, inputs, target)
     arrays, manifest = load_arrays(run_dir / "weights.npz", run_dir / "weights.json")
     if manifest["spec_sha256"] not in (spec.sha256, spec_hash_of_lock(run_dir /
                                                                       "spec.lock.yaml")):
         raise ModelError(f"weights were trained for spec {manifest['spec_sha256'][:12]}..., "
                          f"but spec.lock.yaml is {spec.sha256[:12]}...", Location(str(run_dir)),
                          code="run-mismatch")
-    shapes = {name: _shape(pre.input_shape) for name, pre in inputs.items()}
-    compiled = compile_graph(spec, shapes, classes=target.n_classes,
-                             width=_regression_width(spec, target), init=False,
-                             limit=1 << 62)
-    net = Network(compiled.graph)
+    net = _network(spec, inputs, target)
     names = {p.value.name: p.shape for p in net.graph.params}
     if {k: tuple(v.shape) for k, v in arrays.items()} != names:
         raise ModelError("weights do not match the spec's layers", Location(str(run_dir)),
                          code="run-mismatch")
     net.buffer.load(arrays)
     return Run(run_dir, spec, net, inputs, target)
+
+
+def _network(spec, inputs: dict, target):
+    from dlspec.engine.network import Network
+    from dlspec.spec.compile import compile_graph
+
+    shapes = {name: _shape(pre.input_shape) for name, pre in inputs.items()}
+    compiled = compile_graph(spec, shapes, classes=target.n_classes,
+                             width=_regression_width(spec, target), init=False,
+                             limit=1 << 62)
+    return Network(compiled.graph)
+
+
+def _unfinished(run_dir: Path, spec, inputs: dict, target) -> Run:
+    """A run that has not finished, with the weights of its newest checkpoint: the best so
+    far where early stopping keeps them (and restores them at the end), else the latest."""
+    from dlspec.checkpoint import latest_checkpoint, read_checkpoint
+    from dlspec.checkpointing import STATUS_FILE, read_json
+
+    path = latest_checkpoint(run_dir)
+    manifest, arrays = read_checkpoint(path)
+    if manifest.get("spec_sha256") not in (spec.sha256, spec_hash_of_lock(
+            run_dir / "spec.lock.yaml")):
+        raise ModelError("the checkpoint was written for another spec than spec.lock.yaml",
+                         Location(str(path)), code="run-mismatch")
+    net = _network(spec, inputs, target)
+    es = spec.train.early_stopping if spec.train else None
+    best = "best_weights" in arrays and es is not None and es.restore_best
+    flat = arrays["best_weights" if best else "flat"]
+    if flat.shape != net.buffer.flat.shape:
+        raise ModelError("the checkpoint's weights do not match the spec's layers",
+                         Location(str(path)), code="run-mismatch")
+    net.buffer.flat[...] = flat
+    state = manifest.get("state") or {}
+    history = state.get("history") or []
+    status = read_json(run_dir / STATUS_FILE) or {}
+    how = status.get("state", "unfinished")
+    if how == "interrupted":
+        how = f"interrupted at epoch {status.get('epoch')}"
+    monitor = state.get("monitor") or {}
+    which = (f"the best weights so far (epoch {monitor.get('best_epoch')})" if best else
+             f"the weights after epoch {len(history)}")
+    note = f"the run is unfinished ({how}): this is {which}"
+    return Run(run_dir, spec, net, inputs, target, note)
 
 
 def _shape(shape) -> tuple:

@@ -3,34 +3,58 @@ its own export, and written as a run directory."""
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dlspec.engine import metrics as M
+from dlspec.checkpoint import folder_of, latest_checkpoint
+from dlspec.checkpointing import (
+    Checkpoints,
+    identity,
+    interruptible,
+    load_snapshot,
+    read_run,
+    set_status,
+    spec_changes,
+    write_run_file,
+)
 from dlspec.engine.network import Network
-from dlspec.engine.trainer import FitResult, evaluate, evaluate_losses, fit, predict_classes
-from dlspec.errors import Diagnostics, SpecError, path_str
+from dlspec.engine.state import TrainState
+from dlspec.engine.trainer import FitResult, fit
+from dlspec.errors import (
+    DataError,
+    Diagnostics,
+    DlspecError,
+    Location,
+    ModelError,
+    RunFinished,
+    SpecError,
+    TrainingDiverged,
+    TrainingInterrupted,
+    UsageError,
+    path_str,
+)
+from dlspec.fsio import fsync_dir
 from dlspec.graph.resources import DEFAULT_LIMIT
 from dlspec.inputs import KINDS, Dataset, load_dataset
-from dlspec.program_run import Pictures, export_program
+from dlspec.program_run import Pictures
+from dlspec.run_results import held_rows, results
 from dlspec.runs import (
     check_run_dir,
-    history_csv,
     new_run_id,
     point_latest,
     preprocess_json,
-    save_arrays,
-    write_run,
+    write_atomic,
 )
 from dlspec.spec.compile import compile_graph
 from dlspec.spec.load import load_spec
 from dlspec.spec.model import Spec, thaw
-from dlspec.tasks import TASKS
 from dlspec.version import __version__
 
 
@@ -63,6 +87,13 @@ def _check_lock(spec: Spec, ds: Dataset) -> None:
             path="lock.vocabulary_sha256", code="lock-data")])
 
 
+def _fitted(ds: Dataset) -> dict:
+    """Fingerprints of what was fitted on the data and changes the model's input: a text
+    input's vocabulary."""
+    texts = [pre for pre in ds.inputs.values() if getattr(pre, "kind", "") == "text"]
+    return {"vocabulary_sha256": texts[0].encoder.fingerprint()} if texts else {}
+
+
 def _needs_training(spec: Spec) -> None:
     if spec.train is None or spec.data is None:
         raise Diagnostics([SpecError(
@@ -91,18 +122,23 @@ def lr_scale(net: Network) -> np.ndarray | None:
     return scale
 
 
-def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
+def train(spec: Spec | str | Path | None = None, overrides: Sequence[str] = (), *,
           run_dir: str | Path | None = None, runs_root: str | Path = "runs",
           on_epoch: Callable[[int, dict], None] | None = None,
-          max_memory: int = DEFAULT_LIMIT, report: bool = True,
-          workers: int = 1) -> TrainResult | None:
-    """Train a spec and write its run directory (weights, metrics, model.onnx).
+          max_memory: int = DEFAULT_LIMIT, resume: str | Path | None = None,
+          report: bool = True, workers: int = 1) -> TrainResult | None:
+    """Train a spec and write its run directory (checkpoints while it trains; weights,
+    metrics, model.onnx at the end).
 
     Args:
+        overrides: the ``--set`` overrides (applied here to a spec path; recorded for
+            ``resume`` either way).
         run_dir: write the run exactly here (default ``runs_root/<name>/<run-id>``,
-            with ``runs_root/<name>/latest`` pointing at it).
+            with ``runs_root/<name>/latest`` pointing at it once it is finished).
         on_epoch: progress callback ``(epoch, logs)``.
         max_memory: refuse to train when a step would need more bytes than this.
+        resume: continue this run directory from its newest checkpoint (``spec``: as
+            the run started it when None, else checked to be the same).
         report: also write report.html (and a regression's held-out predictions).
         workers: train.engine torch only: DDP over this many local processes. Under an
             external torchrun every rank calls ``train``; only rank 0 writes the run (the
@@ -110,117 +146,203 @@ def train(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
 
     Raises:
         Diagnostics, DataError: invalid spec or data. TrainingDiverged: non-finite loss.
-        ExportError: the exported model fails its checks.
+        TrainingInterrupted: Ctrl-C (after a checkpoint). ModelError: a run that cannot be
+        resumed. ExportError: the exported model fails its checks.
     """
-    from dlspec.onnx.export import build_model
-    from dlspec.onnx.parity import check_model_parity
-    from dlspec.onnx.portability import note_of
-
+    if resume is not None:
+        return _resume(resume, spec, overrides, on_epoch, max_memory, report)
+    if spec is None:
+        raise UsageError("give a spec to train, or a run directory to resume", code="usage")
     spec = as_spec(spec, overrides)
     _needs_training(spec)
     if spec.train.engine != "numpy" or workers != 1:
         from dlspec.torchengine import check
 
         check(spec, workers)
-    target = Path(run_dir) if run_dir is not None else Path(runs_root) / spec.name / "run"
+    target = Path(run_dir) if run_dir is not None else \
+        Path(runs_root) / spec.name / new_run_id()
     check_run_dir(target)  # before training, not after
     ds = load_dataset(spec)
     _check_lock(spec, ds)
     compiled, net = compile_network(spec, ds, max_memory)
-    init = None
-    if compiled.init is not None:
-        from dlspec.spec.transfer import load_init
-
-        init = load_init(compiled.init)
-    program = compiled.program
-    pictures = Pictures(spec, ds, net, program) if program is not None else None
-    fitted = _fit(spec, ds, net, init, pictures.on_epoch(on_epoch) if pictures else on_epoch,
-                  workers, max_memory, program)
-    if fitted is None:
-        return None   # a rank other than 0 under an external launcher
-    result, opt_state_arrays = fitted
-    held = next(ds.rows[s] for s in ("test", "validation", "train") if len(ds.rows[s]))
-    if spec.train.loss is not None:
-        model = build_model(net, ds.inputs, ds.target, opset=spec.opset, name=spec.name,
-                            spec_sha256=spec.sha256, outputs=spec.export_outputs,
-                            input_names=spec.export_inputs, dialect=spec.data.dialect)
-        parity = located_parity(spec, net, check_model_parity, model, net, ds.kind,
-                                ds.inputs, ds.target.task, ds.raw, held)
-    else:  # no supervised head: every output as the engine computes it
-        model, parity = export_program(spec, ds, net, held)
-    metrics = {
-        "name": spec.name, "dlspec_version": __version__, "spec_sha256": spec.sha256,
-        "data_sha256": ds.sha256,
-        # a training program's outputs are not one target's: its losses are its metrics
-        "task": ds.target.task if spec.train.loss is not None else "program",
-        "classes": ds.target.classes if spec.train.loss is not None else [],
-        "epochs_run": len(result.history), "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early, "steps": result.steps,
-        "training_seconds": round(result.seconds, 3),
-        "validation": split_report(net, ds, spec, "validation", program),
-        "test": split_report(net, ds, spec, "test", program),
-        "export_parity": parity,
-    }
-    if compiled.init is not None:
-        metrics["init_from"] = {"run": str(compiled.init.source),
-                                "loaded": len(compiled.init.loads),
-                                "skipped": compiled.init.skipped,
-                                "fresh": compiled.init.fresh}
-    weights, manifest = save_arrays(net.buffer.state(), spec.sha256)
-    opt_state = io.BytesIO()
-    np.savez(opt_state, **opt_state_arrays)
-    kind = KINDS[ds.kind]
-    files = {
-        # the lock at the run's depth: the same relative paths
-        "spec.lock.yaml": lock_yaml(spec, ds.sha256, target, _fitted(ds)),
-        "weights.npz": weights, "weights.json": manifest,
-        "optimizer.npz": opt_state.getvalue(),
-        "preprocess.json": preprocess_json(ds.inputs, ds.target),
-        "metrics.json": json.dumps(metrics, indent=2).encode(),
-        "history.csv": history_csv(result.history),
-        "curve.svg": _curve_svg(result.history, spec.name),
-        kind.holdout: kind.write_holdout(ds, held),
-        "model.onnx": model.SerializeToString(),
-        **(kind.extra_files(ds) if kind.extra_files else {}),
-    }
-    if pictures is not None:
-        files.update(pictures.final(result))
-        if pictures.listed:
-            metrics["pictures"] = pictures.listed
-            files["metrics.json"] = json.dumps(metrics, indent=2).encode()
-    if report:  # report.html, the page a reviewer opens: see dlspec/report
-        from dlspec.report.at_train import report_files
-
-        files.update(report_files(files, ds, held))
-    if run_dir is None:
-        path = write_run(Path(runs_root) / spec.name / new_run_id(), files)
-        point_latest(path)
-    else:
-        path = write_run(Path(run_dir), files)
-    return TrainResult(path, spec, result, metrics, note_of(model))
-
-
-def _fitted(ds: Dataset) -> dict:
-    """Fingerprints of what was fitted on the data and changes the model's input: a text
-    input's vocabulary."""
-    texts = [pre for pre in ds.inputs.values() if getattr(pre, "kind", "") == "text"]
-    return {"vocabulary_sha256": texts[0].encoder.fingerprint()} if texts else {}
-
-
-def _fit(spec: Spec, ds: Dataset, net: Network, init: dict | None, on_epoch, workers: int,
-         max_memory: int, program=None) -> tuple[FitResult, dict] | None:
-    """The one place the engines part: (the fit's record, the optimizer's state), or None
-    on a rank that does not write."""
-    if spec.train.engine == "torch":
+    if _other_rank(spec):   # under an external torchrun: rank 0 alone writes the run
         from dlspec.torchengine.run import train_torch
 
-        return train_torch(spec, ds, net, init, on_epoch, workers, max_memory,
-                           lambda folder: lock_yaml(spec, ds.sha256, folder, _fitted(ds)),
-                           augment=_augment(spec, ds), program=program)
-    result, opt = fit(net, spec.train, ds.target.task, ds.x, ds.y, on_epoch,
-                      augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net),
-                      program=program, pretrain=ds.pretrain)
-    return result, (opt.state() if opt is not None else {})
+        init = None if compiled.init is None else _load_init(compiled.init)
+        train_torch(spec, ds, net, init, None, workers, max_memory,
+                    lambda folder: lock_yaml(spec, ds.sha256, folder, _fitted(ds)),
+                    augment=_augment(spec, ds), program=compiled.program)
+        return None
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelError(f"cannot write here: {e.strerror or e}", Location(str(target)),
+                         code="write") from None
+    held = held_rows(ds)
+    kind = KINDS[ds.kind]
+    for name, data in {"spec.lock.yaml": lock_yaml(spec, ds.sha256, target, _fitted(ds)),
+                       "preprocess.json": preprocess_json(ds.inputs, ds.target),
+                       kind.holdout: kind.write_holdout(ds, held),
+                       **(kind.extra_files(ds) if kind.extra_files else {})}.items():
+        write_atomic(target / name, data)
+    write_run_file(target, spec, overrides, ds.sha256)
+    return _train_run(spec, ds, compiled, net, target, None, on_epoch,
+                      latest=run_dir is None, report=report, workers=workers,
+                      max_memory=max_memory)
+
+
+def _resume(run: str | Path, spec, overrides: Sequence[str], on_epoch,
+            max_memory: int, report: bool = True) -> TrainResult:
+    """Continue ``run`` from its newest checkpoint, after checking that the spec, the
+    dlspec version, the checkpoint and the data are the run's (in that order: the cheap
+    checks first, a damaged checkpoint refused before the data is read)."""
+    target, record, status = read_run(run)
+    if status.get("state") == "finished":
+        raise RunFinished(f"{target}: this run is finished; nothing to resume")
+    if spec is None:
+        base = record.get("cwd")
+        with _cwd(base if isinstance(base, str) and Path(base).is_dir() else None):
+            spec = as_spec(record["spec_file"], record["overrides"])
+        overrides = record["overrides"]
+    else:
+        spec = as_spec(spec, overrides)
+    if spec.sha256 != record.get("spec_sha256"):
+        raise Diagnostics(spec_changes(spec, record))
+    if spec.train.engine != "numpy":
+        raise ModelError("the torch engine writes no checkpoints: a run it trained cannot be "
+                         "resumed; train it again", Location(str(target)), code="resume-engine")
+    if record.get("dlspec_version") != __version__:
+        raise ModelError(f"the run was started by dlspec {record.get('dlspec_version')}, this "
+                         f"is {__version__}: an exact resume needs the same version",
+                         Location(str(target)), code="resume-version")
+    # the checkpoint before the data: a damaged one is refused at once
+    snap = load_snapshot(target, identity(spec, record.get("data_sha256")))
+    ds = load_dataset(spec)
+    if ds.sha256 != record.get("data_sha256"):
+        raise DataError(f"the data changed since the run started: its SHA-256 is now "
+                        f"{ds.sha256}, the run was trained on {record.get('data_sha256')}",
+                        Location(str(spec.data.source)), code="resume-data")
+    compiled, net = compile_network(spec, ds, max_memory)
+    return _train_run(spec, ds, compiled, net, target, snap, on_epoch,
+                      latest=target.parent.name == spec.name, report=report,
+                      max_memory=max_memory)
+
+
+def _other_rank(spec: Spec) -> bool:
+    """A torch engine rank other than 0 under an external launcher (it writes nothing)."""
+    return spec.train.engine == "torch" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 \
+        and int(os.environ.get("RANK", "0") or 0) != 0
+
+
+def _load_init(plan) -> dict:
+    from dlspec.spec.transfer import load_init
+
+    return load_init(plan)
+
+
+@contextlib.contextmanager
+def _cwd(path: str | None):
+    """Relative --set paths were relative to where the run started."""
+    if path is None:
+        yield
+        return
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _train_run(spec: Spec, ds: Dataset, compiled, net: Network, target: Path, snap,
+               on_epoch, *, latest: bool, report: bool = True, workers: int = 1,
+               max_memory: int = DEFAULT_LIMIT) -> TrainResult | None:
+    """Train (from ``snap``: (snapshot, its number, pictures), or from the start) with
+    checkpoints in ``target``, then write the run's results there."""
+    init = None
+    snapshot, seq, kept = snap if snap is not None else (None, 0, {})
+    if compiled.init is not None and snapshot is None:
+        init = _load_init(compiled.init)
+    program = compiled.program
+    pictures = Pictures(spec, ds, net, program) if program is not None else None
+    if pictures is not None and kept:
+        pictures.files, pictures.listed = dict(kept["files"]), list(kept["listed"])
+    if spec.train.engine == "torch":   # its own loop: no checkpoints, nothing to interrupt
+        from dlspec.torchengine.run import train_torch
+
+        fitted = train_torch(spec, ds, net, init,
+                             pictures.on_epoch(on_epoch) if pictures else on_epoch, workers,
+                             max_memory,
+                             lambda folder: lock_yaml(spec, ds.sha256, folder, _fitted(ds)),
+                             augment=_augment(spec, ds), program=program)
+        return _finish(spec, ds, compiled, net, target, *fitted, pictures, latest=latest,
+                       report=report)
+    state = TrainState(spec.train.seed)
+    state.saver = saver = Checkpoints(target, spec.train.checkpoint,
+                                      identity(spec, ds.sha256), seq, pictures)
+    state.resume = snapshot
+    set_status(target, "running")
+    try:
+        with interruptible(state):
+            result, opts = fit(net, spec.train, ds.target.task, ds.x, ds.y,
+                               pictures.on_epoch(on_epoch) if pictures else on_epoch,
+                               augment=_augment(spec, ds), init=init, lr_scale=lr_scale(net),
+                               program=program, pretrain=ds.pretrain, state=state)
+    except TrainingInterrupted as e:
+        set_status(target, "interrupted", epoch=e.epoch, step=e.step)
+        raise TrainingInterrupted(f"interrupted at epoch {e.epoch}, step {e.step:,}; resume "
+                                  f"with: dlspec train --resume {target}", e.epoch,
+                                  e.step) from None
+    except KeyboardInterrupt:   # the second Ctrl-C: at once, from the newest checkpoint
+        epoch, step = saver.saved or (0, 0)
+        set_status(target, "interrupted", epoch=epoch, step=step)
+        raise TrainingInterrupted(f"interrupted; resume from the newest checkpoint (epoch "
+                                  f"{epoch}, step {step:,}) with: dlspec train --resume "
+                                  f"{target}", epoch, step) from None
+    except TrainingDiverged as e:
+        epoch, step = saver.saved or (0, 0)
+        kept_note = (f"; its last good checkpoint (epoch {epoch}, step {step:,}) is kept"
+                     if saver.saved else "")
+        set_status(target, "diverged", message=str(e))
+        raise TrainingDiverged(f"{e}{kept_note}") from None
+    except ModelError as e:
+        if e.code == "checkpoint" and e.location is None:  # a snapshot that does not fit
+            where = latest_checkpoint(target)
+            raise ModelError(e.message, Location(str(where or target)),
+                             code="checkpoint") from None
+        raise
+    return _finish(spec, ds, compiled, net, target, result, opts, pictures, latest=latest,
+                   report=report)
+
+
+def _finish(spec: Spec, ds: Dataset, compiled, net: Network, target: Path,
+            result: FitResult, opts: dict, pictures, *, latest: bool,
+            report: bool) -> TrainResult:
+    """Write a trained run's results into ``target``, mark it finished, drop its
+    checkpoints."""
+    from dlspec.onnx.export import build_model
+    from dlspec.onnx.parity import check_model_parity
+
+    try:
+        files, note = results(spec, ds, compiled, net, result, opts, pictures,
+                              build_model, check_model_parity)
+        if report:  # report.html, the page a reviewer opens: see dlspec/report
+            from dlspec.report.at_train import report_files
+
+            started = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+            files.update(report_files({**started, **files}, ds, held_rows(ds)))
+    except DlspecError:  # a model that fails its checks: no run (a resume would fail too)
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    for name, data in files.items():
+        write_atomic(target / name, data)
+    set_status(target, "finished", epochs=len(result.history), steps=result.steps)
+    shutil.rmtree(folder_of(target), ignore_errors=True)  # a finished run needs none
+    fsync_dir(target)
+    if latest:
+        point_latest(target)
+    metrics = json.loads(files["metrics.json"])
+    return TrainResult(target, spec, result, metrics, note)
 
 
 def lock_yaml(spec, data_sha256: str, run_dir: Path, fitted: dict | None = None) -> bytes:
@@ -275,42 +397,6 @@ def located_parity(spec: Spec, net: Network, check, *args) -> dict:
             code="export-parity")]) from None
 
 
-def split_report(net: Network, ds: Dataset, spec: Spec, split: str,
-                 program=None) -> dict:
-    x, y = ds.x[split], ds.y[split]
-    if len(y) == 0:
-        return {}
-    if spec.train.loss is None:  # named losses alone: each of them on the split
-        return {"rows": int(len(y)),
-                **evaluate_losses(net, program, x, y, spec.train.seed)}
-    report = {"rows": int(len(y)), **evaluate(net, x, y, ds.target.task, spec.train.metrics)}
-    if ds.kind == "sequence" and not TASKS[ds.target.task].classifier:
-        report = _forecast_report(net, ds, spec, split, report)
-    if TASKS[ds.target.task].classifier:
-        cm = M.confusion_matrix(y, predict_classes(net, x), len(ds.target.classes))
-        report["confusion_matrix"] = cm.tolist()
-    return report
-
-
-def _forecast_report(net: Network, ds: Dataset, spec: Spec, split: str, report: dict) -> dict:
-    """A sequence model's errors in the target's units (its loss, in the scaled units it was
-    trained in, becomes ``scaled_loss``), and those of the naive forecast "the target's
-    last value in the window" (``naive_rmse``, ``naive_mae``) where the target is a feature."""
-    pre, rows = ds.preprocessor, ds.rows[split]
-    y = ds.targets[rows].astype(np.float64)
-    out = pre.unscale_target(net.forward(ds.x[split])[1]).astype(np.float64)
-    if pre.target_scaled:
-        report = {("scaled_loss" if k == "loss" else k): v for k, v in report.items()}
-    report.update(M.compute(spec.train.metrics, "regression", y, out),
-                  rmse=float(np.sqrt(np.mean((out - y) ** 2))))
-    if pre.target in pre.columns and out.shape[1] == 1:
-        last = ds.raw[rows][:, -1, pre.columns.index(pre.target)].astype(np.float64)
-        naive = last.reshape(y.shape)
-        report["naive_rmse"] = float(np.sqrt(np.mean((naive - y) ** 2)))
-        report["naive_mae"] = float(np.mean(np.abs(naive - y)))
-    return report
-
-
 def _augment(spec: Spec, ds: Dataset):
     if not spec.data.augment:
         return None
@@ -321,7 +407,3 @@ def _augment(spec: Spec, ds: Dataset):
     return make_augment([thaw(a) for a in spec.data.augment], blank)
 
 
-def _curve_svg(history: list[dict], name: str) -> bytes:
-    from dlspec.plot import training_curve_svg
-
-    return training_curve_svg(history, name).encode()

@@ -17,7 +17,7 @@ from tests.report.chromium import CHROMIUM, check, expected_sections
 
 RUN_FILES = {"spec.lock.yaml", "weights.npz", "weights.json", "optimizer.npz",
              "preprocess.json", "metrics.json", "history.csv", "curve.svg", "holdout.csv",
-             "model.onnx", "report.html"}
+             "model.onnx", "report.html", "run.json", "status.json"}
 
 
 def _read(path):
@@ -174,11 +174,15 @@ def _regression(tmp_path, lr):
     return spec
 
 
+def _state(run) -> str:
+    return json.loads((run / "status.json").read_text())["state"]
+
+
 def test_divergence_stops_training(tmp_path):
     with pytest.raises(TrainingDiverged) as info:
         dlspec.train(_regression(tmp_path, 10), run_dir=tmp_path / "run")
     assert "diverged at epoch 1" in str(info.value)
-    assert not (tmp_path / "run").exists()
+    assert _state(tmp_path / "run") == "diverged"   # kept: its last good checkpoint
 
 
 def test_a_validation_loss_that_overflows_stops_training(tmp_path):
@@ -210,12 +214,12 @@ train: {{loss: mse, epochs: 3, optimizer: {{sgd: {{lr: 0.0001}}}}}}
             dlspec.train(spec, run_dir=tmp_path / "run")
     assert str(info.value).startswith("training diverged at epoch 1: the validation "
                                       "loss is inf")
-    assert not (tmp_path / "run").exists()
+    assert _state(tmp_path / "run") == "diverged"
     # held out for the test instead, the overflow is reported in the metrics, not warned
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = dlspec.train(spec, ["data.split={test: 0.2, validation: 0.0}"],
-                              run_dir=tmp_path / "run")
+                              run_dir=tmp_path / "run2")
     assert result.metrics["test"]["loss"] == float("inf")
 
 

@@ -10,5 +10,6 @@ from dlspec.cli.app import app, main  # noqa: I001
 from dlspec.cli import spec_commands  # noqa: F401
 from dlspec.cli import model_commands  # noqa: F401
 from dlspec.cli import report_commands  # noqa: F401
+from dlspec.cli import run_commands  # noqa: F401
 
 __all__ = ["app", "main"]

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console, ConsoleDimensions
 from typer.core import TyperGroup
 
-from dlspec.errors import Diagnostic, Diagnostics, DlspecError
+from dlspec.errors import Diagnostic, Diagnostics, DlspecError, TrainingInterrupted
 from dlspec.version import __version__
 
 
@@ -121,7 +121,9 @@ def _report(e: DlspecError) -> int:
 
     from dlspec.render import diagnostics_text, printable
 
-    if isinstance(e, Diagnostics):
+    if isinstance(e, TrainingInterrupted):
+        err.print(printable(str(e)), markup=False, soft_wrap=True)
+    elif isinstance(e, Diagnostics):
         diagnostics_text(err, e.items)
     elif isinstance(e, Diagnostic):
         diagnostics_text(err, [e])

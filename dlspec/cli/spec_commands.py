@@ -271,10 +271,15 @@ def _inspect_model(path: Path) -> None:
 
 @app.command()
 def train(
-    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="The spec file.")],
+    spec_path: Annotated[Path | None, typer.Argument(
+        metavar="[SPEC]", help="The spec file (with --resume: optional, checked to be the "
+        "run's).")] = None,
     overrides: Overrides = None,
     run_dir: Annotated[Path | None, typer.Option(help="Write the run exactly here (default: "
                                                  "runs/<name>/<run-id>).")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", metavar="RUN_DIR", help="Continue this run from its newest checkpoint, "
+        "exactly as if it had not stopped.")] = None,
     quiet: Quiet = False,
     max_memory: MaxMemory = "8GiB",
     no_report: Annotated[bool, typer.Option("--no-report", help="Do not write report.html "
@@ -288,17 +293,30 @@ def train(
 ) -> None:
     """Train a spec; the run directory's path is the last line on stdout."""
     import dlspec.api as api
+    from dlspec.errors import RunFinished, UsageError
     from dlspec.render import confusion_table, metrics_table
 
     with user_errors():
         from dlspec.spec.load import load_spec
 
         limit = size_option(max_memory)
+        if resume is None and spec_path is None:
+            raise UsageError("give a spec to train, or --resume RUN_DIR", code="usage")
+        if resume is not None and run_dir is not None:
+            raise UsageError("--run-dir and --resume: a resumed run stays where it is",
+                             code="usage")
         engine_set = [f"train.engine={engine}"] if engine is not None else []
-        spec = load_spec(spec_path, [*(overrides or []), *engine_set], max_memory=limit)
-        with _progress(spec.train.total_epochs, quiet) as on_epoch:
-            result = api.train(spec, run_dir=run_dir, on_epoch=on_epoch, max_memory=limit,
-                               report=not no_report, workers=workers)
+        sets = [*(overrides or []), *engine_set]
+        spec = load_spec(spec_path, sets, max_memory=limit) if spec_path else None
+        try:
+            epochs = spec.train.total_epochs if spec is not None and spec.train else None
+            with _progress(epochs, quiet) as on_epoch:
+                result = api.train(spec, sets, run_dir=run_dir, on_epoch=on_epoch,
+                                   max_memory=limit, resume=resume, report=not no_report,
+                                   workers=workers)
+        except RunFinished as e:
+            err.print(str(e), soft_wrap=True, markup=False)
+            return
         if result is None:   # a rank other than 0 under torchrun: rank 0 reports
             return
         m = result.metrics
@@ -328,18 +346,20 @@ def _epoch_line(logs: dict, keys: tuple[str, ...] | None = None) -> str:
 
 
 @contextlib.contextmanager
-def _progress(epochs: int, quiet: bool):
-    """A progress bar on a terminal; elsewhere (CI logs) a line every tenth of the epochs."""
+def _progress(epochs: int | None, quiet: bool):
+    """A progress bar on a terminal; elsewhere (CI logs) a line every tenth of the epochs
+    (``epochs`` None: a resumed run's, known later; a line every epoch)."""
     if quiet:
         yield None
         return
-    if not err.is_terminal:
-        every = max(1, epochs // 10)
+    if not err.is_terminal or epochs is None:
+        every = max(1, (epochs or 1) // 10)
 
         def log_line(epoch: int, logs: dict) -> None:
             if epoch % every == 0 or epoch in (1, epochs):
                 phase = f"  [{logs['phase']}]" if "phase" in logs else ""
-                err.print(f"epoch {epoch}/{epochs}{phase}  {_epoch_line(logs)}",
+                total = f"/{epochs}" if epochs else ""
+                err.print(f"epoch {epoch}{total}{phase}  {_epoch_line(logs)}",
                           soft_wrap=True)
         yield log_line
         return
@@ -428,4 +448,6 @@ def export(
                   f"{p['batch_sizes']}, max |diff| {p['max_abs_diff']:.2e}", soft_wrap=True)
         if report.get("note"):
             err.print(f"note: {report['note']}", soft_wrap=True, markup=False)
+        if report.get("unfinished"):
+            err.print(f"note: {report['unfinished']}", soft_wrap=True, markup=False)
         print(report["path"], flush=True)

@@ -22,6 +22,13 @@ from dlspec.engine.network import Network
 from dlspec.engine.optimizers import OPTIMIZERS, Optimizer
 from dlspec.engine.plan import Plan
 from dlspec.engine.program import LossTerm, Objective, Phase, Program, constant_target
+from dlspec.engine.snapshot import (
+    check_progress,
+    damaged,
+    load_optimizers,
+    optimizer_arrays,
+    save,
+)
 from dlspec.engine.state import (
     AUGMENT_STREAM,
     EVAL_STREAM,
@@ -29,10 +36,11 @@ from dlspec.engine.state import (
     NOISE_STREAM,
     SHUFFLE_STREAM,
     FitResult,
+    Snapshot,
     TrainState,
     rng,
 )
-from dlspec.errors import TrainingDiverged
+from dlspec.errors import TrainingDiverged, TrainingInterrupted
 from dlspec.tasks import TASKS
 
 
@@ -65,6 +73,18 @@ class Monitor:
         self.best_epoch = 0
         self.wait = 0
         self.best_weights = flat.copy()
+
+    def state(self) -> dict:
+        return {"best": float(self.best), "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load(self, state: dict, best_weights: np.ndarray) -> None:
+        """Raises ValueError, KeyError or TypeError on a state that is not one."""
+        if best_weights.shape != self.best_weights.shape:
+            raise ValueError(f"best_weights has shape {best_weights.shape}, expected "
+                             f"{self.best_weights.shape}")
+        self.best, self.best_epoch, self.wait = (float(state["best"]),
+                                                 int(state["best_epoch"]), int(state["wait"]))
+        np.copyto(self.best_weights, best_weights)
 
     def update(self, epoch: int, logs: dict, flat: np.ndarray) -> bool:
         """Record one epoch; True when training should stop."""
@@ -161,7 +181,9 @@ def _scale(buf, owned: list, part: slice) -> np.ndarray | None:
 def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: str,
               x: dict, y: dict, state: TrainState, result: FitResult,
               on_epoch: Callable | None, augment: Callable | None,
-              lr_scale: np.ndarray | None) -> Optimizer:
+              lr_scale: np.ndarray | None, index: int = 0) -> dict[str, Optimizer]:
+    """Run phase number ``index`` (from ``state.resume`` where that is inside it), writing
+    snapshots to ``state.saver`` as it asks; returns the phase's optimizers by name."""
     buf = net.buffer
     steps = _compile_steps(net, phase, program, lr_scale)
     order_of = [steps[name] for name in phase.step]
@@ -181,6 +203,7 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
     target_slots = _targets(first.plan, program)
     latent = {name: _noise_inputs(net, program, st.plan) for name, st in steps.items()}
     sup = phase.supervised
+    seen = None
     if sup:
         loss_slot, z_slot = first.plan.seed_slot, first.plan.slot[net.loss_input.id]
         seen = aligned((n, *net.loss_input.shape[1:])) if train_spec.metrics else None
@@ -189,14 +212,55 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
     # an optimizer of several losses: their weighted sum is logged too, as <name>_loss
     sums_of = {f"{name}_loss": st for name, st in steps.items()
                if len(st.objective.losses) > 1}
-    start_epoch = len(result.history)
-    for e in range(1, phase.epochs + 1):
+    saver = state.saver
+    every_steps = saver.every_steps if saver is not None else 0
+    snap = state.resume if state.resume is not None and state.resume.phase == index else None
+    done, stopped, start_epoch = 0, False, len(result.history)
+    if snap is not None:
+        try:
+            done, stopped = snap.epoch, snap.stopped
+            start_epoch = int(snap.info["phase_start"])
+            load_optimizers({name: st.opt for name, st in steps.items()}, snap.arrays)
+            if monitor:
+                monitor.load(snap.info["monitor"], snap.arrays["best_weights"])
+            if snap.batch:
+                check_progress(snap, n, bs, train_spec.shuffle, seen,
+                               None if sup else [*program.losses, *sums_of])
+        except (KeyError, TypeError, ValueError) as e:
+            raise damaged(e) from None
+
+    def snapshot(epoch_done: int, batch: int, order, total: float, sums) -> Snapshot:
+        info = {"phase_start": start_epoch}
+        arrays = optimizer_arrays({name: st.opt for name, st in steps.items()})
+        if monitor:
+            info["monitor"] = monitor.state()
+            arrays["best_weights"] = monitor.best_weights
+        if batch:  # inside an epoch: its data order and what it has summed so far
+            info["total"], info["sums"] = total, sums
+            if order is not None:
+                arrays["order"] = order
+            if seen is not None:
+                arrays["seen"] = seen[:min(batch * bs, n)]
+        return Snapshot(index, epoch_done, batch, stopped, info, arrays)
+
+    for e in range(done + 1, phase.epochs + 1):
+        if stopped:
+            break
         epoch = start_epoch + e
-        order = shuffle_rng.permutation(n) if train_spec.shuffle else None
+        first_batch = 0
+        if snap is not None and snap.batch:  # resumed inside this epoch
+            first_batch = snap.batch
+            order = snap.arrays.get("order") if train_spec.shuffle else None
+            total, sums = snap.info["total"], snap.info["sums"]
+            if seen is not None:
+                seen[:len(snap.arrays["seen"])] = snap.arrays["seen"]
+        else:
+            order = shuffle_rng.permutation(n) if train_spec.shuffle else None
+            total = 0.0
+            sums = dict.fromkeys([*program.losses, *sums_of], 0.0) if not sup else None
+        snap = None
         ye = yt[order] if order is not None else yt
-        total = 0.0
-        sums = dict.fromkeys([*program.losses, *sums_of], 0.0) if not sup else None
-        for start in range(0, n, bs):
+        for batch_no, start in enumerate(range(first_batch * bs, n, bs), first_batch + 1):
             rows = min(bs, n - start)
             batch = []
             if order is None:
@@ -211,7 +275,7 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
             if augment is not None:
                 slot, xb = batch[0]
                 batch[0] = (slot, augment(xb, augment_rng))
-            done: set[str] = set()
+            logged: set[str] = set()
             for st in order_of:
                 s = st.slots
                 for slot, xb in batch:
@@ -242,16 +306,23 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
                         if not math.isfinite(value):
                             raise diverged(net, epoch, result.steps + 1, value,
                                            f"loss '{name}'")
-                        if name not in done:
+                        if name not in logged:
                             sums[name] += value * rows
-                            done.add(name)
+                            logged.add(name)
                     total_name = f"{st.objective.name}_loss"
-                    if total_name in sums_of and total_name not in done:
+                    if total_name in sums_of and total_name not in logged:
                         sums[total_name] += float(s[st.plan.seed_slot]) * rows
-                        done.add(total_name)
+                        logged.add(total_name)
                 st.plan.backward(s)
                 st.opt.step(st.params, st.grads)
             result.steps += 1
+            # off the hot path: one flag and one counter test per step
+            if state.stop or (every_steps and result.steps % every_steps == 0):
+                if not np.isfinite(buf.flat).all():
+                    raise diverged(net, epoch, result.steps, float("nan"))
+                save(state, result, buf.flat, snapshot(e - 1, batch_no, order, total, sums))
+                if state.stop:
+                    raise TrainingInterrupted("interrupted", epoch, result.steps)
         logs = {"epoch": epoch}
         if label:
             logs["phase"] = phase.name
@@ -280,14 +351,17 @@ def run_phase(net: Network, phase: Phase, program: Program, train_spec, task: st
         if on_epoch:
             on_epoch(epoch, logs)
         if monitor and monitor.update(epoch, logs, buf.flat):
-            result.stopped_early = True
-            break
+            result.stopped_early = stopped = True
+        if saver is not None and (state.stop or stopped or epoch % saver.every == 0):
+            save(state, result, buf.flat, snapshot(e, 0, None, 0.0, None))
+            if state.stop:
+                raise TrainingInterrupted("interrupted", epoch, result.steps)
     for st in steps.values():
         st.plan.release()  # the step buffers: evaluation and export do not need them
     if monitor and es.restore_best:
         np.copyto(buf.flat, monitor.best_weights)
     result.best_epoch = monitor.best_epoch if monitor else len(result.history)
-    return first.opt
+    return {name: st.opt for name, st in steps.items()}
 
 
 def _seconds(state: TrainState) -> float:

@@ -6,6 +6,9 @@ meanwhile); its hidden units are the node's outputs, its weights the node's kern
 bias, plus a visible bias used only here. Each batch, contrastive divergence gives the
 gradient the phase's optimizer applies; at the end the kernel and bias go back into the
 network (the visible bias stays in the result, for pictures and for the next phase).
+
+Checkpoints are written at the end of the phase, not inside it (its chains and visible
+bias live here alone): Ctrl-C inside it stops at once, and a resume repeats the phase.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dlspec.engine.plan import Plan
 from dlspec.engine.program import Phase, Program
 from dlspec.engine.rbm import RBM
 from dlspec.engine.state import GIBBS_STREAM, SHUFFLE_STREAM, FitResult, TrainState
+from dlspec.errors import TrainingInterrupted
 
 
 def visible_data(net: Network, value, x: dict) -> np.ndarray:
@@ -75,6 +79,8 @@ def run_rbm_phase(net: Network, phase: Phase, program: Program, train_spec, x: d
             opt.step(rbm.flat, rbm.grad)
             total += err * len(idx)
             result.steps += 1
+            if state.stop:  # no snapshot inside an RBM phase: resumed from before it
+                raise TrainingInterrupted("interrupted", epoch, result.steps)
         logs = {"epoch": epoch, "phase": phase.name, "recon": total / max(n, 1)}
         if not np.isfinite(rbm.flat).all():
             raise diverged(net, epoch, result.steps, float("nan"),

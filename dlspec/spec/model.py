@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -127,6 +127,8 @@ class TrainSpec:
     params: tuple[ParamRule, ...] = ()
     program: Mapping | None = None   # losses, optimizers, step, phases (canonical)
     engine: str = "numpy"   # what trains it: dlspec's NumPy engine, or torch
+    checkpoint: Mapping = field(default_factory=lambda: {"every": 1, "every_steps": 0,
+                                                         "keep": 2})
 
     @property
     def total_epochs(self) -> int:
@@ -185,9 +187,15 @@ class Spec:
 
 
 def spec_sha256(resolved: Mapping) -> str:
+    """The hash of what a spec trains: its resolved form without the lock, the paths, and
+    train.checkpoint (how often a run is saved changes nothing it computes, so a run may
+    be resumed with other checkpoint settings, and every spec kept its hash when
+    checkpoints came)."""
     from dlspec.spec.paths import without_paths
 
     resolved = without_paths({k: v for k, v in thaw(resolved).items() if k != "lock"})
+    if isinstance(resolved.get("train"), dict):
+        resolved["train"] = {k: v for k, v in resolved["train"].items() if k != "checkpoint"}
     text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=dict)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -264,7 +272,7 @@ def _train(t: dict | None) -> TrainSpec | None:
         params=tuple(ParamRule(r["match"], r.get("frozen"), r.get("lr_mult"), i)
                      for i, r in enumerate(t["params"])),
         program=_deep_freeze(program) if program else None,
-        engine=t.get("engine", "numpy"))
+        engine=t.get("engine", "numpy"), checkpoint=_frozen(t["checkpoint"]))
 
 
 def build(resolved: dict, file: str, base: Path, locate) -> Spec:

@@ -238,6 +238,7 @@ def normalize(raw: dict, base: Path | None = None) -> tuple[dict, dict]:
             t.setdefault(key, default)
         if t["seed"] is None:
             t["seed"] = d["seed"]
+        t["checkpoint"] = {"every": 1, "every_steps": 0, "keep": 2, **(t.get("checkpoint") or {})}
         if t["early_stopping"] is not None:
             t["early_stopping"] = {"monitor": "val_loss", "patience": 5, "min_delta": 0.0,
                                    "restore_best": True, **t["early_stopping"]}

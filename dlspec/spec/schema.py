@@ -299,8 +299,20 @@ def build_schema() -> dict:
         "engine": _d({"type": "string", "enum": ["numpy", "torch"], "default": "numpy"},
                      "what trains the model: numpy (dlspec's own engine, the reference) or "
                      "torch (PyTorch, needs the torch extra; dlspec train --workers N runs it "
-                     "as N DDP processes; one loss and one optimizer); both write the same run "
-                     "directory", "torch"),
+                     "as N DDP processes; training programs too, RBM phases by the NumPy "
+                     "engine's own); both write the same run directory (only numpy writes "
+                     "checkpoints)", "torch"),
+        "checkpoint": _d(_params_object({
+            "every": _d({"type": "integer", "minimum": 1, "maximum": 100_000, "default": 1},
+                        "write a checkpoint every this many epochs", 1),
+            "every_steps": _d({"type": "integer", "minimum": 0, "maximum": 1 << 40,
+                               "default": 0}, "also every this many steps, inside epochs "
+                              "(0: only at epochs' ends); for long epochs", 500),
+            "keep": _d({"type": "integer", "minimum": 1, "maximum": 1000, "default": 2},
+                       "how many of the newest checkpoints to keep", 2),
+        }), "checkpoints written while training, from which `dlspec train --resume RUN_DIR`"
+            " continues exactly where the run stopped", {"every": 1, "keep": 2},
+            default={}),
         **program_keys(optimizer_entries, param_rules, early_stopping),
     })
     _names = {"type": "array", "minItems": 1, "maxItems": 1000, "uniqueItems": True,
