@@ -230,7 +230,9 @@ def _resume(run: str | Path, spec, overrides: Sequence[str], on_epoch,
 
 def _other_rank(spec: Spec) -> bool:
     """A torch engine rank other than 0 under an external launcher (it writes nothing)."""
-    return spec.train.engine == "torch" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 \
+    from dlspec.torchengine import external_world  # (imports no torch)
+
+    return spec.train.engine == "torch" and external_world() > 1 \
         and int(os.environ.get("RANK", "0") or 0) != 0
 
 

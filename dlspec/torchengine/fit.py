@@ -168,18 +168,31 @@ def fit(net: Network, train_spec, task: str, x: dict, y: dict,
             raise _diverged(epoch, None, scores["loss"], "validation loss")
         logs.update({f"val_{k}": v for k, v in scores.items()})
         logs["seconds"] = time.perf_counter() - t0
-        result.history.append(logs)
-        if on_epoch:
-            on_epoch(epoch, logs)
-        if monitor and monitor.update(epoch, logs, buf.flat):
-            result.stopped_early = True
+        if end_epoch(result, epoch, logs, on_epoch, monitor, buf.flat):
             break
-    if monitor and es.restore_best:
-        np.copyto(buf.flat, monitor.best_weights)
-    result.best_epoch = monitor.best_epoch if monitor else len(result.history)
+    keep_best(result, monitor, es, buf.flat)
     result.seconds = time.perf_counter() - t0
     names = {id(t): name for name, t in module.named_graph_params()}
     return result, {"t": np.array(result.steps, dtype=np.int64), **optimizer_state(opt, names)}
+
+
+def end_epoch(result: FitResult, epoch: int, logs: dict, on_epoch, monitor,
+              flat: np.ndarray) -> bool:
+    """Record a finished epoch, report it, and watch early stopping: True to stop."""
+    result.history.append(logs)
+    if on_epoch:
+        on_epoch(epoch, logs)
+    if monitor and monitor.update(epoch, logs, flat):
+        result.stopped_early = True
+        return True
+    return False
+
+
+def keep_best(result: FitResult, monitor, es, flat: np.ndarray) -> None:
+    """After the epochs: the best epoch's weights back where early stopping restores them."""
+    if monitor and es.restore_best:
+        np.copyto(flat, monitor.best_weights)
+    result.best_epoch = monitor.best_epoch if monitor else len(result.history)
 
 
 def fit_any(net: Network, train_spec, task: str, x: dict, y: dict,

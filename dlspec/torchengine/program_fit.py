@@ -40,7 +40,7 @@ from dlspec.engine.state import (
     TrainState,
 )
 from dlspec.tasks import TASKS
-from dlspec.torchengine.fit import _diverged, _threads
+from dlspec.torchengine.fit import _diverged, _threads, end_epoch, keep_best
 from dlspec.torchengine.module import GraphModule
 from dlspec.torchengine.optim import make_optimizer, optimizer_state
 
@@ -223,15 +223,9 @@ def _run_phase(net, phase: Phase, program: Program, train_spec, task, x, y,
             raise _diverged(epoch, None, {**logs, **scores}[bad], f"loss '{bad}'")
         logs.update({f"val_{k}": v for k, v in scores.items()})
         logs["seconds"] = time.perf_counter() - state.t0
-        result.history.append(logs)
-        if on_epoch:
-            on_epoch(epoch, logs)
-        if monitor and monitor.update(epoch, logs, buf.flat):
-            result.stopped_early = True
+        if end_epoch(result, epoch, logs, on_epoch, monitor, buf.flat):
             break
-    if monitor and es.restore_best:
-        np.copyto(buf.flat, monitor.best_weights)
-    result.best_epoch = monitor.best_epoch if monitor else len(result.history)
+    keep_best(result, monitor, es, buf.flat)
     return module, list(steps.values())
 
 
