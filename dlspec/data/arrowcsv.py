@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dlspec.data.csvparse import Dialect
+from dlspec.data.csvparse import Coded, Codes, Dialect, narrowed
 
 MIN_BYTES = 8 << 20  # smaller files: the own reader is as fast as importing pyarrow
 _SCAN = 8 << 20  # bytes read at a time by the checking pass
@@ -38,10 +38,11 @@ def available() -> bool:
             and importlib.util.find_spec("pyarrow") is not None)
 
 
-def read(path: str, columns: Sequence[str], numbers: Sequence[str],
-         dialect: Dialect) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
-    """``(cells by column, file line of each row)`` of the whole file, or None when the own
-    reader must read it. ``columns``: the kept columns, already checked against the header.
+def read(path: str, columns: Sequence[str], numbers: Sequence[str], dialect: Dialect,
+         narrow: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, tuple]] | None:
+    """``(cells by column, file line of each row, codes)`` of the whole file, or None when
+    the own reader must read it. ``columns``: the kept columns, already checked against the
+    header. ``codes``: each text column's ``Table.codes``, from pyarrow's dictionaries.
 
     pyarrow's streaming reader hands over one block of rows at a time, copied into arrays
     sized from the line count, with malloc's pool (what it frees goes back as NumPy's
@@ -58,7 +59,10 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str],
              for c in columns}
     header = 1 if dialect.header else 0
     n = lines - header
-    cells = {c: np.empty(n, dtype=np.float64 if c in numbers else object) for c in columns}
+    float_type = np.float32 if narrow else np.float64  # see table.read_csv
+    cells = {c: np.empty(n, dtype=float_type if c in numbers else object) for c in columns}
+    codes = {c: np.empty(n, dtype=np.int32) for c in columns if c not in numbers}
+    coders = {c: Codes() for c in codes}
     at = 0
     try:
         reader = csv.open_csv(
@@ -86,9 +90,11 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str],
                     values = column.to_numpy()
                     if not np.isfinite(values).all():
                         return None
-                    cells[name][at:at + size] = values
+                    cells[name] = narrowed(cells[name], at, values)
                 else:
-                    cells[name][at:at + size] = _text(column)
+                    text, coded = _text(column)
+                    cells[name][at:at + size] = text
+                    codes[name][at:at + size] = coders[name].block(coded)
             at += size
     except (pa.ArrowException, ValueError, OSError):
         return None
@@ -96,15 +102,16 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str],
         pa.default_memory_pool().release_unused()  # the reader's own buffers, kept by the pool
     if at != n:
         return None
-    return cells, np.arange(1 + header, n + 1 + header, dtype=np.int64)
+    return (cells, np.arange(1 + header, n + 1 + header, dtype=np.int64),
+            {c: (codes[c], coders[c].values) for c in codes})
 
 
-def _text(column) -> np.ndarray:
+def _text(column) -> tuple[np.ndarray, Coded]:
     """A dictionary-encoded block as an object array of stripped str (one str object per
-    distinct value, shared by its cells)."""
-    words = np.array([w.strip() for w in column.dictionary.to_pylist()] or [""],
-                     dtype=object)
-    return words[column.indices.to_numpy(zero_copy_only=False)]
+    distinct value, shared by its cells) and as codes."""
+    words = [w.strip() for w in column.dictionary.to_pylist()] or [""]
+    index = column.indices.to_numpy(zero_copy_only=False)
+    return np.array(words, dtype=object)[index], Coded(index, words)
 
 
 def _lines(path: str) -> int | None:

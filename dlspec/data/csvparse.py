@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -82,9 +82,59 @@ class Dialect:
 CSV = Dialect()
 
 
+class Coded(NamedTuple):
+    """A text column of one block as codes: ``words[index[i]]`` is row i's cell. A word may
+    appear twice (two spellings that strip to one); the words are in no particular order."""
+
+    index: np.ndarray
+    words: list[str]
+
+
+class Codes:
+    """The codes of one text column over many blocks: each block's own codes mapped onto
+    one vocabulary, a dict lookup per distinct word of a block, not per row."""
+
+    def __init__(self) -> None:
+        self.lookup: dict[str, int] = {}
+
+    def block(self, coded: Coded) -> np.ndarray:
+        """The block's rows as codes (int32) into ``values``."""
+        lookup = self.lookup
+        remap = np.array([lookup.setdefault(w, len(lookup)) for w in coded.words],
+                         dtype=np.int32)
+        return remap[coded.index]
+
+    @property
+    def values(self) -> list[str]:
+        """The distinct cells: ``values[code]``."""
+        return list(self.lookup)
+
+
+def narrowed(column: np.ndarray, at: int, values: np.ndarray) -> np.ndarray:
+    """``column`` (float32 or float64) with the float64 ``values`` put at ``at``: a float32
+    column stays one while every value is a float32 exactly (so the float64 values come
+    back bit for bit, in half the memory); it is widened to float64 at the first that is
+    not."""
+    if column.dtype == np.float32:
+        with np.errstate(all="ignore"):  # a value past float32's range is simply not one
+            small = values.astype(np.float32)
+        if np.array_equal(small, values):
+            column[at:at + len(values)] = small
+            return column
+        wide = np.empty(len(column), dtype=np.float64)
+        wide[:at] = column[:at]
+        column = wide
+    column[at:at + len(values)] = values
+    return column
+
+
 def parse(raw: BinaryIO, source: str, plan,
-          dialect: Dialect = CSV) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
-    """Batches ``(lines, one array per kept column)`` of the file's data rows.
+          dialect: Dialect = CSV
+          ) -> Iterator[tuple[np.ndarray, list[np.ndarray], dict[int, Coded]]]:
+    """Batches ``(lines, one array per kept column, codes)`` of the file's data rows.
+
+    ``codes`` maps the position (in the kept columns) of a text column whose cells repeat
+    (categories) to the block's ``Coded`` form of it, where the fast path found one.
 
     ``plan(header_line, header)`` is called once the header is read (at once, with
     ``dialect.columns`` and line 1, for a file without one); it checks the header and
@@ -183,7 +233,8 @@ def _fast_header(block: bytes, line: int, source: str,
 
 
 def _fast_block(block: bytes, line: int, width: int, kept: list[tuple[int, bool]],
-                delimiter: int = 44) -> tuple[np.ndarray, list[np.ndarray]] | None:
+                delimiter: int = 44
+                ) -> tuple[np.ndarray, list[np.ndarray], dict[int, Coded]] | None:
     """The batch of a block without quotes, lone \r or NUL, cut by byte positions; None when
     the csv module must read it (a blank line, a wrong field count, a field over the limit)."""
     u = np.frombuffer(block, dtype=np.uint8)
@@ -206,7 +257,7 @@ def _fast_block(block: bytes, line: int, width: int, kept: list[tuple[int, bool]
         commas = commas.reshape(n, width - 1)
     ascii_only = block.isascii()
     numbers = _numbers(block, [i for i, numeric in kept if numeric], n, delimiter)
-    cols = []
+    cols, coded = [], {}
     for i, numeric in kept:
         if i in numbers:
             cols.append(numbers[i])
@@ -222,14 +273,16 @@ def _fast_block(block: bytes, line: int, width: int, kept: list[tuple[int, bool]
             if values is not None and np.isfinite(values).all():
                 cols.append(values)
                 continue
-        if cells.dtype.kind == "u" and ascii_only:
-            cols.append(_ascii_text(cells, _edge_space(cells, last - first)))
-        else:
-            if cells.dtype.kind == "u":
-                cells = cells.view(f"S{cells.shape[1]}").reshape(-1)
+        if cells.dtype.kind == "u":
+            text, codes = _text(cells, ascii_only and _edge_space(cells, last - first),
+                                ascii_only)
+            if codes is not None:
+                coded[len(cols)] = codes
+            cols.append(text)
+        else:  # long fields, as bytes
             cols.append(np.array([c.decode("utf-8").strip() for c in cells.tolist()],
                                  dtype=object))
-    return np.arange(line, line + n, dtype=np.int64), cols
+    return np.arange(line, line + n, dtype=np.int64), cols, coded
 
 
 def _gather(block: bytes, u: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
@@ -271,10 +324,11 @@ def _numbers(block: bytes, columns: list[int], n: int, delimiter: int) -> dict[i
     return {i: v for i, v in zip(columns, values, strict=True) if np.isfinite(v).all()}
 
 
-def _ascii_text(cells: np.ndarray, strip: bool) -> np.ndarray:
-    """A (rows, width) uint8 matrix of zero-padded ASCII fields as an object array of str.
-    A column with few distinct values (categories) shares one str object per value: less
-    memory, less work."""
+def _text(cells: np.ndarray, strip: bool, ascii_only: bool) -> tuple[np.ndarray, Coded | None]:
+    """A (rows, width) uint8 matrix of zero-padded UTF-8 fields as an object array of
+    stripped str, and its codes when it has few distinct values (categories; None
+    otherwise), whose cells then share one str object per value: less memory, less work.
+    ``strip``: some ASCII field has whitespace at an edge (other text is always stripped)."""
     n, width = cells.shape
     if width <= 8:  # distinct values by one 8-byte integer each: a fast numeric sort
         wide = np.zeros((n, 8), dtype=np.uint8)
@@ -288,9 +342,14 @@ def _ascii_text(cells: np.ndarray, strip: bool) -> np.ndarray:
     few = len(distinct) <= n // 4
     if not few:  # not categories: one str per cell
         distinct = cells.view(f"S{width}").reshape(-1) if cells.ndim == 2 else cells
-    text = distinct.astype(f"U{width}")
-    text = (np.strings.strip(text) if strip else text).astype(object)
-    return text[index] if few else text
+    if ascii_only:
+        text = distinct.astype(f"U{width}")
+        text = (np.strings.strip(text) if strip else text).astype(object)
+    else:  # the block is UTF-8, and a field is cut at ASCII delimiters: each decodes
+        text = np.array([c.decode("utf-8").strip() for c in distinct.tolist()], dtype=object)
+    if not few:
+        return text, None
+    return text[index], Coded(index, text.tolist())
 
 
 _DIGITS = 15  # decimal digits a float64 holds exactly
@@ -358,7 +417,7 @@ def _parse_slow(pieces: Iterator[tuple[bytes, int]], width: int | None,
 
     def batch():
         cols = [np.array([r[i].strip() for r in rows], dtype=object) for i, _ in kept]
-        return np.array(lines, dtype=np.int64), cols
+        return np.array(lines, dtype=np.int64), cols, {}
 
     while True:
         try:

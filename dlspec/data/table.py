@@ -29,7 +29,7 @@ from typing import BinaryIO
 import numpy as np
 
 from dlspec.data import arrowcsv
-from dlspec.data.csvparse import CSV, Dialect, parse, unreadable
+from dlspec.data.csvparse import CSV, Codes, Dialect, narrowed, parse, unreadable
 from dlspec.errors import DataError, Location
 
 _HEADER_SHOWN = 20  # header names listed in a missing-column message
@@ -71,13 +71,18 @@ class Table:
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         kept = self.take(rows)
         kept.index = rows if self.index is None else self.index[rows]
+        kept.cells = {c: v.astype(np.float64) if v.dtype == np.float32 else v
+                      for c, v in kept.cells.items()}  # read narrowed: its float64 values
         return kept
 
     def codes(self, column: str) -> tuple[np.ndarray, list[str]] | None:
-        """``(code of each row, the distinct cells in order of first appearance)`` of a CSV
-        text column, computed once per table and column: a category column's rows are
-        looked up once for the fit, every split and the target, not once per use. None for
-        other columns (their cells go through ``strings``)."""
+        """``(code of each row, the distinct cells)`` of a CSV text column: ``values[code]``
+        is a row's cell; each distinct cell appears once, in no particular order. The
+        readers give them for category columns from their blocks' own (a lookup per
+        distinct cell of a block); otherwise they are computed once per table and column.
+        A category column's rows are looked up once for the fit, every split and the
+        target, not once per use. None for other columns (their cells go through
+        ``strings``)."""
         cells = self.cells.get(column)
         if cells is None or cells.dtype.kind != "O" or not self.text:
             return None
@@ -316,7 +321,7 @@ def require_columns(table: Table, names: Sequence[str]) -> None:
 
 def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
              max_rows: int | None = None, dialect: Dialect = CSV,
-             numbers: Sequence[str] = ()) -> Table:
+             numbers: Sequence[str] = (), narrow: bool = False) -> Table:
     """Read a UTF-8 CSV file (header row first, unless ``dialect`` says otherwise) into a Table.
 
     Args:
@@ -326,6 +331,9 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
         dialect: delimiter, quoting and header of the file (default: CSV with a header).
         numbers: columns the caller reads only as numbers, parsed once here where a
             block's cells all parse (see ``iter_csv``).
+        narrow: hold such a column as float32 while every value is a float32 exactly
+            (integers below 2**24, say): ``Table.numeric`` gives the same float64
+            values, bit for bit, from half the memory. ``keep`` widens them back.
     """
     if max_rows is not None and max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows}")
@@ -333,10 +341,11 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
     if max_rows is None and arrowcsv.available() and _size(source) >= arrowcsv.MIN_BYTES:
         head = read_csv(source, columns=columns, max_rows=0, dialect=dialect)  # its checks
         got = arrowcsv.read(source, head.columns, [n for n in numbers if n in head.cells],
-                            dialect)
+                            dialect, narrow)
         if got is not None:
-            return Table(source, head.columns, *got)
-    chunks = _chunks(source, None, columns, max_rows, numbers, dialect)
+            cells, lines, codes = got
+            return Table(source, head.columns, cells, lines, _codes=codes)
+    chunks = _chunks(source, None, columns, max_rows, numbers, dialect, narrow)
     try:
         return next(chunks)
     finally:
@@ -372,7 +381,7 @@ def iter_csv_stream(raw: BinaryIO, source: str, chunk_rows: int, *,
 
 def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             chunk_rows: int | None, numbers: Sequence[str],
-            dialect: Dialect = CSV) -> Iterator[Table]:
+            dialect: Dialect = CSV, narrow: bool = False) -> Iterator[Table]:
     """Tables of ``chunk_rows`` rows (all rows in one when None); see ``iter_csv``."""
     own = raw is None
     if own:
@@ -404,17 +413,30 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
         return [(i, n in numbers) for i, n in kept]
 
     parsed = parse(raw, source, plan, dialect)
+    coders: dict[int, Codes] = {}  # a text column's vocabulary over the whole file
     try:
-        def table(cols: list[np.ndarray], lines: np.ndarray, start: int, stop: int) -> Table:
+        def table(cols: list[np.ndarray], lines: np.ndarray, start: int, stop: int,
+                  codes: dict[int, np.ndarray | None] | None = None) -> Table:
+            known = {}
+            for k, c in (codes or {}).items():
+                if c is not None and k in coders:
+                    known[kept[k][1]] = _compact(c[start:stop], coders[k].values)
             return Table(source, [n for _, n in kept],
                          {n: c[start:stop] for (_, n), c in zip(kept, cols, strict=True)},
-                         lines[start:stop])
+                         lines[start:stop], _codes=known)
+
+        def coded(new: list[np.ndarray], blocks: dict) -> list[np.ndarray | None]:
+            """Each column's codes for the block (None: the block has none for it)."""
+            return [coders.setdefault(k, Codes()).block(blocks[k]) if k in blocks else None
+                    for k in range(len(new))]
 
         try:
             first = next(parsed, None)  # runs plan(): the header is read and checked
         except _HeaderRead:
             first = None
         pending: list[list[np.ndarray]] = [[np.empty(0, dtype=object)] for _ in kept]
+        pending_codes: list[list[np.ndarray | None]] = [[np.empty(0, np.int32)]
+                                                         for _ in kept]
         pending_lines = [np.empty(0, dtype=np.int64)]
         if chunk_rows == 0:  # read_csv(max_rows=0): the header only
             yield table([p[0] for p in pending], pending_lines[0], 0, 0)
@@ -422,35 +444,62 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
         if chunk_rows is None and first is not None:
             size = _file_size(raw)
             if size is not None:
-                whole = _Filled(len(kept), _rows_in(size, raw.tell(), len(first[0])))
-                for lines, new in chain([first], parsed):
-                    whole.add(lines, new)
-                cols, lines = whole.arrays()
-                yield table(cols, lines, 0, len(lines))
+                whole = _Filled(len(kept), _rows_in(size, raw.tell(), len(first[0])),
+                                narrow)
+                for lines, new, blocks in chain([first], parsed):
+                    whole.add(lines, new, coded(new, blocks))
+                cols, lines, codes = whole.arrays()
+                yield table(cols, lines, 0, len(lines), dict(enumerate(codes)))
                 return
         count, yielded = 0, False
-        for lines, new in chain([first] if first else [], parsed):
+        for lines, new, blocks in chain([first] if first else [], parsed):
             for p, c in zip(pending, new, strict=True):
+                p.append(c)
+            for p, c in zip(pending_codes, coded(new, blocks), strict=True):
                 p.append(c)
             pending_lines.append(lines)
             count += len(lines)
             if chunk_rows is None or count < chunk_rows:
                 continue
-            cols = _join(pending)
+            cols, codes = _join(pending), _join_codes(pending_codes)
             lines = np.concatenate(pending_lines)
             full = count - count % chunk_rows
             for start in range(0, full, chunk_rows):
-                yield table(cols, lines, start, start + chunk_rows)
+                yield table(cols, lines, start, start + chunk_rows, dict(enumerate(codes)))
             yielded = True
             # copies, so that the joined arrays go when the consumer drops its tables
             pending, pending_lines = [[c[full:].copy()] for c in cols], [lines[full:].copy()]
+            pending_codes = [[None if c is None else c[full:].copy()] for c in codes]
             count -= full
         if count or not yielded:
-            yield table(_join(pending), np.concatenate(pending_lines), 0, count)
+            yield table(_join(pending), np.concatenate(pending_lines), 0, count,
+                        dict(enumerate(_join_codes(pending_codes))))
     finally:
         parsed.close()
         if own:
             raw.close()
+
+
+def _compact(codes: np.ndarray, values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """``Table.codes``' form of some rows' codes into a file's vocabulary ``values``: only
+    the values those rows have."""
+    present = np.flatnonzero(np.bincount(codes, minlength=len(values)))
+    if len(present) == len(values):
+        return codes, values
+    remap = np.zeros(len(values), dtype=np.int32)
+    remap[present] = np.arange(len(present), dtype=np.int32)
+    return remap[codes], [values[i] for i in present]
+
+
+def _join_codes(pending: list[list[np.ndarray | None]]) -> list[np.ndarray | None]:
+    """Each column's codes from its blocks' (None when a block has none)."""
+    out = []
+    for k in range(len(pending)):
+        parts = [p for p in pending[k] if p is None or len(p)] or pending[k][:1]
+        out.append(None if any(p is None for p in parts) else
+                   parts[0] if len(parts) == 1 else np.concatenate(parts))
+        pending[k] = []
+    return out
 
 
 class _HeaderRead(Exception):  # noqa: N818 - not an error: stops the parse after the header
@@ -481,33 +530,51 @@ def _rows_in(size: int, read: int, rows: int) -> int:
 class _Filled:
     """A whole file's columns, each block copied into arrays sized once from the file's
     length (grown if the guess was short): no list of blocks joined at the end, which
-    would hold the table twice and leave the blocks' memory behind in the heap."""
+    would hold the table twice and leave the blocks' memory behind in the heap. A text
+    column's codes are kept the same way while every block has them."""
 
-    def __init__(self, width: int, capacity: int) -> None:
-        self.width, self.capacity, self.count = width, capacity, 0
+    def __init__(self, width: int, capacity: int, narrow: bool = False) -> None:
+        self.width, self.capacity, self.count, self.narrow = width, capacity, 0, narrow
         self.cols: list[np.ndarray] = []
+        self.codes: list[np.ndarray | None] = []
         self.lines = np.empty(capacity, dtype=np.int64)
 
-    def add(self, lines: np.ndarray, new: list[np.ndarray]) -> None:
+    def add(self, lines: np.ndarray, new: list[np.ndarray],
+            codes: list[np.ndarray | None]) -> None:
         n, at = len(lines), self.count
         if not self.cols:
-            self.cols = [np.empty(self.capacity, dtype=c.dtype) for c in new]
+            self.cols = [np.empty(self.capacity, dtype=np.float32 if self.narrow and
+                                  c.dtype == np.float64 else c.dtype) for c in new]
+            self.codes = [None if c is None else np.empty(self.capacity, np.int32)
+                          for c in codes]
         if at + n > self.capacity:
             self.capacity = max(at + n, int(self.capacity * 1.5))
             self.cols = [_grown(c, self.capacity, at) for c in self.cols]
+            self.codes = [None if c is None else _grown(c, self.capacity, at)
+                          for c in self.codes]
             self.lines = _grown(self.lines, self.capacity, at)
         for k, c in enumerate(new):
-            if c.dtype != self.cols[k].dtype:  # text and float64 blocks: an object column
-                self.cols[k] = self.cols[k].astype(object)
-            self.cols[k][at:at + n] = c
+            if c.dtype == np.float64 and self.cols[k].dtype.kind == "f":
+                self.cols[k] = narrowed(self.cols[k], at, c)
+            else:
+                if c.dtype != self.cols[k].dtype:  # text and number blocks: an object column
+                    self.cols[k] = self.cols[k].astype(object)
+                self.cols[k][at:at + n] = c
+            if self.codes[k] is not None:
+                if codes[k] is None:  # a block without codes: the table computes them
+                    self.codes[k] = None
+                else:
+                    self.codes[k][at:at + n] = codes[k]
         self.lines[at:at + n] = lines
         self.count = at + n
 
-    def arrays(self) -> tuple[list[np.ndarray], np.ndarray]:
+    def arrays(self) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
         n = self.count
         if self.capacity - n > n // 8:  # a guess well over: copy to size
-            return [c[:n].copy() for c in self.cols], self.lines[:n].copy()
-        return [c[:n] for c in self.cols], self.lines[:n]
+            return ([c[:n].copy() for c in self.cols], self.lines[:n].copy(),
+                    [None if c is None else c[:n].copy() for c in self.codes])
+        return [c[:n] for c in self.cols], self.lines[:n], [None if c is None else c[:n]
+                                                              for c in self.codes]
 
 
 def _grown(a: np.ndarray, capacity: int, used: int) -> np.ndarray:

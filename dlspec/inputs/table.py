@@ -56,7 +56,7 @@ def load_table(spec: Spec) -> Dataset:
     features = feature_columns(resolved, header)
     encoded = encoded_columns(resolved["data"]["preprocess"])
     table = read_csv(path, dialect=spec.data.dialect, columns=[*features, spec.data.target],
-                     numbers=[c for c in features if c not in encoded])
+                     numbers=[c for c in features if c not in encoded], narrow=True)
     if spec.data.classes:
         table = _only_classes(table, spec)
     target, y = encode_target(table, spec.data.target, spec.train.target_loss, ("data", "target"),
@@ -64,7 +64,8 @@ def load_table(spec: Spec) -> Dataset:
     if spec.data.target not in features:  # encoded: its cells are not needed any more
         table = Table(table.source, [c for c in table.columns if c != spec.data.target],
                       {c: v for c, v in table.cells.items() if c != spec.data.target},
-                      table.lines)
+                      table.lines, _codes={c: v for c, v in table._codes.items()
+                                           if c != spec.data.target})
     s = spec.data.split
     stratify = y if (s.stratify and TASKS[target.task].classifier) else None
     train, val, test = split_indices(len(table), test=s.test, validation=s.validation,

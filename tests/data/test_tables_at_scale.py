@@ -230,3 +230,100 @@ def test_pyarrow_numbers_equal_float(tmp_path, monkeypatch):
     got = arrowcsv.read(str(path), ["x"], ["x"], csvparse.CSV)
     assert got is not None
     assert got[0]["x"].tolist() == [float(t) for t in texts]
+
+
+# The readers' codes of category columns, and numbers held narrowed -----------------------
+
+def assert_codes_mean_the_cells(table, column):
+    codes, values = table.codes(column)
+    assert len(set(values)) == len(values)
+    assert sorted(set(codes.tolist())) == list(range(len(values)))  # only values it has
+    assert np.array(values, dtype=object)[codes].tolist() == table.cells[column].tolist()
+
+
+@pytest.mark.parametrize("quoted_at", [None, 5, 250])
+@pytest.mark.parametrize("block", [256, 4096, 1 << 20])
+def test_whole_file_codes_come_from_the_blocks(tmp_path, monkeypatch, quoted_at, block):
+    lines = rows(400)
+    if quoted_at is not None:  # the csv module reads from here on: those blocks have none
+        lines[quoted_at] = lines[quoted_at].replace(",n", ',"n, q"')
+    path = write(tmp_path, lines)
+    monkeypatch.setattr(csvparse, "_BLOCK", block)
+    table = read_csv(path, numbers=["x"])
+    if block > 256:  # (blocks of ten rows have too many distinct cities to be coded)
+        assert ("city" in table._codes) == (quoted_at is None)  # else computed by codes()
+    for column in ("city", "note", "y"):
+        assert_codes_mean_the_cells(table, column)
+    # the same rows read as one block, and the fallback on cells: the same cells per code
+    plain = read_csv(path, numbers=["x"])
+    plain._codes.clear()
+    for column in ("city", "note"):
+        codes, values = table.codes(column)
+        want, want_values = plain.codes(column)
+        assert [values[c] for c in codes.tolist()] == [want_values[c] for c in want.tolist()]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_chunked_codes_hold_only_each_chunks_values(tmp_path, monkeypatch, chunk):
+    lines = rows(300)
+    lines[150] = lines[150].split(",")[0] + ",Bern,n0,1\n"  # a value only one chunk has
+    path = write(tmp_path, lines)
+    monkeypatch.setattr(csvparse, "_BLOCK", 512)
+    seen = []
+    for t in table_module.iter_csv(path, chunk, numbers=["x"]):
+        assert "city" in t._codes
+        for column in ("city", "note"):
+            assert_codes_mean_the_cells(t, column)
+        seen += t.cells["city"].tolist()
+    assert seen == [r.split(",")[1] for r in lines]
+
+
+def integer_and_decimal_rows(n: int, decimal_from: int) -> list[str]:
+    """x: whole numbers (float32 exactly); y: halves, then tenths (not float32) from a row."""
+    return [f"{i * 37 % 1001},c,n,{i / 2 if i < decimal_from else i / 10}\n" for i in range(n)]
+
+
+@pytest.mark.parametrize("decimal_from", [0, 99, 100, 101, 299])
+def test_narrowed_numbers_give_the_float64_values(tmp_path, monkeypatch, decimal_from):
+    lines = integer_and_decimal_rows(300, decimal_from)
+    path = write(tmp_path, lines)
+    # blocks of 100 rows exactly, so that the first tenth lands on, before and after a cut
+    monkeypatch.setattr(csvparse, "_BLOCK", len("".join(lines[:100]).encode()) + len(HEADER))
+    wide = read_csv(path, numbers=["x", "y"])
+    narrow = read_csv(path, numbers=["x", "y"], narrow=True)
+    assert wide.cells["x"].dtype == wide.cells["y"].dtype == np.float64
+    assert narrow.cells["x"].dtype == np.float32
+    assert narrow.cells["y"].dtype == np.float64  # widened at its first tenth
+    for column in ("x", "y"):
+        assert narrow.numeric(column).tobytes() == wide.numeric(column).tobytes()
+        rows_ = np.array([299, 0, 150])
+        assert narrow.numeric(column, rows_).tobytes() == wide.numeric(column, rows_).tobytes()
+    kept = narrow.keep(np.array([3, 250]))
+    assert kept.cells["x"].dtype == np.float64
+    assert kept.cells["x"].tolist() == wide.cells["x"][[3, 250]].tolist()
+
+
+def test_narrow_keeps_a_column_of_float32_values_float32(tmp_path):
+    values = np.random.default_rng(0).normal(size=500).astype(np.float32)
+    path = write(tmp_path, [f"{float(v)!r},c,n,{v!r}\n" for v in values.tolist()])
+    table = read_csv(path, numbers=["x", "y"], narrow=True)
+    assert table.cells["x"].dtype == np.float32  # float64 texts of float32 values
+    assert table.numeric("x").tolist() == [float(repr(float(v))) for v in values.tolist()]
+
+
+@pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow is not installed")
+@pytest.mark.parametrize("decimal_from", [0, 150, 300])
+def test_pyarrow_narrows_and_codes_as_the_own_reader(tmp_path, monkeypatch, decimal_from):
+    monkeypatch.setattr(arrowcsv, "MIN_BYTES", 0)
+    lines = integer_and_decimal_rows(300, decimal_from)
+    lines = [r.replace(",c,", f",{'abc'[i % 3]},") for i, r in enumerate(lines)]
+    path = write(tmp_path, lines)
+    got = {}
+    for off in ("", "1"):
+        monkeypatch.setenv("DLSPEC_NO_PYARROW", off)
+        t = read_csv(path, numbers=["x", "y"], narrow=True)
+        assert "city" in t._codes
+        assert_codes_mean_the_cells(t, "city")
+        got[off] = ({c: (t.cells[c].dtype, t.numeric(c).tobytes()) for c in ("x", "y")},
+                    t.cells["city"].tolist())
+    assert got[""] == got["1"]
