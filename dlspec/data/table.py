@@ -33,6 +33,7 @@ from dlspec.data.csvparse import CSV, Codes, Dialect, narrowed, parse, unreadabl
 from dlspec.errors import DataError, Location
 
 _HEADER_SHOWN = 20  # header names listed in a missing-column message
+_STREAM_CODES = 1 << 16  # distinct cells of a column a stream (iter_csv) codes at most
 MISSING = "missing value"
 
 
@@ -331,7 +332,7 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
         dialect: delimiter, quoting and header of the file (default: CSV with a header).
         numbers: columns the caller reads only as numbers, parsed once here where a
             block's cells all parse (see ``iter_csv``).
-        narrow: hold such a column as float32 while every value is a float32 exactly
+        narrow: may hold such a column as float32 while every value is a float32 exactly
             (integers below 2**24, say): ``Table.numeric`` gives the same float64
             values, bit for bit, from half the memory. ``keep`` widens them back.
     """
@@ -426,9 +427,18 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
                          lines[start:stop], _codes=known)
 
         def coded(new: list[np.ndarray], blocks: dict) -> list[np.ndarray | None]:
-            """Each column's codes for the block (None: the block has none for it)."""
-            return [coders.setdefault(k, Codes()).block(blocks[k]) if k in blocks else None
-                    for k in range(len(new))]
+            """Each column's codes for the block (None: the block has none for it). A
+            stream stops coding a column whose vocabulary outgrows _STREAM_CODES, so that
+            its memory stays bounded over any length of input."""
+            out = []
+            for k in range(len(new)):
+                coder = coders.setdefault(k, Codes()) if k in blocks else None
+                if coder is None or (chunk_rows is not None
+                                     and len(coder.lookup) > _STREAM_CODES):
+                    out.append(None)
+                else:
+                    out.append(coder.block(blocks[k]))
+            return out
 
         try:
             first = next(parsed, None)  # runs plan(): the header is read and checked

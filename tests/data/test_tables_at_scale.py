@@ -327,3 +327,17 @@ def test_pyarrow_narrows_and_codes_as_the_own_reader(tmp_path, monkeypatch, deci
         got[off] = ({c: (t.cells[c].dtype, t.numeric(c).tobytes()) for c in ("x", "y")},
                     t.cells["city"].tolist())
     assert got[""] == got["1"]
+
+
+def test_a_stream_stops_coding_a_column_whose_vocabulary_outgrows_its_bound(tmp_path,
+                                                                            monkeypatch):
+    lines = [f"{i},c{i // 8},n,1\n" for i in range(2000)]  # 250 cities, eight rows each
+    path = write(tmp_path, lines)
+    monkeypatch.setattr(csvparse, "_BLOCK", 2048)
+    monkeypatch.setattr(table_module, "_STREAM_CODES", 100)
+    tables = list(table_module.iter_csv(path, 100, numbers=["x"]))
+    assert "city" in tables[0]._codes and "city" not in tables[-1]._codes
+    for t in tables:
+        assert_codes_mean_the_cells(t, "city")  # computed from the cells once it stopped
+    assert [c for t in tables for c in t.cells["city"].tolist()] == [f"c{i // 8}"
+                                                                     for i in range(2000)]
