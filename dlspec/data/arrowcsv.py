@@ -60,7 +60,9 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str], dialect: Dia
     header = 1 if dialect.header else 0
     n = lines - header
     float_type = np.float32 if narrow else np.float64  # see table.read_csv
-    cells = {c: np.empty(n, dtype=float_type if c in numbers else object) for c in columns}
+    # narrow: a text column is held as its codes only (see table.Cells)
+    cells = {c: np.empty(n, dtype=float_type if c in numbers else object) for c in columns
+             if c in numbers or not narrow}
     codes = {c: np.empty(n, dtype=np.int32) for c in columns if c not in numbers}
     coders = {c: Codes() for c in codes}
     at = 0
@@ -92,8 +94,10 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str], dialect: Dia
                         return None
                     cells[name] = narrowed(cells[name], at, values)
                 else:
-                    text, coded = _text(column)
-                    cells[name][at:at + size] = text
+                    coded = _coded(column)
+                    if name in cells:
+                        cells[name][at:at + size] = np.array(coded.words,
+                                                             dtype=object)[coded.index]
                     codes[name][at:at + size] = coders[name].block(coded)
             at += size
     except (pa.ArrowException, ValueError, OSError):
@@ -102,16 +106,19 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str], dialect: Dia
         pa.default_memory_pool().release_unused()  # the reader's own buffers, kept by the pool
     if at != n:
         return None
-    return (cells, np.arange(1 + header, n + 1 + header, dtype=np.int64),
-            {c: (codes[c], coders[c].values) for c in codes})
+    if narrow:  # as the own reader's narrow table (table._Filled.arrays)
+        codes = {c: v.astype(np.min_scalar_type(max(len(coders[c].lookup) - 1, 0)))
+                 for c, v in codes.items()}
+    lines = np.arange(1 + header, n + 1 + header,
+                      dtype=np.int32 if narrow and n + header < 2**31 else np.int64)
+    return cells, lines, {c: (codes[c], coders[c].values) for c in codes}
 
 
-def _text(column) -> tuple[np.ndarray, Coded]:
-    """A dictionary-encoded block as an object array of stripped str (one str object per
-    distinct value, shared by its cells) and as codes."""
-    words = [w.strip() for w in column.dictionary.to_pylist()] or [""]
-    index = column.indices.to_numpy(zero_copy_only=False)
-    return np.array(words, dtype=object)[index], Coded(index, words)
+def _coded(column) -> Coded:
+    """A dictionary-encoded block as codes into its stripped words (one str object per
+    distinct value, shared by the cells made from them)."""
+    words = [w.strip() for w in column.dictionary.to_pylist()]
+    return Coded(column.indices.to_numpy(zero_copy_only=False), words)
 
 
 def _lines(path: str) -> int | None:

@@ -21,7 +21,7 @@ import difflib
 import math
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import BinaryIO
@@ -37,20 +37,72 @@ _STREAM_CODES = 1 << 16  # distinct cells of a column a stream (iter_csv) codes 
 MISSING = "missing value"
 
 
+class Cells(Mapping):
+    """A table's columns by name: arrays, and (for a table read ``narrow``) category columns
+    held as their codes, whose object array of cells is made on first access and kept.
+    A training table's category columns are read through ``Table.codes`` only, so at 10M
+    rows each stays a byte per row instead of an 8-byte pointer per row."""
+
+    def __init__(self, arrays: dict[str, np.ndarray],
+                 coded: dict[str, tuple[np.ndarray, list[str]]] | None = None,
+                 order: Sequence[str] | None = None) -> None:
+        self._arrays, self._coded = dict(arrays), dict(coded or {})
+        names = [*self._arrays, *self._coded]
+        self._names = [n for n in order if n in names] if order is not None else names
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        cells = self._arrays.get(name)
+        if cells is None:
+            codes, values = self._coded[name]  # KeyError for a column it lacks
+            cells = self._arrays[name] = _cells_of(codes, values)
+            del self._coded[name]
+        return cells
+
+    def __contains__(self, name) -> bool:
+        return name in self._arrays or name in self._coded
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def select(self, names: Sequence[str]) -> Cells:
+        """These columns only (arrays shared, codes kept as codes)."""
+        return Cells({n: a for n, a in self._arrays.items() if n in names},
+                     {n: c for n, c in self._coded.items() if n in names}, self._names)
+
+    def take(self, rows: np.ndarray) -> Cells:
+        """The cells of ``rows`` (codes kept as codes)."""
+        return Cells({n: a[rows] for n, a in self._arrays.items()},
+                     {n: _compact(codes[rows], values)
+                      for n, (codes, values) in self._coded.items()}, self._names)
+
+    def coded(self, name: str) -> tuple[np.ndarray, list[str]] | None:
+        """A column still held as codes: ``(codes, values)``; else None."""
+        return self._coded.get(name)
+
+
+def _cells_of(codes: np.ndarray, values: list[str]) -> np.ndarray:
+    """The object array ``values[codes]``, one str object per value shared by its cells."""
+    return np.array(values, dtype=object)[codes]
+
+
 @dataclass
 class Table:
     """Raw cells of some rows of a file.
 
     ``cells`` maps each column to an array: for CSV an object array of
-    whitespace-stripped strings (``text`` is True); for other sources a typed
-    array (NaN is a missing number) or an object array of raw values (None is
-    missing). ``lines`` holds the 1-based file line where each row starts, or,
-    when ``by_row`` is True (NumPy and Parquet files), the 0-based row index.
+    whitespace-stripped strings (``text`` is True; a table read ``narrow`` may hold
+    numbers as float32 and categories as codes, see ``read_csv`` and ``Cells``); for
+    other sources a typed array (NaN is a missing number) or an object array of raw
+    values (None is missing). ``lines`` holds the 1-based file line where each row
+    starts, or, when ``by_row`` is True (NumPy and Parquet files), the 0-based row index.
     """
 
     source: str
     columns: list[str]
-    cells: dict[str, np.ndarray]
+    cells: Mapping[str, np.ndarray]
     lines: np.ndarray
     by_row: bool = False
     text: bool = True
@@ -62,8 +114,18 @@ class Table:
 
     def take(self, rows: np.ndarray) -> Table:
         """The table of ``rows`` only (their file lines kept, for messages)."""
-        return Table(self.source, self.columns, {c: v[rows] for c, v in self.cells.items()},
-                     self.lines[rows], self.by_row, self.text)
+        cells = self.cells.take(rows) if isinstance(self.cells, Cells) else \
+            {c: v[rows] for c, v in self.cells.items()}
+        return Table(self.source, self.columns, cells, self.lines[rows], self.by_row,
+                     self.text)
+
+    def select(self, columns: Sequence[str]) -> Table:
+        """The table of these columns only (its arrays and codes shared, not copied)."""
+        keep = [c for c in self.columns if c in columns]
+        cells = self.cells.select(keep) if isinstance(self.cells, Cells) else \
+            {c: self.cells[c] for c in keep}
+        return Table(self.source, keep, cells, self.lines, self.by_row, self.text, self.index,
+                     {c: v for c, v in self._codes.items() if c in keep})
 
     def keep(self, rows: np.ndarray) -> Table:
         """The table of ``rows`` only, still addressed by this table's row numbers through
@@ -84,6 +146,11 @@ class Table:
         A category column's rows are looked up once for the fit, every split and the
         target, not once per use. None for other columns (their cells go through
         ``strings``)."""
+        if column in self._codes:
+            return self._codes[column]
+        if isinstance(self.cells, Cells) and self.cells.coded(column) is not None:
+            self._codes[column] = self.cells.coded(column)
+            return self._codes[column]
         cells = self.cells.get(column)
         if cells is None or cells.dtype.kind != "O" or not self.text:
             return None
@@ -332,9 +399,12 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
         dialect: delimiter, quoting and header of the file (default: CSV with a header).
         numbers: columns the caller reads only as numbers, parsed once here where a
             block's cells all parse (see ``iter_csv``).
-        narrow: may hold such a column as float32 while every value is a float32 exactly
-            (integers below 2**24, say): ``Table.numeric`` gives the same float64
-            values, bit for bit, from half the memory. ``keep`` widens them back.
+        narrow: the compact form of a table a caller reads through ``numeric`` and
+            ``codes`` (a training table): a number column may be held as float32 while
+            every value is a float32 exactly (integers below 2**24, say), and
+            ``numeric`` gives the same float64 values, bit for bit, from half the memory
+            (``keep`` widens them back); a category column may be held as its codes, its
+            cells made on first access (``Cells``); the lines come as int32.
     """
     if max_rows is not None and max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows}")
@@ -345,7 +415,9 @@ def read_csv(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
                             dialect, narrow)
         if got is not None:
             cells, lines, codes = got
-            return Table(source, head.columns, cells, lines, _codes=codes)
+            return Table(source, head.columns, Cells(
+                cells, {c: v for c, v in codes.items() if c not in cells}, head.columns),
+                lines, _codes=codes)
     chunks = _chunks(source, None, columns, max_rows, numbers, dialect, narrow)
     try:
         return next(chunks)
@@ -455,11 +527,17 @@ def _chunks(source: str, raw: BinaryIO | None, columns: Sequence[str] | None,
             size = _file_size(raw)
             if size is not None:
                 whole = _Filled(len(kept), _rows_in(size, raw.tell(), len(first[0])),
-                                narrow)
+                                coders, narrow)
                 for lines, new, blocks in chain([first], parsed):
                     whole.add(lines, new, coded(new, blocks))
                 cols, lines, codes = whole.arrays()
-                yield table(cols, lines, 0, len(lines), dict(enumerate(codes)))
+                names = [n for _, n in kept]
+                known = {names[k]: (c, coders[k].values) for k, c in enumerate(codes)
+                         if c is not None}
+                yield Table(source, names, Cells(
+                    {n: c for n, c in zip(names, cols, strict=True) if c is not None},
+                    {n: known[n] for n, c in zip(names, cols, strict=True) if c is None},
+                    names), lines, _codes=known)
                 return
         count, yielded = 0, False
         for lines, new, blocks in chain([first] if first else [], parsed):
@@ -541,11 +619,15 @@ class _Filled:
     """A whole file's columns, each block copied into arrays sized once from the file's
     length (grown if the guess was short): no list of blocks joined at the end, which
     would hold the table twice and leave the blocks' memory behind in the heap. A text
-    column's codes are kept the same way while every block has them."""
+    column's codes are kept the same way while every block has them; ``narrow`` keeps
+    only the codes of such a column (its cells are made if a block comes without codes)
+    and float32 for numbers that are float32 exactly."""
 
-    def __init__(self, width: int, capacity: int, narrow: bool = False) -> None:
+    def __init__(self, width: int, capacity: int, coders: dict[int, Codes],
+                 narrow: bool = False) -> None:
         self.width, self.capacity, self.count, self.narrow = width, capacity, 0, narrow
-        self.cols: list[np.ndarray] = []
+        self.coders = coders
+        self.cols: list[np.ndarray | None] = []  # None: held as codes only
         self.codes: list[np.ndarray | None] = []
         self.lines = np.empty(capacity, dtype=np.int64)
 
@@ -553,38 +635,59 @@ class _Filled:
             codes: list[np.ndarray | None]) -> None:
         n, at = len(lines), self.count
         if not self.cols:
-            self.cols = [np.empty(self.capacity, dtype=np.float32 if self.narrow and
-                                  c.dtype == np.float64 else c.dtype) for c in new]
             self.codes = [None if c is None else np.empty(self.capacity, np.int32)
                           for c in codes]
+            self.cols = [None if self.narrow and code is not None else
+                         np.empty(self.capacity, dtype=np.float32 if self.narrow and
+                                  c.dtype == np.float64 else c.dtype)
+                         for c, code in zip(new, codes, strict=True)]
         if at + n > self.capacity:
             self.capacity = max(at + n, int(self.capacity * 1.5))
-            self.cols = [_grown(c, self.capacity, at) for c in self.cols]
+            self.cols = [None if c is None else _grown(c, self.capacity, at)
+                         for c in self.cols]
             self.codes = [None if c is None else _grown(c, self.capacity, at)
                           for c in self.codes]
             self.lines = _grown(self.lines, self.capacity, at)
         for k, c in enumerate(new):
+            if self.codes[k] is not None and codes[k] is None:
+                # a block without codes: the cells so far are made, the table codes them
+                if self.cols[k] is None:
+                    self.cols[k] = np.empty(self.capacity, dtype=object)
+                    self.cols[k][:at] = _cells_of(self.codes[k][:at], self.coders[k].values)
+                self.codes[k] = None
+            if self.codes[k] is not None:
+                self.codes[k][at:at + n] = codes[k]
+            if self.cols[k] is None:
+                continue
             if c.dtype == np.float64 and self.cols[k].dtype.kind == "f":
                 self.cols[k] = narrowed(self.cols[k], at, c)
             else:
                 if c.dtype != self.cols[k].dtype:  # text and number blocks: an object column
                     self.cols[k] = self.cols[k].astype(object)
                 self.cols[k][at:at + n] = c
-            if self.codes[k] is not None:
-                if codes[k] is None:  # a block without codes: the table computes them
-                    self.codes[k] = None
-                else:
-                    self.codes[k][at:at + n] = codes[k]
         self.lines[at:at + n] = lines
         self.count = at + n
 
-    def arrays(self) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
+    def arrays(self) -> tuple[list[np.ndarray | None], np.ndarray, list[np.ndarray | None]]:
+        """``(columns (None: held as codes), lines, codes)``, trimmed to the rows read.
+        ``narrow``: the lines as int32 (below 2**31) and the codes in the smallest integer
+        type that holds them."""
         n = self.count
-        if self.capacity - n > n // 8:  # a guess well over: copy to size
-            return ([c[:n].copy() for c in self.cols], self.lines[:n].copy(),
-                    [None if c is None else c[:n].copy() for c in self.codes])
-        return [c[:n] for c in self.cols], self.lines[:n], [None if c is None else c[:n]
-                                                              for c in self.codes]
+        trim = self.capacity - n > n // 8  # a guess well over: copy to size
+
+        def fit(a: np.ndarray | None, dtype=None) -> np.ndarray | None:
+            if a is None:
+                return None
+            if dtype is not None and dtype != a.dtype:
+                return a[:n].astype(dtype)
+            return a[:n].copy() if trim else a[:n]
+
+        last = int(self.lines[n - 1]) if n else 0
+        lines = fit(self.lines, np.int32 if self.narrow and last < 2**31 else None)
+        codes = [fit(c, np.min_scalar_type(max(len(self.coders[k].lookup) - 1, 0))
+                     if self.narrow and c is not None else None)
+                 for k, c in enumerate(self.codes)]
+        return [fit(c) for c in self.cols], lines, codes
 
 
 def _grown(a: np.ndarray, capacity: int, used: int) -> np.ndarray:

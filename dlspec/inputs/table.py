@@ -15,7 +15,7 @@ import numpy as np
 
 from dlspec.data.preprocess import Preprocessor, encoded_columns, steps_for
 from dlspec.data.split import split_indices
-from dlspec.data.table import Table, read_csv
+from dlspec.data.table import read_csv
 from dlspec.errors import Diagnostics, SpecError
 from dlspec.fsio import file_sha256
 from dlspec.inputs.base import (
@@ -62,10 +62,7 @@ def load_table(spec: Spec) -> Dataset:
     target, y = encode_target(table, spec.data.target, spec.train.target_loss, ("data", "target"),
                               spec.locate)
     if spec.data.target not in features:  # encoded: its cells are not needed any more
-        table = Table(table.source, [c for c in table.columns if c != spec.data.target],
-                      {c: v for c, v in table.cells.items() if c != spec.data.target},
-                      table.lines, _codes={c: v for c, v in table._codes.items()
-                                           if c != spec.data.target})
+        table = table.select([c for c in table.columns if c != spec.data.target])
     s = spec.data.split
     stratify = y if (s.stratify and TASKS[target.task].classifier) else None
     train, val, test = split_indices(len(table), test=s.test, validation=s.validation,

@@ -341,3 +341,30 @@ def test_a_stream_stops_coding_a_column_whose_vocabulary_outgrows_its_bound(tmp_
         assert_codes_mean_the_cells(t, "city")  # computed from the cells once it stopped
     assert [c for t in tables for c in t.cells["city"].tolist()] == [f"c{i // 8}"
                                                                      for i in range(2000)]
+
+
+@pytest.mark.parametrize("quoted_at", [None, 0, 150, 399])
+def test_a_narrow_table_holds_categories_as_codes_and_makes_their_cells_on_access(
+        tmp_path, monkeypatch, quoted_at):
+    lines = [r.replace("Zürich", "Bern") for r in rows(400)]
+    if quoted_at is not None:  # from its block on, the csv module reads: cells, no codes
+        lines[quoted_at] = lines[quoted_at].replace(",n", ',"n, q"')
+    path = write(tmp_path, lines)
+    monkeypatch.setattr(csvparse, "_BLOCK", 2048)
+    wide = read_csv(path, numbers=["x"])
+    narrow = read_csv(path, numbers=["x"], narrow=True)
+    assert narrow.lines.dtype == np.int32 and narrow.lines.tolist() == wide.lines.tolist()
+    if quoted_at is None:
+        assert narrow.cells.coded("city") is not None  # no object array made yet
+        assert narrow.codes("city")[0].dtype == np.uint8
+    else:
+        assert narrow.cells.coded("city") is None  # made when a block came without codes
+    picked = np.array([399, 0, 150, 7])
+    for column in ("city", "note", "y"):
+        assert narrow.cells[column].tolist() == wide.cells[column].tolist()
+        assert narrow.take(picked).cells[column].tolist() == wide.cells[column][picked].tolist()
+    assert list(narrow.cells) == narrow.columns == wide.columns
+    other = read_csv(path, numbers=["x"], narrow=True).select(["x", "city"])
+    assert list(other.cells) == other.columns == ["x", "city"]
+    assert other.keep(picked).cells["city"].tolist() == wide.cells["city"][np.sort(picked)
+                                                                           ].tolist()
