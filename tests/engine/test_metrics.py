@@ -207,3 +207,14 @@ def test_module_does_not_import_sklearn() -> None:
     code = "import sys, dlspec.engine.metrics; assert 'sklearn' not in sys.modules"
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 7, 1000])
+def test_auc_with_tied_scores_equals_sklearn(levels: int) -> None:
+    # ties share their mean rank: the rank sum is taken per group of equal scores
+    rng = np.random.default_rng(levels)
+    y = (rng.random(5000) < 0.3).astype(np.int64)
+    score = (rng.integers(0, levels, 5000) / levels + 0.1 * y * (levels > 1)).astype(np.float32)
+    p = np.stack([1 - score, score], axis=1)
+    got = compute(["auc"], "binary", y, p)["auc"]
+    assert got == pytest.approx(skm.roc_auc_score(y, score), abs=1e-12)
