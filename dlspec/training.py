@@ -161,11 +161,13 @@ def train(spec: Spec | str | Path | None = None, overrides: Sequence[str] = (), 
         check(spec, workers)
     target = Path(run_dir) if run_dir is not None else \
         Path(runs_root) / spec.name / new_run_id()
-    check_run_dir(target)  # before training, not after
+    other = _other_rank(spec)  # under an external torchrun: rank 0 alone writes the run
+    if not other:  # (another rank would find rank 0's first files there)
+        check_run_dir(target)  # before training, not after
     ds = load_dataset(spec)
     _check_lock(spec, ds)
     compiled, net = compile_network(spec, ds, max_memory)
-    if _other_rank(spec):   # under an external torchrun: rank 0 alone writes the run
+    if other:
         from dlspec.torchengine.run import train_torch
 
         init = None if compiled.init is None else _load_init(compiled.init)

@@ -133,3 +133,20 @@ def test_two_workers_follow_one_on_token_ids(tmp_path, torch, sms_tsv):
     for k in a:
         np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-5, err_msg=k)
     assert two.metrics["steps"] == one.metrics["steps"] and two.metrics["export_parity"]
+
+
+def test_another_rank_of_an_external_launch_ignores_rank_0s_run_directory(tmp_path,
+                                                                           monkeypatch):
+    # under torchrun, rank 0 may have written its first files before rank 1 starts: rank 1
+    # writes nothing, so it must not refuse the folder (it did, 1 run in 3 on two cores)
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "run.json").write_text("{}")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    trained = []
+    monkeypatch.setattr("dlspec.torchengine.run.train_torch",
+                        lambda *a, **k: trained.append(a[0].name))
+    pytest.importorskip("torch", reason="the torch engine needs torch (the torch extra)")
+    assert dlspec.train(BC, [*SMALL, "train.engine=torch"], run_dir=target) is None
+    assert trained and [p.name for p in target.iterdir()] == ["run.json"]
