@@ -107,8 +107,7 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str], dialect: Dia
     if at != n:
         return None
     if narrow:  # as the own reader's narrow table (table._Filled.arrays)
-        codes = {c: v.astype(np.min_scalar_type(max(len(coders[c].lookup) - 1, 0)))
-                 for c, v in codes.items()}
+        codes = {c: coders[c].smallest(v) for c, v in codes.items()}
     lines = np.arange(1 + header, n + 1 + header,
                       dtype=np.int32 if narrow and n + header < 2**31 else np.int64)
     return cells, lines, {c: (codes[c], coders[c].values) for c in codes}

@@ -109,6 +109,11 @@ class Codes:
         """The distinct cells: ``values[code]``."""
         return list(self.lookup)
 
+    def smallest(self, codes: np.ndarray) -> np.ndarray:
+        """``codes`` in the smallest integer type that holds this vocabulary's (uint8 for up
+        to 256 values)."""
+        return codes.astype(np.min_scalar_type(max(len(self.lookup) - 1, 0)))
+
 
 def narrowed(column: np.ndarray, at: int, values: np.ndarray) -> np.ndarray:
     """``column`` (float32 or float64) with the float64 ``values`` put at ``at``: a float32

@@ -675,17 +675,13 @@ class _Filled:
         n = self.count
         trim = self.capacity - n > n // 8  # a guess well over: copy to size
 
-        def fit(a: np.ndarray | None, dtype=None) -> np.ndarray | None:
-            if a is None:
-                return None
-            if dtype is not None and dtype != a.dtype:
-                return a[:n].astype(dtype)
-            return a[:n].copy() if trim else a[:n]
+        def fit(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[:n].copy() if trim else a[:n]
 
         last = int(self.lines[n - 1]) if n else 0
-        lines = fit(self.lines, np.int32 if self.narrow and last < 2**31 else None)
-        codes = [fit(c, np.min_scalar_type(max(len(self.coders[k].lookup) - 1, 0))
-                     if self.narrow and c is not None else None)
+        lines = self.lines[:n].astype(np.int32) if self.narrow and last < 2**31 else \
+            fit(self.lines)
+        codes = [self.coders[k].smallest(c[:n]) if self.narrow and c is not None else fit(c)
                  for k, c in enumerate(self.codes)]
         return [fit(c) for c in self.cols], lines, codes
 
