@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dlspec.data.csvparse import Coded, Codes, Dialect, narrowed
+from dlspec.data.csvparse import Coded, Codes, Dialect, cells_of, narrowed
 
 MIN_BYTES = 8 << 20  # smaller files: the own reader is as fast as importing pyarrow
 _SCAN = 8 << 20  # bytes read at a time by the checking pass
@@ -96,8 +96,7 @@ def read(path: str, columns: Sequence[str], numbers: Sequence[str], dialect: Dia
                 else:
                     coded = _coded(column)
                     if name in cells:
-                        cells[name][at:at + size] = np.array(coded.words,
-                                                             dtype=object)[coded.index]
+                        cells[name][at:at + size] = cells_of(coded.index, coded.words)
                     codes[name][at:at + size] = coders[name].block(coded)
             at += size
     except (pa.ArrowException, ValueError, OSError):

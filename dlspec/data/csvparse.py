@@ -90,6 +90,11 @@ class Coded(NamedTuple):
     words: list[str]
 
 
+def cells_of(codes: np.ndarray, words: list[str]) -> np.ndarray:
+    """The object array ``words[codes]``, one str object per word shared by its cells."""
+    return np.array(words, dtype=object)[codes]
+
+
 class Codes:
     """The codes of one text column over many blocks: each block's own codes mapped onto
     one vocabulary, a dict lookup per distinct word of a block, not per row."""

@@ -29,7 +29,15 @@ from typing import BinaryIO
 import numpy as np
 
 from dlspec.data import arrowcsv
-from dlspec.data.csvparse import CSV, Codes, Dialect, narrowed, parse, unreadable
+from dlspec.data.csvparse import (
+    CSV,
+    Codes,
+    Dialect,
+    cells_of,
+    narrowed,
+    parse,
+    unreadable,
+)
 from dlspec.errors import DataError, Location
 
 _HEADER_SHOWN = 20  # header names listed in a missing-column message
@@ -54,7 +62,7 @@ class Cells(Mapping):
         cells = self._arrays.get(name)
         if cells is None:
             codes, values = self._coded[name]  # KeyError for a column it lacks
-            cells = self._arrays[name] = _cells_of(codes, values)
+            cells = self._arrays[name] = cells_of(codes, values)
             del self._coded[name]
         return cells
 
@@ -81,11 +89,6 @@ class Cells(Mapping):
     def coded(self, name: str) -> tuple[np.ndarray, list[str]] | None:
         """A column still held as codes: ``(codes, values)``; else None."""
         return self._coded.get(name)
-
-
-def _cells_of(codes: np.ndarray, values: list[str]) -> np.ndarray:
-    """The object array ``values[codes]``, one str object per value shared by its cells."""
-    return np.array(values, dtype=object)[codes]
 
 
 @dataclass
@@ -154,15 +157,14 @@ class Table:
         cells = self.cells.get(column)
         if cells is None or cells.dtype.kind != "O" or not self.text:
             return None
-        if column not in self._codes:
-            as_list = cells.tolist()
-            values = list(dict.fromkeys(as_list))
-            if not all(type(v) is str for v in values):  # noqa: E721 - a float64 block mixed in
-                return None
-            lookup = {v: i for i, v in enumerate(values)}
-            codes = np.fromiter(map(lookup.__getitem__, as_list), dtype=np.int32,
-                                count=len(as_list))
-            self._codes[column] = (codes, values)
+        as_list = cells.tolist()
+        values = list(dict.fromkeys(as_list))
+        if not all(type(v) is str for v in values):  # noqa: E721 - a float64 block mixed in
+            return None
+        lookup = {v: i for i, v in enumerate(values)}
+        codes = np.fromiter(map(lookup.__getitem__, as_list), dtype=np.int32,
+                            count=len(as_list))
+        self._codes[column] = (codes, values)
         return self._codes[column]
 
     def positions(self, rows: np.ndarray) -> np.ndarray:
@@ -653,7 +655,7 @@ class _Filled:
                 # a block without codes: the cells so far are made, the table codes them
                 if self.cols[k] is None:
                     self.cols[k] = np.empty(self.capacity, dtype=object)
-                    self.cols[k][:at] = _cells_of(self.codes[k][:at], self.coders[k].values)
+                    self.cols[k][:at] = cells_of(self.codes[k][:at], self.coders[k].values)
                 self.codes[k] = None
             if self.codes[k] is not None:
                 self.codes[k][at:at + n] = codes[k]
